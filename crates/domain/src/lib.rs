@@ -1,0 +1,14 @@
+//! Renkei's domain model. Pure data and rules, no I/O.
+//!
+//! - [`ids`]: validated newtypes for facility ids, AE titles and UIDs.
+//! - [`model`]: facilities, DICOM nodes, and the index record extracted from each stored instance.
+//! - [`query`]: query levels, the attributes Renkei indexes, and PS3.4 C.2 matching semantics.
+//! - [`error`]: the transport-neutral error kind every protocol maps in its own way.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod query;
+
+pub use error::ErrorKind;
+pub use ids::{AeTitle, FacilityId, IdError, Uid};

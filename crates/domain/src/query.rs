@@ -51,7 +51,7 @@ pub enum MatchKind {
     Time,
     /// UI: single value or a backslash-separated list.
     Uid,
-    /// Derived by the archive (counts, modalities in study, availability).
+    /// Derived by the archive (counts, availability); not matchable.
     Computed,
 }
 
@@ -100,7 +100,7 @@ attributes! {
     StudyDate = (0x0008, 0x0020, Study, Date, "StudyDate"),
     StudyTime = (0x0008, 0x0030, Study, Time, "StudyTime"),
     AccessionNumber = (0x0008, 0x0050, Study, Text, "AccessionNumber"),
-    ModalitiesInStudy = (0x0008, 0x0061, Study, Computed, "ModalitiesInStudy"),
+    ModalitiesInStudy = (0x0008, 0x0061, Study, Text, "ModalitiesInStudy"),
     ReferringPhysicianName = (0x0008, 0x0090, Study, PersonName, "ReferringPhysicianName"),
     StudyDescription = (0x0008, 0x1030, Study, Text, "StudyDescription"),
     StudyId = (0x0020, 0x0010, Study, Text, "StudyID"),

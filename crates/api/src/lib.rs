@@ -1,0 +1,1 @@
+//! HTTP: health now, DICOMweb and the console later.

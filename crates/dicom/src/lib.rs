@@ -1,0 +1,20 @@
+//! DICOM data handling that Renkei owns, on raw bytes.
+//!
+//! - [`syntax`]: what a transfer syntax UID means for parsing (VR explicitness, byte order, deflate).
+//! - [`walk`]: a structural walker that validates a whole dataset without loading its values,
+//!   capturing the top-level elements asked for. It is how ingest rejects truncated or garbled
+//!   data, and how identifiers are read.
+//! - [`write`]: encodes elements, for identifiers, command sets and generated test data.
+//! - [`extract`]: the index record of a received instance.
+//! - [`text`]: decoding of text values (the full Japanese character-set layer comes later).
+//! - [`tags`]: the tags Renkei reads by number.
+
+pub mod extract;
+pub mod syntax;
+pub mod tags;
+pub mod text;
+pub mod walk;
+pub mod write;
+
+pub use syntax::Syntax;
+pub use walk::{Element, WalkError};

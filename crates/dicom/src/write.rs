@@ -1,0 +1,130 @@
+//! Encoding of dataset elements: for identifiers, command sets and generated test data.
+
+use crate::syntax::Syntax;
+use crate::tags::{ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION};
+
+const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+
+/// Appends encoded elements to a buffer in a given (non-deflated) syntax.
+pub struct DatasetWriter {
+    syntax: Syntax,
+    out: Vec<u8>,
+}
+
+impl DatasetWriter {
+    pub fn new(syntax: Syntax) -> Self {
+        Self { syntax, out: Vec::new() }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
+    fn u16(&mut self, v: u16) {
+        let bytes = if self.syntax.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        self.out.extend_from_slice(&bytes);
+    }
+
+    fn u32(&mut self, v: u32) {
+        let bytes = if self.syntax.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        self.out.extend_from_slice(&bytes);
+    }
+
+    fn header(&mut self, tag: u32, vr: [u8; 2], length: u32) {
+        self.u16((tag >> 16) as u16);
+        self.u16(tag as u16);
+        if self.syntax.explicit_vr {
+            self.out.extend_from_slice(&vr);
+            if matches!(&vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV") {
+                self.out.extend_from_slice(&[0, 0]);
+                self.u32(length);
+            } else {
+                self.u16(length as u16);
+            }
+        } else {
+            self.u32(length);
+        }
+    }
+
+    /// Writes one element, padding the value to even length as its VR requires.
+    pub fn element(&mut self, tag: u32, vr: [u8; 2], value: &[u8]) -> &mut Self {
+        let padded = value.len() + value.len() % 2;
+        self.header(tag, vr, padded as u32);
+        self.out.extend_from_slice(value);
+        if value.len() % 2 == 1 {
+            let pad = if matches!(&vr, b"UI" | b"OB" | b"UN") { 0 } else { b' ' };
+            self.out.push(pad);
+        }
+        self
+    }
+
+    /// Writes a text element.
+    pub fn text(&mut self, tag: u32, vr: [u8; 2], value: &str) -> &mut Self {
+        self.element(tag, vr, value.as_bytes())
+    }
+
+    /// Writes an unsigned short (US) element.
+    pub fn u16_element(&mut self, tag: u32, value: u16) -> &mut Self {
+        let bytes = if self.syntax.big_endian { value.to_be_bytes() } else { value.to_le_bytes() };
+        self.element(tag, *b"US", &bytes)
+    }
+
+    /// Opens an undefined-length sequence; close it with [`end_sequence`](Self::end_sequence).
+    pub fn begin_sequence(&mut self, tag: u32) -> &mut Self {
+        self.header(tag, *b"SQ", UNDEFINED_LENGTH);
+        self
+    }
+
+    /// Opens an undefined-length item; close it with [`end_item`](Self::end_item).
+    pub fn begin_item(&mut self) -> &mut Self {
+        self.u16((ITEM >> 16) as u16);
+        self.u16(ITEM as u16);
+        self.u32(UNDEFINED_LENGTH);
+        self
+    }
+
+    pub fn end_item(&mut self) -> &mut Self {
+        self.u16((ITEM_DELIMITATION >> 16) as u16);
+        self.u16(ITEM_DELIMITATION as u16);
+        self.u32(0);
+        self
+    }
+
+    pub fn end_sequence(&mut self) -> &mut Self {
+        self.u16((SEQUENCE_DELIMITATION >> 16) as u16);
+        self.u16(SEQUENCE_DELIMITATION as u16);
+        self.u32(0);
+        self
+    }
+
+    /// Writes encapsulated pixel data: an empty basic offset table, then one fragment per frame.
+    pub fn encapsulated_pixel_data(&mut self, frames: &[&[u8]]) -> &mut Self {
+        self.header(crate::tags::PIXEL_DATA, *b"OB", UNDEFINED_LENGTH);
+        self.u16((ITEM >> 16) as u16);
+        self.u16(ITEM as u16);
+        self.u32(0);
+        for frame in frames {
+            let padded = frame.len() + frame.len() % 2;
+            self.u16((ITEM >> 16) as u16);
+            self.u16(ITEM as u16);
+            self.u32(padded as u32);
+            self.out.extend_from_slice(frame);
+            if frame.len() % 2 == 1 {
+                self.out.push(0);
+            }
+        }
+        self.end_sequence()
+    }
+
+    /// Appends already-encoded bytes (for example a large value written by the caller).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(bytes);
+        self
+    }
+
+    /// Writes only the header of an element whose value the caller appends itself.
+    pub fn element_header(&mut self, tag: u32, vr: [u8; 2], length: u32) -> &mut Self {
+        self.header(tag, vr, length);
+        self
+    }
+}

@@ -1,0 +1,273 @@
+//! The service layer: every read or write of patient data goes through [`Archive`], which
+//! scopes it to one facility.
+//!
+//! - [`Archive::begin_ingest`] → [`Ingest`]: the ingest pipeline. Bytes stream to a blob as
+//!   they arrive; on finish the blob is synced, validated and indexed in one walk off the
+//!   runtime, committed under its content address, and its index record group-committed.
+//!   Success is returned only when both are durable.
+//! - `commit`: the group committer that batches index writes from concurrent ingests.
+//! - `import`: reading Part-10 files for bulk import.
+//! - [`ServiceError`]: the transport-neutral error each protocol maps.
+
+mod commit;
+mod import;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use renkei_blob::{BlobError, BlobStore, BlobWriter};
+use renkei_dicom::extract::{MAX_INDEXED_VALUE, extract, is_index_tag};
+use renkei_dicom::walk::walk_file;
+use renkei_dicom::{Syntax, WalkError};
+use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
+use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
+use renkei_store::{FacilityStore, InstanceStore, StoreError};
+
+pub use import::{ImportOutcome, read_part10_header};
+
+/// A failure with the kind each protocol maps and a message that is safe to show a client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ServiceError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Invalid, message: message.into() }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::NotFound, message: message.into() }
+    }
+
+    pub fn out_of_resources() -> Self {
+        Self { kind: ErrorKind::OutOfResources, message: "storage is full".into() }
+    }
+
+    /// An internal failure: the detail goes to the log, the client gets a generic message.
+    fn internal(context: &'static str, error: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %error_chain(error), "{context}");
+        Self { kind: ErrorKind::Unavailable, message: format!("{context}; see server log") }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Full => Self::out_of_resources(),
+            StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            StoreError::Conflict(what) => Self { kind: ErrorKind::Conflict, message: what },
+            StoreError::Unavailable(_) => Self::internal("index unavailable", &error),
+        }
+    }
+}
+
+impl From<BlobError> for ServiceError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::Full => Self::out_of_resources(),
+            BlobError::NotFound(hash) => {
+                tracing::error!(blob = %hash, "indexed blob is missing");
+                Self { kind: ErrorKind::Unavailable, message: "stored object is missing; see server log".into() }
+            }
+            BlobError::Io(_) => Self::internal("blob storage failed", &error),
+        }
+    }
+}
+
+/// The archive: index, blobs and the group committer, shared by every protocol.
+pub struct Archive {
+    facilities: Arc<dyn FacilityStore>,
+    instances: Arc<dyn InstanceStore>,
+    blobs: Arc<BlobStore>,
+    committer: commit::Committer,
+}
+
+/// What an ingest must agree with: the SOP class and instance announced by the protocol
+/// (the C-STORE command, a STOW part), if any.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    pub sop_class_uid: Option<Uid>,
+    pub sop_instance_uid: Option<Uid>,
+}
+
+/// The result of a successful ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    pub sop_class_uid: Uid,
+    pub sop_instance_uid: Uid,
+    pub outcome: StoreOutcome,
+}
+
+impl Archive {
+    /// Builds the archive and starts its group committer; it must be created inside a Tokio runtime.
+    pub fn new(facilities: Arc<dyn FacilityStore>, instances: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>) -> Self {
+        let committer = commit::Committer::start(instances.clone());
+        Self { facilities, instances, blobs, committer }
+    }
+
+    /// Opens a blob store under `data_dir`, cleaning temporaries older than an hour.
+    pub fn open_blobs(data_dir: &Path) -> Result<Arc<BlobStore>, ServiceError> {
+        let blobs = BlobStore::open(data_dir)?;
+        let removed = blobs.clean_stale_temporaries(std::time::Duration::from_secs(3600))?;
+        if removed > 0 {
+            tracing::info!(removed, "removed stale temporary blobs");
+        }
+        Ok(Arc::new(blobs))
+    }
+
+    /// Stops accepting index writes and waits for queued ones to commit.
+    pub async fn shutdown(&self) {
+        self.committer.shutdown().await;
+    }
+
+    pub async fn add_facility(&self, facility: &Facility) -> Result<(), ServiceError> {
+        Ok(self.facilities.add_facility(facility).await?)
+    }
+
+    pub async fn facilities(&self) -> Result<Vec<Facility>, ServiceError> {
+        Ok(self.facilities.facilities().await?)
+    }
+
+    pub async fn facility_of_ae(&self, ae_title: &AeTitle) -> Result<Option<FacilityId>, ServiceError> {
+        Ok(self.facilities.facility_of_ae(ae_title).await?)
+    }
+
+    pub async fn put_node(&self, node: &Node) -> Result<(), ServiceError> {
+        Ok(self.facilities.put_node(node).await?)
+    }
+
+    pub async fn node(&self, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, ServiceError> {
+        Ok(self.facilities.node(facility, ae_title).await?)
+    }
+
+    pub async fn stats(&self) -> Result<Vec<FacilityStats>, ServiceError> {
+        Ok(self.instances.stats().await?)
+    }
+
+    /// Starts receiving one object for `facility`, encoded in `transfer_syntax`.
+    pub async fn begin_ingest(&self, facility: FacilityId, transfer_syntax: Uid) -> Result<Ingest<'_>, ServiceError> {
+        let syntax = Syntax::from_uid(transfer_syntax.as_str())
+            .ok_or_else(|| ServiceError::invalid("transfer syntax is not a standard one"))?;
+        let writer = self.blobs.create().await?;
+        Ok(Ingest { archive: self, facility, transfer_syntax, syntax, writer })
+    }
+
+    /// Entities of `facility` matching the query.
+    pub async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, ServiceError> {
+        Ok(self.instances.find(facility, query).await?)
+    }
+
+    /// The instances of `facility` under the query's matches.
+    pub async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, ServiceError> {
+        Ok(self.instances.retrieve(facility, query).await?)
+    }
+
+    /// Opens the stored bytes of an instance (its dataset, as received).
+    pub async fn open_instance(&self, instance: &StoredInstance) -> Result<tokio::fs::File, ServiceError> {
+        Ok(self.blobs.open_blob(&instance.blob).await?)
+    }
+}
+
+/// One object being received. Feed it with [`write`](Self::write), then [`finish`](Self::finish)
+/// or [`abort`](Self::abort).
+pub struct Ingest<'a> {
+    archive: &'a Archive,
+    facility: FacilityId,
+    transfer_syntax: Uid,
+    syntax: Syntax,
+    writer: BlobWriter,
+}
+
+impl Ingest<'_> {
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), ServiceError> {
+        Ok(self.writer.write(chunk).await?)
+    }
+
+    /// Abandons the object: nothing of it is kept.
+    pub async fn abort(self) {
+        self.writer.abort().await;
+    }
+
+    /// Validates, stores and indexes the object. Returns only when it is durable.
+    pub async fn finish(self, expected: &Expected) -> Result<Ingested, ServiceError> {
+        let Ingest { archive, facility, transfer_syntax, syntax, writer } = self;
+        let pending = writer.finish().await?;
+        let path = pending.path().to_path_buf();
+        let walked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            Ok::<_, std::io::Error>(walk_file(file, syntax, &is_index_tag, MAX_INDEXED_VALUE))
+        })
+        .await
+        .map_err(|e| ServiceError::internal("validation task failed", &e));
+        let elements = match walked {
+            Ok(Ok(Ok(elements))) => elements,
+            Ok(Ok(Err(WalkError::Io(error)))) | Ok(Err(error)) => {
+                pending.discard().await;
+                return Err(ServiceError::from(BlobError::from(error)));
+            }
+            Ok(Ok(Err(invalid))) => {
+                pending.discard().await;
+                return Err(ServiceError::invalid(invalid.to_string()));
+            }
+            Err(error) => {
+                pending.discard().await;
+                return Err(error);
+            }
+        };
+        let extracted = match extract(&elements) {
+            Ok(extracted) => extracted,
+            Err(missing) => {
+                pending.discard().await;
+                return Err(ServiceError::invalid(missing.to_string()));
+            }
+        };
+        if let Some(mismatch) = mismatch(expected, &extracted.sop_class_uid, &extracted.sop_instance_uid) {
+            pending.discard().await;
+            return Err(ServiceError::invalid(mismatch));
+        }
+        let size = pending.size;
+        let blob = archive.blobs.commit(pending).await?;
+        let record = NewInstance {
+            facility,
+            study_uid: extracted.study_uid,
+            series_uid: extracted.series_uid,
+            sop_instance_uid: extracted.sop_instance_uid.clone(),
+            sop_class_uid: extracted.sop_class_uid.clone(),
+            transfer_syntax_uid: transfer_syntax,
+            blob,
+            size,
+            attributes: extracted.attributes,
+        };
+        let outcome = archive.committer.commit(record).await?;
+        Ok(Ingested { sop_class_uid: extracted.sop_class_uid, sop_instance_uid: extracted.sop_instance_uid, outcome })
+    }
+}
+
+fn mismatch(expected: &Expected, sop_class: &Uid, sop_instance: &Uid) -> Option<String> {
+    if let Some(want) = &expected.sop_instance_uid {
+        if want != sop_instance {
+            return Some(format!("SOP Instance UID in dataset ({sop_instance}) differs from the request ({want})"));
+        }
+    }
+    if let Some(want) = &expected.sop_class_uid {
+        if want != sop_class {
+            return Some(format!("SOP Class UID in dataset ({sop_class}) differs from the request ({want})"));
+        }
+    }
+    None
+}

@@ -1,0 +1,290 @@
+//! Builds the SELECT statements of queries and retrievals.
+//!
+//! SQL text is assembled only from the static fragments in this file; every value that comes
+//! from a request is a bind parameter. The unit tests pin the generated SQL.
+
+use renkei_domain::query::{Attribute, MatchKind, Matcher, Query, QueryLevel};
+use renkei_store::like_pattern;
+
+/// A statement and the values to bind to its `?` placeholders, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Statement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// How a selected column is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColumnType {
+    Text,
+    Count,
+}
+
+/// Where an indexed attribute lives: its raw column and the column it is matched on.
+struct Column {
+    raw: &'static str,
+    key: &'static str,
+}
+
+fn column(attribute: Attribute) -> Option<Column> {
+    use Attribute::*;
+    let (raw, key) = match attribute {
+        PatientName => ("p.name", "p.name_key"),
+        PatientId => ("p.patient_id", "p.patient_id"),
+        IssuerOfPatientId => ("p.issuer", "p.issuer"),
+        PatientBirthDate => ("p.birth_date", "p.birth_date_key"),
+        PatientSex => ("p.sex", "p.sex"),
+        StudyInstanceUid => ("s.study_uid", "s.study_uid"),
+        StudyDate => ("s.study_date", "s.study_date_key"),
+        StudyTime => ("s.study_time", "s.study_time_key"),
+        AccessionNumber => ("s.accession", "s.accession"),
+        ReferringPhysicianName => ("s.referring", "s.referring_key"),
+        StudyDescription => ("s.description", "s.description"),
+        StudyId => ("s.study_id", "s.study_id"),
+        SeriesInstanceUid => ("se.series_uid", "se.series_uid"),
+        SeriesDate => ("se.series_date", "se.series_date_key"),
+        SeriesTime => ("se.series_time", "se.series_time_key"),
+        Modality => ("se.modality", "se.modality"),
+        SeriesDescription => ("se.description", "se.description"),
+        BodyPartExamined => ("se.body_part", "se.body_part"),
+        SeriesNumber => ("se.series_number", "se.series_number"),
+        SopClassUid => ("i.sop_class_uid", "i.sop_class_uid"),
+        SopInstanceUid => ("i.sop_instance_uid", "i.sop_instance_uid"),
+        InstanceNumber => ("i.instance_number", "i.instance_number"),
+        NumberOfPatientRelatedStudies
+        | NumberOfPatientRelatedSeries
+        | NumberOfPatientRelatedInstances
+        | ModalitiesInStudy
+        | NumberOfStudyRelatedSeries
+        | NumberOfStudyRelatedInstances
+        | NumberOfSeriesRelatedInstances
+        | InstanceAvailability => return None,
+    };
+    Some(Column { raw, key })
+}
+
+/// Attributes derived at query time, for entities of their own level.
+fn computed(attribute: Attribute) -> Option<&'static str> {
+    use Attribute::*;
+    Some(match attribute {
+        NumberOfPatientRelatedStudies => "(SELECT COUNT(*) FROM study x WHERE x.patient_pk = p.pk)",
+        NumberOfPatientRelatedSeries => {
+            "(SELECT COUNT(*) FROM series x JOIN study y ON y.pk = x.study_pk WHERE y.patient_pk = p.pk)"
+        }
+        NumberOfPatientRelatedInstances => {
+            "(SELECT COUNT(*) FROM instance x JOIN series y ON y.pk = x.series_pk \
+             JOIN study z ON z.pk = y.study_pk WHERE z.patient_pk = p.pk)"
+        }
+        ModalitiesInStudy => {
+            "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT x.modality AS m FROM series x \
+             WHERE x.study_pk = s.pk AND x.modality IS NOT NULL AND x.modality <> '' ORDER BY m))"
+        }
+        NumberOfStudyRelatedSeries => "(SELECT COUNT(*) FROM series x WHERE x.study_pk = s.pk)",
+        NumberOfStudyRelatedInstances => {
+            "(SELECT COUNT(*) FROM instance x JOIN series y ON y.pk = x.series_pk WHERE y.study_pk = s.pk)"
+        }
+        NumberOfSeriesRelatedInstances => "(SELECT COUNT(*) FROM instance x WHERE x.series_pk = se.pk)",
+        InstanceAvailability => "'ONLINE'",
+        _ => return None,
+    })
+}
+
+fn from_clause(level: QueryLevel) -> &'static str {
+    match level {
+        QueryLevel::Patient => "FROM patient p",
+        QueryLevel::Study => "FROM study s JOIN patient p ON p.pk = s.patient_pk",
+        QueryLevel::Series => {
+            "FROM series se JOIN study s ON s.pk = se.study_pk JOIN patient p ON p.pk = s.patient_pk"
+        }
+        QueryLevel::Image => {
+            "FROM instance i JOIN series se ON se.pk = i.series_pk \
+             JOIN study s ON s.pk = se.study_pk JOIN patient p ON p.pk = s.patient_pk"
+        }
+    }
+}
+
+fn main_alias(level: QueryLevel) -> &'static str {
+    match level {
+        QueryLevel::Patient => "p",
+        QueryLevel::Study => "s",
+        QueryLevel::Series => "se",
+        QueryLevel::Image => "i",
+    }
+}
+
+/// The SELECT for a C-FIND/QIDO query, and the attribute and type of each selected column.
+pub(crate) fn find_statement(facility: &str, query: &Query) -> (Statement, Vec<(Attribute, ColumnType)>) {
+    let mut columns = Vec::new();
+    let mut select = Vec::new();
+    for attribute in Attribute::ALL {
+        if attribute.level() > query.level {
+            continue;
+        }
+        if let Some(c) = column(*attribute) {
+            select.push(c.raw);
+            columns.push((*attribute, ColumnType::Text));
+        } else if attribute.level() == query.level {
+            if let Some(expr) = computed(*attribute) {
+                select.push(expr);
+                let kind = if matches!(attribute, Attribute::ModalitiesInStudy | Attribute::InstanceAvailability) {
+                    ColumnType::Text
+                } else {
+                    ColumnType::Count
+                };
+                columns.push((*attribute, kind));
+            }
+        }
+    }
+    let statement = select_statement(&select.join(", "), query.level, facility, query);
+    (statement, columns)
+}
+
+/// The SELECT of the current version of every instance under the query's matches. Its
+/// columns are study UID, series UID, SOP instance UID, SOP class UID, transfer syntax,
+/// blob and size.
+pub(crate) fn retrieve_statement(facility: &str, query: &Query) -> Statement {
+    let select = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size";
+    let unpaged = Query { limit: None, offset: 0, ..query.clone() };
+    select_statement(select, QueryLevel::Image, facility, &unpaged)
+}
+
+fn select_statement(select: &str, from_level: QueryLevel, facility: &str, query: &Query) -> Statement {
+    let alias = main_alias(from_level);
+    let mut sql = format!("SELECT {select} {} WHERE {alias}.facility_id = ?", from_clause(from_level));
+    let mut binds = vec![Bind::Text(facility.to_owned())];
+    for (attribute, matcher) in query.constraints() {
+        push_constraint(&mut sql, &mut binds, *attribute, matcher);
+    }
+    sql.push_str(&format!(" ORDER BY {alias}.pk LIMIT ? OFFSET ?"));
+    binds.push(Bind::Int(query.limit.map_or(-1, i64::from)));
+    binds.push(Bind::Int(i64::from(query.offset)));
+    Statement { sql, binds }
+}
+
+fn push_constraint(sql: &mut String, binds: &mut Vec<Bind>, attribute: Attribute, matcher: &Matcher) {
+    if attribute == Attribute::ModalitiesInStudy {
+        // Matches a study when any of its series has one of the listed modalities.
+        let exists = "EXISTS (SELECT 1 FROM series x WHERE x.study_pk = s.pk AND x.modality";
+        match matcher {
+            Matcher::Exact(list) => {
+                let values: Vec<&str> = list.split('\\').collect();
+                sql.push_str(&format!(" AND {exists} IN ({}))", placeholders(values.len())));
+                binds.extend(values.into_iter().map(|v| Bind::Text(v.to_owned())));
+            }
+            Matcher::Wildcard(pattern) => {
+                sql.push_str(&format!(" AND {exists} LIKE ? ESCAPE '\\')"));
+                binds.push(Bind::Text(like_pattern(pattern)));
+            }
+            _ => {}
+        }
+        return;
+    }
+    let Some(c) = column(attribute) else { return };
+    let target = match attribute.kind() {
+        MatchKind::PersonName | MatchKind::Date | MatchKind::Time => c.key,
+        _ => c.raw,
+    };
+    match matcher {
+        Matcher::Universal => {}
+        Matcher::Exact(value) => {
+            sql.push_str(&format!(" AND {target} = ?"));
+            binds.push(Bind::Text(value.clone()));
+        }
+        Matcher::Wildcard(pattern) => {
+            sql.push_str(&format!(" AND {target} LIKE ? ESCAPE '\\'"));
+            binds.push(Bind::Text(like_pattern(pattern)));
+        }
+        Matcher::Range { from, to } => {
+            sql.push_str(&format!(" AND {target} <> ''"));
+            if let Some(from) = from {
+                sql.push_str(&format!(" AND {target} >= ?"));
+                binds.push(Bind::Text(from.clone()));
+            }
+            if let Some(to) = to {
+                sql.push_str(&format!(" AND {target} <= ?"));
+                binds.push(Bind::Text(to.clone()));
+            }
+        }
+        Matcher::UidList(uids) => {
+            sql.push_str(&format!(" AND {target} IN ({})", placeholders(uids.len())));
+            binds.extend(uids.iter().map(|u| Bind::Text(u.as_str().to_owned())));
+        }
+    }
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use renkei_domain::query::QueryKey;
+
+    use super::*;
+
+    fn key(attribute: Attribute, raw: &str) -> QueryKey {
+        QueryKey { attribute, matcher: Matcher::parse(attribute, raw).expect("valid") }
+    }
+
+    #[test]
+    fn study_query_sql_binds_every_value() {
+        let query = Query {
+            level: QueryLevel::Study,
+            keys: vec![
+                key(Attribute::PatientName, "yama*"),
+                key(Attribute::StudyDate, "20240101-"),
+                key(Attribute::ModalitiesInStudy, "CT\\MR"),
+                key(Attribute::Modality, "CT"),
+                key(Attribute::StudyInstanceUid, "1.2\\1.3"),
+            ],
+            limit: Some(10),
+            offset: 5,
+        };
+        let (statement, _) = find_statement("east", &query);
+        let (_, where_clause) = statement.sql.split_once("ON p.pk = s.patient_pk WHERE ").expect("where clause");
+        assert_eq!(
+            where_clause,
+            "s.facility_id = ? AND p.name_key LIKE ? ESCAPE '\\' AND s.study_date_key <> '' \
+             AND s.study_date_key >= ? AND EXISTS (SELECT 1 FROM series x \
+             WHERE x.study_pk = s.pk AND x.modality IN (?, ?)) AND s.study_uid IN (?, ?) ORDER BY s.pk LIMIT ? OFFSET ?"
+        );
+        assert_eq!(
+            statement.binds,
+            vec![
+                Bind::Text("east".into()),
+                Bind::Text("YAMA%".into()),
+                Bind::Text("20240101".into()),
+                Bind::Text("CT".into()),
+                Bind::Text("MR".into()),
+                Bind::Text("1.2".into()),
+                Bind::Text("1.3".into()),
+                Bind::Int(10),
+                Bind::Int(5),
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_in_values_never_reach_the_sql() {
+        let query = Query { level: QueryLevel::Patient, keys: vec![key(Attribute::PatientId, "x' OR 1=1 --")], limit: None, offset: 0 };
+        let (statement, _) = find_statement("east", &query);
+        assert!(!statement.sql.contains("OR 1=1"));
+        assert!(statement.binds.contains(&Bind::Text("x' OR 1=1 --".into())));
+    }
+
+    #[test]
+    fn retrieval_ignores_paging_and_selects_from_instances() {
+        let query = Query { level: QueryLevel::Series, keys: vec![key(Attribute::SeriesInstanceUid, "1.2.3")], limit: Some(1), offset: 3 };
+        let statement = retrieve_statement("east", &query);
+        assert!(statement.sql.contains("FROM instance i JOIN series se"));
+        assert!(statement.sql.ends_with("AND se.series_uid = ? ORDER BY i.pk LIMIT ? OFFSET ?"));
+        assert_eq!(statement.binds.last(), Some(&Bind::Int(0)));
+        assert_eq!(statement.binds[statement.binds.len() - 2], Bind::Int(-1));
+    }
+}

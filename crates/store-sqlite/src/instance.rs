@@ -1,0 +1,277 @@
+//! The instance index: group-committed writes, queries, retrieval lists and counts.
+
+use async_trait::async_trait;
+use renkei_domain::model::{BlobHash, FacilityStats, NewInstance, StoreOutcome, StoredInstance};
+use renkei_domain::query::{Query, QueryMatch, fold_person_name, normalize_date, time_lower_bound};
+use renkei_domain::{FacilityId, Uid};
+use renkei_store::{InstanceStore, StoreError};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Connection, Row, SqliteConnection};
+
+use crate::filter::{Bind, ColumnType, Statement, find_statement, retrieve_statement};
+use crate::{SqliteStore, map_error, now_unix};
+
+fn bind_all(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArguments> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
+    for bind in &statement.binds {
+        query = match bind {
+            Bind::Text(value) => query.bind(value.as_str()),
+            Bind::Int(value) => query.bind(*value),
+        };
+    }
+    query
+}
+
+fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> Option<String> {
+    value.as_deref().map(|v| normalise(v).unwrap_or_default())
+}
+
+/// Records one instance inside the caller's transaction.
+async fn record_one(conn: &mut SqliteConnection, item: &NewInstance, now: i64) -> Result<StoreOutcome, StoreError> {
+    let facility = item.facility.as_str();
+    let existing = sqlx::query("SELECT pk, blob FROM instance WHERE facility_id = ? AND sop_instance_uid = ?")
+        .bind(facility)
+        .bind(item.sop_instance_uid.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_error)?
+        .map(|row| (row.get::<i64, _>(0), row.get::<String, _>(1)));
+    if let Some((_, blob)) = &existing {
+        if *blob == item.blob.0 {
+            return Ok(StoreOutcome::Duplicate);
+        }
+    }
+
+    let a = &item.attributes;
+    let patient_pk: i64 = sqlx::query(
+        "INSERT INTO patient (facility_id, patient_id, issuer, name, name_key, birth_date, birth_date_key, sex) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
+           name = COALESCE(excluded.name, name), name_key = COALESCE(excluded.name_key, name_key), \
+           birth_date = COALESCE(excluded.birth_date, birth_date), \
+           birth_date_key = COALESCE(excluded.birth_date_key, birth_date_key), sex = COALESCE(excluded.sex, sex) \
+         RETURNING pk",
+    )
+    .bind(facility)
+    .bind(a.patient_id.as_deref().unwrap_or(""))
+    .bind(a.issuer_of_patient_id.as_deref().unwrap_or(""))
+    .bind(&a.patient_name)
+    .bind(a.patient_name.as_deref().map(fold_person_name))
+    .bind(&a.patient_birth_date)
+    .bind(key(&a.patient_birth_date, normalize_date))
+    .bind(&a.patient_sex)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_error)?
+    .get(0);
+
+    let study_pk: i64 = sqlx::query(
+        "INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
+           accession, study_id, description, referring, referring_key, charset) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (facility_id, study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
+           study_date = COALESCE(excluded.study_date, study_date), \
+           study_date_key = COALESCE(excluded.study_date_key, study_date_key), \
+           study_time = COALESCE(excluded.study_time, study_time), \
+           study_time_key = COALESCE(excluded.study_time_key, study_time_key), \
+           accession = COALESCE(excluded.accession, accession), study_id = COALESCE(excluded.study_id, study_id), \
+           description = COALESCE(excluded.description, description), \
+           referring = COALESCE(excluded.referring, referring), \
+           referring_key = COALESCE(excluded.referring_key, referring_key), \
+           charset = COALESCE(excluded.charset, charset) \
+         RETURNING pk",
+    )
+    .bind(facility)
+    .bind(patient_pk)
+    .bind(item.study_uid.as_str())
+    .bind(&a.study_date)
+    .bind(key(&a.study_date, normalize_date))
+    .bind(&a.study_time)
+    .bind(key(&a.study_time, time_lower_bound))
+    .bind(&a.accession_number)
+    .bind(&a.study_id)
+    .bind(&a.study_description)
+    .bind(&a.referring_physician_name)
+    .bind(a.referring_physician_name.as_deref().map(fold_person_name))
+    .bind(&a.specific_character_set)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_error)?
+    .get(0);
+
+    let series_pk: i64 = sqlx::query(
+        "INSERT INTO series (facility_id, study_pk, series_uid, modality, series_number, description, body_part, \
+           series_date, series_date_key, series_time, series_time_key) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (facility_id, series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
+           modality = COALESCE(excluded.modality, modality), \
+           series_number = COALESCE(excluded.series_number, series_number), \
+           description = COALESCE(excluded.description, description), \
+           body_part = COALESCE(excluded.body_part, body_part), \
+           series_date = COALESCE(excluded.series_date, series_date), \
+           series_date_key = COALESCE(excluded.series_date_key, series_date_key), \
+           series_time = COALESCE(excluded.series_time, series_time), \
+           series_time_key = COALESCE(excluded.series_time_key, series_time_key) \
+         RETURNING pk",
+    )
+    .bind(facility)
+    .bind(study_pk)
+    .bind(item.series_uid.as_str())
+    .bind(&a.modality)
+    .bind(&a.series_number)
+    .bind(&a.series_description)
+    .bind(&a.body_part_examined)
+    .bind(&a.series_date)
+    .bind(key(&a.series_date, normalize_date))
+    .bind(&a.series_time)
+    .bind(key(&a.series_time, time_lower_bound))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_error)?
+    .get(0);
+
+    match existing {
+        Some((instance_pk, _)) => {
+            sqlx::query(
+                "INSERT INTO instance_version (instance_pk, transfer_syntax, blob, size, received_at, superseded_at) \
+                 SELECT pk, transfer_syntax, blob, size, received_at, ? FROM instance WHERE pk = ?",
+            )
+            .bind(now)
+            .bind(instance_pk)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+            sqlx::query(
+                "UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
+                 blob = ?, size = ?, received_at = ? WHERE pk = ?",
+            )
+            .bind(series_pk)
+            .bind(item.sop_class_uid.as_str())
+            .bind(&a.instance_number)
+            .bind(item.transfer_syntax_uid.as_str())
+            .bind(&item.blob.0)
+            .bind(item.size as i64)
+            .bind(now)
+            .bind(instance_pk)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+            Ok(StoreOutcome::NewVersion)
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
+                 transfer_syntax, blob, size, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(facility)
+            .bind(series_pk)
+            .bind(item.sop_instance_uid.as_str())
+            .bind(item.sop_class_uid.as_str())
+            .bind(&a.instance_number)
+            .bind(item.transfer_syntax_uid.as_str())
+            .bind(&item.blob.0)
+            .bind(item.size as i64)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+            Ok(StoreOutcome::Created)
+        }
+    }
+}
+
+fn stored_instance(row: &SqliteRow) -> Result<StoredInstance, StoreError> {
+    let uid = |i: usize| -> Result<Uid, StoreError> {
+        Uid::new(row.get::<&str, _>(i)).map_err(|_| StoreError::Unavailable("invalid UID in index".into()))
+    };
+    Ok(StoredInstance {
+        study_uid: uid(0)?,
+        series_uid: uid(1)?,
+        sop_instance_uid: uid(2)?,
+        sop_class_uid: uid(3)?,
+        transfer_syntax_uid: uid(4)?,
+        blob: BlobHash(row.get(5)),
+        size: row.get::<i64, _>(6) as u64,
+    })
+}
+
+#[async_trait]
+impl InstanceStore for SqliteStore {
+    async fn record_instances(
+        &self,
+        batch: &[NewInstance],
+    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
+        let now = now_unix();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for item in batch {
+            // A savepoint per instance: one bad instance does not fail its neighbours.
+            let mut savepoint = tx.begin().await.map_err(map_error)?;
+            match record_one(&mut savepoint, item, now).await {
+                Ok(outcome) => {
+                    savepoint.commit().await.map_err(map_error)?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(error) => {
+                    savepoint.rollback().await.map_err(map_error)?;
+                    outcomes.push(Err(error));
+                }
+            }
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(outcomes)
+    }
+
+    async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
+        let (statement, columns) = find_statement(facility.as_str(), query);
+        let rows = bind_all(&statement).fetch_all(&self.pool).await.map_err(map_error)?;
+        let mut matches = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut found = QueryMatch::default();
+            for (index, (attribute, kind)) in columns.iter().enumerate() {
+                let value = match kind {
+                    ColumnType::Text => row.try_get::<Option<String>, _>(index).map_err(map_error)?,
+                    ColumnType::Count => Some(row.try_get::<i64, _>(index).map_err(map_error)?.to_string()),
+                };
+                if let Some(value) = value {
+                    found.values.insert(*attribute, value);
+                }
+            }
+            matches.push(found);
+        }
+        Ok(matches)
+    }
+
+    async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError> {
+        let statement = retrieve_statement(facility.as_str(), query);
+        let rows = bind_all(&statement).fetch_all(&self.pool).await.map_err(map_error)?;
+        rows.iter().map(stored_instance).collect()
+    }
+
+    async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.name, \
+               (SELECT COUNT(*) FROM patient WHERE facility_id = f.id), \
+               (SELECT COUNT(*) FROM study WHERE facility_id = f.id), \
+               (SELECT COUNT(*) FROM series WHERE facility_id = f.id), \
+               (SELECT COUNT(*) FROM instance WHERE facility_id = f.id), \
+               (SELECT COALESCE(SUM(size), 0) FROM instance WHERE facility_id = f.id) \
+             FROM facility f ORDER BY f.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| FacilityStats {
+                facility: row.get(0),
+                name: row.get(1),
+                patients: row.get::<i64, _>(2) as u64,
+                studies: row.get::<i64, _>(3) as u64,
+                series: row.get::<i64, _>(4) as u64,
+                instances: row.get::<i64, _>(5) as u64,
+                bytes: row.get::<i64, _>(6) as u64,
+            })
+            .collect())
+    }
+}

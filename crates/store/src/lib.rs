@@ -1,0 +1,100 @@
+//! The storage traits of Renkei's index, organised by capability.
+//!
+//! - [`FacilityStore`]: facilities, their calling AE titles, and their DICOM nodes.
+//! - [`InstanceStore`]: the instance index: group-committed writes, queries, retrieval lists, counts.
+//! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
+//!   through [`store_test_suite!`].
+//!
+//! Backends live in `store-*` crates; SQL text exists only there.
+
+use async_trait::async_trait;
+use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
+use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::{AeTitle, ErrorKind, FacilityId};
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+/// A store failure, with the kind each protocol maps.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage is full")]
+    Full,
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Full => ErrorKind::OutOfResources,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// Facilities, the calling AE titles that identify them, and their DICOM nodes.
+#[async_trait]
+pub trait FacilityStore: Send + Sync {
+    /// Adds a facility. An id or an AE title that is already taken is a conflict.
+    async fn add_facility(&self, facility: &Facility) -> Result<(), StoreError>;
+    async fn facilities(&self) -> Result<Vec<Facility>, StoreError>;
+    /// The facility a calling AE title belongs to.
+    async fn facility_of_ae(&self, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError>;
+    /// Adds or updates a node of an existing facility.
+    async fn put_node(&self, node: &Node) -> Result<(), StoreError>;
+    async fn node(&self, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, StoreError>;
+}
+
+/// The instance index.
+#[async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Records a batch of instances in one durable transaction (group commit). The outer
+    /// error fails the whole batch; the inner results are per instance, in order.
+    async fn record_instances(
+        &self,
+        batch: &[NewInstance],
+    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError>;
+
+    /// Entities of one facility at the query's level that match all its keys.
+    async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError>;
+
+    /// The current version of every instance under the entities the query matches.
+    async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError>;
+
+    /// Counts per facility, for every facility.
+    async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError>;
+}
+
+/// Wraps a pattern of DICOM wildcards (`*`, `?`) as a SQL `LIKE` pattern with `\` as the
+/// escape character. Shared by the backends so both match identically.
+pub fn like_pattern(wildcard: &str) -> String {
+    let mut out = String::with_capacity(wildcard.len() + 4);
+    for c in wildcard.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_escape_sql_wildcards() {
+        assert_eq!(super::like_pattern("YAMA*"), "YAMA%");
+        assert_eq!(super::like_pattern("a?b%c_d\\"), "a_b\\%c\\_d\\\\");
+    }
+}

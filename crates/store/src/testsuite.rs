@@ -1,0 +1,288 @@
+//! The conformance suite every index backend runs. Each check takes a fresh, empty store.
+//! [`store_test_suite!`](crate::store_test_suite) stamps out one `#[tokio::test]` per check.
+
+use renkei_domain::model::{BlobHash, Facility, IndexedAttributes, NewInstance, Node, StoreOutcome};
+use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
+use renkei_domain::{AeTitle, FacilityId, Uid};
+
+use crate::{FacilityStore, InstanceStore, StoreError};
+
+/// What a backend under test must offer.
+pub trait Store: FacilityStore + InstanceStore {}
+impl<T: FacilityStore + InstanceStore> Store for T {}
+
+/// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
+/// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
+#[macro_export]
+macro_rules! store_test_suite {
+    ($make:expr) => {
+        $crate::store_test_suite!(@tests $make;
+            facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
+            find_levels_and_computed_attributes, find_matchers, retrieve_current_versions, stats);
+    };
+    (@tests $make:expr; $($check:ident),*) => {$(
+        #[tokio::test]
+        async fn $check() {
+            let (store, _guard) = $make.await;
+            $crate::testsuite::$check(&store).await;
+        }
+    )*};
+}
+
+fn facility(id: &str) -> FacilityId {
+    FacilityId::new(id).expect("valid facility id")
+}
+
+fn ae(title: &str) -> AeTitle {
+    AeTitle::new(title).expect("valid AE title")
+}
+
+fn uid(value: &str) -> Uid {
+    Uid::new(value).expect("valid UID")
+}
+
+async fn add_facility(store: &dyn Store, id: &str, aes: &[&str]) {
+    let f = Facility { id: facility(id), name: format!("{id} hospital"), ae_titles: aes.iter().map(|a| ae(a)).collect() };
+    store.add_facility(&f).await.expect("add facility");
+}
+
+/// A CT instance of patient `patient`, study `study`, series `series`.
+fn instance(facility_id: &str, patient: &str, study: &str, series: &str, sop: &str, blob: &str) -> NewInstance {
+    NewInstance {
+        facility: facility(facility_id),
+        study_uid: uid(study),
+        series_uid: uid(series),
+        sop_instance_uid: uid(sop),
+        sop_class_uid: uid("1.2.840.10008.5.1.4.1.1.2"),
+        transfer_syntax_uid: uid("1.2.840.10008.1.2.1"),
+        blob: BlobHash(blob.to_owned()),
+        size: 100,
+        attributes: IndexedAttributes {
+            patient_id: Some(patient.to_owned()),
+            patient_name: Some(format!("Yamada^{patient}")),
+            patient_birth_date: Some("19700101".into()),
+            patient_sex: Some("M".into()),
+            study_date: Some("20240315".into()),
+            study_time: Some("101530".into()),
+            accession_number: Some(format!("ACC{study}")),
+            modality: Some("CT".into()),
+            series_number: Some("1".into()),
+            instance_number: Some("1".into()),
+            ..Default::default()
+        },
+    }
+}
+
+async fn record(store: &dyn Store, batch: &[NewInstance]) -> Vec<StoreOutcome> {
+    let results = store.record_instances(batch).await.expect("batch commits");
+    results.into_iter().map(|r| r.expect("instance recorded")).collect()
+}
+
+fn query(level: QueryLevel, keys: &[(Attribute, &str)]) -> Query {
+    Query {
+        level,
+        keys: keys
+            .iter()
+            .map(|(attribute, raw)| QueryKey { attribute: *attribute, matcher: Matcher::parse(*attribute, raw).expect("valid key") })
+            .collect(),
+        limit: None,
+        offset: 0,
+    }
+}
+
+async fn find_values(store: &dyn Store, facility_id: &str, q: &Query, attribute: Attribute) -> Vec<String> {
+    let matches = store.find(&facility(facility_id), q).await.expect("find");
+    let mut values: Vec<String> = matches.iter().map(|m| m.values.get(&attribute).cloned().unwrap_or_default()).collect();
+    values.sort();
+    values
+}
+
+pub async fn facilities_and_ae_titles(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST", "PACS_EAST"]).await;
+    add_facility(store, "west", &["CT_WEST"]).await;
+    let duplicate_id = Facility { id: facility("east"), name: "again".into(), ae_titles: vec![ae("OTHER")] };
+    assert!(matches!(store.add_facility(&duplicate_id).await, Err(StoreError::Conflict(_))));
+    let taken_ae = Facility { id: facility("north"), name: "north".into(), ae_titles: vec![ae("CT_WEST")] };
+    assert!(matches!(store.add_facility(&taken_ae).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.facility_of_ae(&ae("PACS_EAST")).await.expect("lookup"), Some(facility("east")));
+    assert_eq!(store.facility_of_ae(&ae("CT_WEST")).await.expect("lookup"), Some(facility("west")));
+    assert_eq!(store.facility_of_ae(&ae("UNKNOWN")).await.expect("lookup"), None);
+    let all = store.facilities().await.expect("list");
+    assert_eq!(all.len(), 2);
+    let east = all.iter().find(|f| f.id == facility("east")).expect("east listed");
+    assert_eq!(east.ae_titles, vec![ae("CT_EAST"), ae("PACS_EAST")]);
+    assert!(store.facilities().await.expect("list").iter().all(|f| f.id != facility("north")));
+}
+
+pub async fn nodes(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let node = Node { ae_title: ae("VIEWER"), facility: facility("east"), host: "127.0.0.1".into(), port: 104 };
+    store.put_node(&node).await.expect("add node");
+    let moved = Node { port: 11113, ..node.clone() };
+    store.put_node(&moved).await.expect("update node");
+    assert_eq!(store.node(&facility("east"), &ae("VIEWER")).await.expect("get"), Some(moved));
+    assert_eq!(store.node(&facility("east"), &ae("OTHER")).await.expect("get"), None);
+    let orphan = Node { facility: facility("nowhere"), ..node };
+    assert!(store.put_node(&orphan).await.is_err());
+}
+
+pub async fn record_outcomes(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let first = instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "aa");
+    let same_in_batch = instance("east", "P1", "1.1", "1.1.1", "1.1.1.2", "bb");
+    assert_eq!(record(store, &[first.clone(), same_in_batch]).await, vec![StoreOutcome::Created, StoreOutcome::Created]);
+    assert_eq!(record(store, std::slice::from_ref(&first)).await, vec![StoreOutcome::Duplicate]);
+    let changed = NewInstance { blob: BlobHash("cc".into()), ..first.clone() };
+    assert_eq!(record(store, &[changed]).await, vec![StoreOutcome::NewVersion]);
+    // Going back to the first content is a new version again, not a duplicate of history.
+    assert_eq!(record(store, &[first]).await, vec![StoreOutcome::NewVersion]);
+    let images = store.find(&facility("east"), &query(QueryLevel::Image, &[])).await.expect("find");
+    assert_eq!(images.len(), 2);
+}
+
+pub async fn facilities_are_isolated(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    add_facility(store, "west", &["CT_WEST"]).await;
+    let east = instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "aa");
+    let west = NewInstance { facility: facility("west"), blob: BlobHash("bb".into()), ..east.clone() };
+    assert_eq!(record(store, &[east, west]).await, vec![StoreOutcome::Created, StoreOutcome::Created]);
+    let q = query(QueryLevel::Image, &[(Attribute::SopInstanceUid, "1.1.1.1")]);
+    let east_hits = store.retrieve(&facility("east"), &q).await.expect("retrieve");
+    let west_hits = store.retrieve(&facility("west"), &q).await.expect("retrieve");
+    assert_eq!(east_hits.len(), 1);
+    assert_eq!(west_hits.len(), 1);
+    assert_eq!(east_hits[0].blob, BlobHash("aa".into()));
+    assert_eq!(west_hits[0].blob, BlobHash("bb".into()));
+    add_facility(store, "north", &["CT_NORTH"]).await;
+    assert!(store.find(&facility("north"), &query(QueryLevel::Study, &[])).await.expect("find").is_empty());
+}
+
+pub async fn find_levels_and_computed_attributes(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let mut mr = instance("east", "P1", "1.1", "1.1.2", "1.1.2.1", "m1");
+    mr.attributes.modality = Some("MR".into());
+    record(
+        store,
+        &[
+            instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "c1"),
+            instance("east", "P1", "1.1", "1.1.1", "1.1.1.2", "c2"),
+            mr,
+            instance("east", "P1", "1.2", "1.2.1", "1.2.1.1", "c3"),
+            instance("east", "P2", "1.3", "1.3.1", "1.3.1.1", "c4"),
+        ],
+    )
+    .await;
+    let patients = store.find(&facility("east"), &query(QueryLevel::Patient, &[(Attribute::PatientId, "P1")])).await.expect("find");
+    assert_eq!(patients.len(), 1);
+    let p = &patients[0].values;
+    assert_eq!(p.get(&Attribute::NumberOfPatientRelatedStudies).map(String::as_str), Some("2"));
+    assert_eq!(p.get(&Attribute::NumberOfPatientRelatedSeries).map(String::as_str), Some("3"));
+    assert_eq!(p.get(&Attribute::NumberOfPatientRelatedInstances).map(String::as_str), Some("4"));
+    assert_eq!(p.get(&Attribute::PatientName).map(String::as_str), Some("Yamada^P1"));
+
+    let studies = store.find(&facility("east"), &query(QueryLevel::Study, &[(Attribute::StudyInstanceUid, "1.1")])).await.expect("find");
+    assert_eq!(studies.len(), 1);
+    let s = &studies[0].values;
+    assert_eq!(s.get(&Attribute::ModalitiesInStudy).map(String::as_str), Some("CT\\MR"));
+    assert_eq!(s.get(&Attribute::NumberOfStudyRelatedSeries).map(String::as_str), Some("2"));
+    assert_eq!(s.get(&Attribute::NumberOfStudyRelatedInstances).map(String::as_str), Some("3"));
+    assert_eq!(s.get(&Attribute::PatientId).map(String::as_str), Some("P1"));
+
+    let series = store.find(&facility("east"), &query(QueryLevel::Series, &[(Attribute::StudyInstanceUid, "1.1")])).await.expect("find");
+    assert_eq!(series.len(), 2);
+    let ct = series.iter().find(|m| m.values.get(&Attribute::Modality).map(String::as_str) == Some("CT")).expect("CT series");
+    assert_eq!(ct.values.get(&Attribute::NumberOfSeriesRelatedInstances).map(String::as_str), Some("2"));
+
+    let images = store.find(&facility("east"), &query(QueryLevel::Image, &[(Attribute::SeriesInstanceUid, "1.1.1")])).await.expect("find");
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0].values.get(&Attribute::InstanceAvailability).map(String::as_str), Some("ONLINE"));
+    assert_eq!(images[0].values.get(&Attribute::SopClassUid).map(String::as_str), Some("1.2.840.10008.5.1.4.1.1.2"));
+
+    // ModalitiesInStudy matches studies with any series of that modality.
+    let q = query(QueryLevel::Study, &[(Attribute::ModalitiesInStudy, "MR")]);
+    assert_eq!(find_values(store, "east", &q, Attribute::StudyInstanceUid).await, vec!["1.1"]);
+
+    let mut paged = query(QueryLevel::Study, &[]);
+    paged.limit = Some(2);
+    paged.offset = 1;
+    assert_eq!(store.find(&facility("east"), &paged).await.expect("find").len(), 2);
+}
+
+pub async fn find_matchers(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let mut a = instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a");
+    a.attributes.patient_name = Some("Yamada^Tarou".into());
+    a.attributes.study_date = Some("20240110".into());
+    a.attributes.study_time = Some("0815".into());
+    let mut b = instance("east", "P2", "1.2", "1.2.1", "1.2.1.1", "b");
+    b.attributes.patient_name = Some("Yamamoto^Hanako".into());
+    b.attributes.study_date = Some("20240620".into());
+    b.attributes.study_time = Some("143000.5".into());
+    let mut c = instance("east", "P3_%", "1.3", "1.3.1", "1.3.1.1", "c");
+    c.attributes.patient_name = Some("Sato^Jiro".into());
+    c.attributes.study_date = None;
+    c.attributes.study_time = None;
+    record(store, &[a, b, c]).await;
+
+    let study = |keys: &[(Attribute, &str)]| query(QueryLevel::Study, keys);
+    let uids = async |q: Query| find_values(store, "east", &q, Attribute::StudyInstanceUid).await;
+    assert_eq!(uids(study(&[(Attribute::PatientName, "YAMA*")])).await, vec!["1.1", "1.2"]);
+    assert_eq!(uids(study(&[(Attribute::PatientName, "yamada^tarou")])).await, vec!["1.1"]);
+    assert_eq!(uids(study(&[(Attribute::PatientName, "Yamad?^*")])).await, vec!["1.1"]);
+    assert_eq!(uids(study(&[(Attribute::PatientId, "P3_%")])).await, vec!["1.3"]);
+    assert_eq!(uids(study(&[(Attribute::PatientId, "P_")])).await, Vec::<String>::new());
+    assert_eq!(uids(study(&[(Attribute::PatientId, "p1")])).await, Vec::<String>::new(), "LO matching is case-sensitive");
+    assert_eq!(uids(study(&[(Attribute::StudyDate, "20240101-20240331")])).await, vec!["1.1"]);
+    assert_eq!(uids(study(&[(Attribute::StudyDate, "20240201-")])).await, vec!["1.2"]);
+    assert_eq!(uids(study(&[(Attribute::StudyDate, "-20241231")])).await, vec!["1.1", "1.2"]);
+    assert_eq!(uids(study(&[(Attribute::StudyDate, "20240620")])).await, vec!["1.2"]);
+    assert_eq!(uids(study(&[(Attribute::StudyTime, "08-0830")])).await, vec!["1.1"]);
+    assert_eq!(uids(study(&[(Attribute::StudyTime, "1430")])).await, vec!["1.2"]);
+    assert_eq!(uids(study(&[(Attribute::StudyInstanceUid, "1.1\\1.3")])).await, vec!["1.1", "1.3"]);
+    assert_eq!(uids(study(&[(Attribute::StudyDate, "")])).await, vec!["1.1", "1.2", "1.3"]);
+    assert_eq!(
+        uids(study(&[(Attribute::PatientName, "YAMA*"), (Attribute::StudyDate, "20240601-")])).await,
+        vec!["1.2"]
+    );
+    // Raw values come back as stored, not as normalised keys.
+    assert_eq!(find_values(store, "east", &study(&[(Attribute::StudyInstanceUid, "1.1")]), Attribute::StudyTime).await, vec!["0815"]);
+}
+
+pub async fn retrieve_current_versions(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    record(
+        store,
+        &[
+            instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a"),
+            instance("east", "P1", "1.1", "1.1.2", "1.1.2.1", "b"),
+            instance("east", "P1", "1.2", "1.2.1", "1.2.1.1", "c"),
+        ],
+    )
+    .await;
+    record(store, &[instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a2")]).await;
+    let study = query(QueryLevel::Study, &[(Attribute::StudyInstanceUid, "1.1")]);
+    let mut blobs: Vec<String> = store.retrieve(&facility("east"), &study).await.expect("retrieve").into_iter().map(|i| i.blob.0).collect();
+    blobs.sort();
+    assert_eq!(blobs, vec!["a2", "b"]);
+    let patient = query(QueryLevel::Patient, &[(Attribute::PatientId, "P1")]);
+    assert_eq!(store.retrieve(&facility("east"), &patient).await.expect("retrieve").len(), 3);
+}
+
+pub async fn stats(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    add_facility(store, "west", &["CT_WEST"]).await;
+    record(
+        store,
+        &[
+            instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a"),
+            instance("east", "P1", "1.1", "1.1.1", "1.1.1.2", "b"),
+            instance("east", "P2", "1.2", "1.2.1", "1.2.1.1", "c"),
+        ],
+    )
+    .await;
+    let stats = store.stats().await.expect("stats");
+    let east = stats.iter().find(|s| s.facility == "east").expect("east");
+    assert_eq!((east.patients, east.studies, east.series, east.instances, east.bytes), (2, 2, 2, 3, 300));
+    let west = stats.iter().find(|s| s.facility == "west").expect("west");
+    assert_eq!((west.patients, west.instances, west.bytes), (0, 0, 0));
+}

@@ -1,0 +1,1 @@
+//! Synthetic DICOM generator and the benchmark SCU.

@@ -12,7 +12,7 @@ use renkei_domain::model::StoreOutcome;
 use renkei_domain::{FacilityId, Uid};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::{Archive, Expected, ServiceError};
+use crate::{Archive, Expected, IngestError, ServiceError};
 
 /// What importing one file did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +100,17 @@ impl Archive {
                     return Ok(ImportOutcome::Failed(format!("cannot read file: {error}")));
                 }
             };
-            ingest.write(&buffer[..read]).await?;
+            if let Err(error) = ingest.write(&buffer[..read]).await {
+                return match error {
+                    IngestError::Service(error) => Err(error),
+                    other => Ok(ImportOutcome::Failed(other.to_string())),
+                };
+            }
         }
         match ingest.finish(&Expected::default()).await {
             Ok(ingested) => Ok(ImportOutcome::Stored(ingested.outcome)),
-            Err(error) if error.kind == renkei_domain::ErrorKind::Invalid => Ok(ImportOutcome::Failed(error.message)),
-            Err(error) => Err(error),
+            Err(IngestError::Service(error)) => Err(error),
+            Err(rejected) => Ok(ImportOutcome::Failed(rejected.to_string())),
         }
     }
 }

@@ -89,6 +89,25 @@ impl From<BlobError> for ServiceError {
     }
 }
 
+/// Why an object was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The bytes are not a well-formed dataset (truncated, garbled).
+    #[error("{0}")]
+    Malformed(String),
+    /// A well-formed dataset that lacks identifying attributes or contradicts the request.
+    #[error("{0}")]
+    DoesNotMatch(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<BlobError> for IngestError {
+    fn from(error: BlobError) -> Self {
+        Self::Service(error.into())
+    }
+}
+
 /// The archive: index, blobs and the group committer, shared by every protocol.
 pub struct Archive {
     facilities: Arc<dyn FacilityStore>,
@@ -194,7 +213,7 @@ pub struct Ingest<'a> {
 }
 
 impl Ingest<'_> {
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), ServiceError> {
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
         Ok(self.writer.write(chunk).await?)
     }
 
@@ -204,7 +223,7 @@ impl Ingest<'_> {
     }
 
     /// Validates, stores and indexes the object. Returns only when it is durable.
-    pub async fn finish(self, expected: &Expected) -> Result<Ingested, ServiceError> {
+    pub async fn finish(self, expected: &Expected) -> Result<Ingested, IngestError> {
         let Ingest { archive, facility, transfer_syntax, syntax, writer } = self;
         let pending = writer.finish().await?;
         let path = pending.path().to_path_buf();
@@ -218,27 +237,27 @@ impl Ingest<'_> {
             Ok(Ok(Ok(elements))) => elements,
             Ok(Ok(Err(WalkError::Io(error)))) | Ok(Err(error)) => {
                 pending.discard().await;
-                return Err(ServiceError::from(BlobError::from(error)));
+                return Err(BlobError::from(error).into());
             }
             Ok(Ok(Err(invalid))) => {
                 pending.discard().await;
-                return Err(ServiceError::invalid(invalid.to_string()));
+                return Err(IngestError::Malformed(invalid.to_string()));
             }
             Err(error) => {
                 pending.discard().await;
-                return Err(error);
+                return Err(error.into());
             }
         };
         let extracted = match extract(&elements) {
             Ok(extracted) => extracted,
             Err(missing) => {
                 pending.discard().await;
-                return Err(ServiceError::invalid(missing.to_string()));
+                return Err(IngestError::DoesNotMatch(missing.to_string()));
             }
         };
         if let Some(mismatch) = mismatch(expected, &extracted.sop_class_uid, &extracted.sop_instance_uid) {
             pending.discard().await;
-            return Err(ServiceError::invalid(mismatch));
+            return Err(IngestError::DoesNotMatch(mismatch));
         }
         let size = pending.size;
         let blob = archive.blobs.commit(pending).await?;

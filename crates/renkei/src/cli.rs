@@ -1,0 +1,265 @@
+//! The command line. Administrative commands work on the data directory directly, so they
+//! work whether or not a server is running; a running server sees their changes at once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use renkei_domain::model::{Facility, Node, StoreOutcome};
+use renkei_domain::{AeTitle, FacilityId};
+use renkei_service::{Archive, ImportOutcome};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Overrides};
+use crate::server::{self, Opened};
+
+/// Renkei: a regional medical data hub.
+#[derive(Debug, Parser)]
+#[command(name = "renkei", version, about)]
+pub struct Cli {
+    /// TOML configuration file (also RENKEI_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory: index and blobs (default ./renkei-data; also RENKEI_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub: DICOM (DIMSE) and HTTP listeners.
+    Serve(ServeArgs),
+    /// Manage facilities.
+    #[command(subcommand)]
+    Facility(FacilityCommand),
+    /// Manage DICOM nodes (C-MOVE destinations).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Import DICOM files and folders (recursively) into a facility.
+    Import(ImportArgs),
+    /// Counts per facility.
+    Stats,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// HTTP listen address (default 127.0.0.1:8080).
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// DICOM listen address (default 127.0.0.1:11112).
+    #[arg(long)]
+    dicom_listen: Option<String>,
+    /// This archive's AE title (default RENKEI).
+    #[arg(long)]
+    ae_title: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum FacilityCommand {
+    /// Add a facility with the calling AE titles of its modalities and PACS.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// A calling AE title of the facility; repeat for each.
+        #[arg(long = "ae", required = true)]
+        ae_titles: Vec<String>,
+    },
+    /// List facilities and their AE titles.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Add (or update) a DICOM node of a facility.
+    Add {
+        ae_title: String,
+        #[arg(long)]
+        facility: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long)]
+    facility: String,
+    /// Files imported at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+}
+
+impl Cli {
+    /// Runs the command. `env` is the process environment, read once by `main`.
+    pub async fn run(self, env: HashMap<String, String>) -> anyhow::Result<()> {
+        let config_path = self.config.clone().or_else(|| env.get("RENKEI_CONFIG").map(PathBuf::from));
+        let file = match &config_path {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+            None => None,
+        };
+        let mut overrides = Overrides { data_dir: self.data_dir.clone(), ..Default::default() };
+        if let Command::Serve(args) = &self.command {
+            overrides.http_listen = args.http_listen.clone();
+            overrides.dicom_listen = args.dicom_listen.clone();
+            overrides.ae_title = args.ae_title.clone();
+        }
+        let config = Config::load(file.as_deref(), &env, &overrides)?;
+        match self.command {
+            Command::Serve(_) => {
+                let shutdown = CancellationToken::new();
+                server::cancel_on_signals(shutdown.clone());
+                server::serve(config, shutdown).await
+            }
+            Command::Facility(command) => with_archive(&config, |archive| facility(archive, command)).await,
+            Command::Node(command) => with_archive(&config, |archive| node(archive, command)).await,
+            Command::Import(args) => with_archive(&config, |archive| import(archive, args)).await,
+            Command::Stats => with_archive(&config, stats).await,
+        }
+    }
+}
+
+async fn with_archive<F, Fut>(config: &Config, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Archive>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let opened = Opened::open(config).await?;
+    let result = body(opened.archive.clone()).await;
+    opened.close().await;
+    result
+}
+
+async fn facility(archive: Arc<Archive>, command: FacilityCommand) -> anyhow::Result<()> {
+    match command {
+        FacilityCommand::Add { id, name, ae_titles } => {
+            let id = FacilityId::new(&id)?;
+            let mut titles = Vec::new();
+            for ae in &ae_titles {
+                titles.push(AeTitle::new(ae).with_context(|| format!("invalid AE title {ae:?}"))?);
+            }
+            archive.add_facility(&Facility { id: id.clone(), name, ae_titles: titles }).await?;
+            println!("added facility {id} with AE titles {}", ae_titles.join(", "));
+        }
+        FacilityCommand::List => {
+            for facility in archive.facilities().await? {
+                let titles: Vec<&str> = facility.ae_titles.iter().map(AeTitle::as_str).collect();
+                println!("{}\t{}\t{}", facility.id, facility.name, titles.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn node(archive: Arc<Archive>, command: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Add { ae_title, facility, host, port } = command;
+    let node = Node {
+        ae_title: AeTitle::new(&ae_title).with_context(|| format!("invalid AE title {ae_title:?}"))?,
+        facility: FacilityId::new(&facility)?,
+        host,
+        port,
+    };
+    archive.put_node(&node).await?;
+    println!("node {} of facility {} at {}:{}", node.ae_title, node.facility, node.host, node.port);
+    Ok(())
+}
+
+async fn stats(archive: Arc<Archive>) -> anyhow::Result<()> {
+    println!("{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  name", "facility", "patients", "studies", "series", "instances", "bytes");
+    for s in archive.stats().await? {
+        println!(
+            "{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  {}",
+            s.facility, s.patients, s.studies, s.series, s.instances, s.bytes, s.name
+        );
+    }
+    Ok(())
+}
+
+/// Every regular file under `paths`, recursively, in a stable order.
+fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn visit(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if metadata.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+            entries.sort();
+            for entry in entries {
+                visit(&entry, files)?;
+            }
+        } else if metadata.is_file() {
+            files.push(path.to_path_buf());
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        visit(path, &mut files)?;
+    }
+    Ok(files)
+}
+
+#[derive(Default)]
+struct ImportSummary {
+    stored: usize,
+    new_versions: usize,
+    duplicates: usize,
+    not_dicom: usize,
+    failed: Vec<(PathBuf, String)>,
+}
+
+async fn import(archive: Arc<Archive>, args: ImportArgs) -> anyhow::Result<()> {
+    let facility = FacilityId::new(&args.facility)?;
+    if !archive.facilities().await?.iter().any(|f| f.id == facility) {
+        bail!("facility {facility} does not exist; add it with `renkei facility add`");
+    }
+    let files = collect_files(&args.paths)?;
+    let progress = indicatif::ProgressBar::new(files.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = ImportSummary::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = files.into_iter();
+    loop {
+        while tasks.len() < args.parallel.max(1) {
+            let Some(path) = queue.next() else { break };
+            let (archive, facility) = (archive.clone(), facility.clone());
+            tasks.spawn(async move {
+                let outcome = archive.import_file(&facility, &path).await;
+                (path, outcome)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let (path, outcome) = joined.context("import task failed")?;
+        match outcome? {
+            ImportOutcome::Stored(StoreOutcome::Created) => summary.stored += 1,
+            ImportOutcome::Stored(StoreOutcome::NewVersion) => summary.new_versions += 1,
+            ImportOutcome::Stored(StoreOutcome::Duplicate) => summary.duplicates += 1,
+            ImportOutcome::NotDicom => summary.not_dicom += 1,
+            ImportOutcome::Failed(reason) => summary.failed.push((path, reason)),
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    println!(
+        "imported into {facility}: {} stored, {} new versions, {} duplicates, {} not DICOM, {} failed",
+        summary.stored,
+        summary.new_versions,
+        summary.duplicates,
+        summary.not_dicom,
+        summary.failed.len()
+    );
+    for (path, reason) in &summary.failed {
+        println!("failed: {}: {reason}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Wiring: open the index and blobs, bind the listeners, serve, shut down in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use renkei_service::Archive;
+use renkei_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// The stores under a data directory, and the archive over them.
+pub struct Opened {
+    pub archive: Arc<Archive>,
+    store: SqliteStore,
+}
+
+impl Opened {
+    /// Opens (creating if needed) the data directory.
+    pub async fn open(config: &Config) -> anyhow::Result<Opened> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let store = SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
+        let blobs = Archive::open_blobs(&config.data_dir).context("cannot open the blob store")?;
+        let archive = Arc::new(Archive::new(Arc::new(store.clone()), Arc::new(store.clone()), blobs));
+        Ok(Opened { archive, store })
+    }
+
+    /// Flushes queued index writes and closes the index.
+    pub async fn close(self) {
+        self.archive.shutdown().await;
+        self.store.close().await;
+    }
+}
+
+/// Runs the hub until `shutdown` fires: stop accepting, let associations and requests
+/// drain, flush the group committer, close the index.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let opened = Opened::open(&config).await?;
+    let http = TcpListener::bind(&config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let dicom = TcpListener::bind(&config.dicom_listen)
+        .await
+        .with_context(|| format!("cannot listen for DICOM on {}", config.dicom_listen))?;
+    let http_addr = http.local_addr()?;
+    let dicom_addr = dicom.local_addr()?;
+
+    let state = renkei_api::AppState { archive: opened.archive.clone() };
+    let http_task = tokio::spawn(renkei_api::serve(http, state, shutdown.clone().cancelled_owned()));
+    let scp_config = renkei_dimse::ScpConfig {
+        ae_title: config.ae_title.clone(),
+        max_pdu_length: config.dicom.max_pdu_length,
+        idle_timeout: Duration::from_secs(config.dicom.idle_timeout_secs),
+        drain_timeout: Duration::from_secs(config.dicom.drain_timeout_secs),
+    };
+    let dicom_task = tokio::spawn(renkei_dimse::serve(dicom, opened.archive.clone(), scp_config, shutdown.clone()));
+
+    tracing::info!(http = %http_addr, dicom = %dicom_addr, ae_title = %config.ae_title, "renkei ready");
+    // The readiness line that scripts and tests wait for, with the bound ports.
+    println!("renkei ready http={http_addr} dicom={dicom_addr} ae_title={}", config.ae_title);
+
+    let (http_result, dicom_result) = tokio::join!(http_task, dicom_task);
+    if let Ok(Err(error)) = http_result {
+        tracing::error!(%error, "http server failed");
+    }
+    if let Err(error) = dicom_result {
+        tracing::error!(%error, "dicom server task failed");
+    }
+    opened.close().await;
+    tracing::info!("renkei stopped");
+    Ok(())
+}
+
+/// Fires `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}

@@ -1,18 +1,25 @@
 //! Content-addressed blob storage on the local filesystem.
 //!
 //! A blob is written to `tmp/` while its BLAKE3 hash is computed, flushed to disk with
-//! `fdatasync`, and only then renamed to `blobs/<first two hex digits>/<hash>` and its
-//! directory synced. A blob is therefore either absent or complete and durable, and a path
-//! is never overwritten with different bytes: identical content lands on the same path once.
+//! `fdatasync`, checked by the caller, and only then renamed to
+//! `blobs/<first two hex digits>/<hash>`. The rename is made durable by
+//! [`BlobStore::sync_dirs`], which the ingest pipeline calls once per group commit for every
+//! shard directory the group touched, before anything is acknowledged. A blob is therefore
+//! either absent or complete and durable, and a path is never overwritten with different
+//! bytes: identical content lands on the same path once.
 //!
 //! The object-store tiers (S3 cold tier, lifecycle) build on this layout later.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use renkei_domain::model::BlobHash;
-use tokio::io::AsyncWriteExt;
+
+/// Received bytes are gathered up to this size before one write, so that small network
+/// fragments do not each cost a trip to the blocking pool, and an instance smaller than this
+/// is written, synced, checked and renamed in a single trip.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +43,11 @@ impl From<io::Error> for BlobError {
     }
 }
 
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
+}
+
 /// The blob store rooted at a data directory.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -45,13 +57,14 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens the store under `data_dir`, creating its directories and removing temporary files
-    /// left by an earlier process (they were never acknowledged).
+    /// Opens the store under `data_dir`, creating its directories.
     pub fn open(data_dir: &Path) -> Result<Self, BlobError> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&blobs)?;
         std::fs::create_dir_all(&tmp)?;
+        for shard in 0..=255u8 {
+            std::fs::create_dir_all(blobs.join(format!("{shard:02x}")))?;
+        }
         Ok(Self { blobs, tmp, next_temp: AtomicU64::new(0) })
     }
 
@@ -70,38 +83,40 @@ impl BlobStore {
         Ok(removed)
     }
 
+    /// The shard directory of a blob: content addresses spread over 256 of them.
+    pub fn shard_dir(&self, hash: &BlobHash) -> PathBuf {
+        self.blobs.join(hash.0.get(..2).unwrap_or("00"))
+    }
+
     /// Where the blob with this hash lives.
     pub fn path(&self, hash: &BlobHash) -> PathBuf {
-        let prefix = hash.0.get(..2).unwrap_or("00");
-        self.blobs.join(prefix).join(&hash.0)
+        self.shard_dir(hash).join(&hash.0)
     }
 
-    /// Starts writing a new blob.
-    pub async fn create(&self) -> Result<BlobWriter, BlobError> {
+    /// Starts writing a new blob. Its temporary file is created on the first write to disk.
+    pub fn create(&self) -> BlobWriter {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let file = tokio::fs::File::create(&path).await?;
-        Ok(BlobWriter { file, path, hasher: blake3::Hasher::new(), size: 0 })
+        BlobWriter {
+            file: None,
+            path,
+            blobs: self.blobs.clone(),
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            buffer: Vec::new(),
+        }
     }
 
-    /// Makes a finished blob permanent under its content address and syncs its directory.
-    /// If identical content is already stored, the new copy is dropped.
-    pub async fn commit(&self, pending: PendingBlob) -> Result<BlobHash, BlobError> {
-        let target = self.path(&pending.hash);
-        let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.blobs.clone());
-        let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            if target.exists() {
-                std::fs::remove_file(&pending.path)?;
-                return Ok(());
+    /// Makes the renames into these directories durable (one `fsync` each).
+    pub async fn sync_dirs(&self, dirs: Vec<PathBuf>) -> Result<(), BlobError> {
+        blocking(move || {
+            for dir in dirs {
+                std::fs::File::open(dir)?.sync_all()?;
             }
-            std::fs::rename(&pending.path, &target)?;
-            std::fs::File::open(&dir)?.sync_all()
+            Ok(())
         })
-        .await
-        .map_err(|e| BlobError::Io(io::Error::other(e)))?;
-        result?;
-        Ok(pending.hash)
+        .await?;
+        Ok(())
     }
 
     /// Opens a stored blob for reading.
@@ -113,53 +128,106 @@ impl BlobStore {
     }
 }
 
-/// A blob being written. Dropping it without [`finish`](Self::finish) leaves a temporary
-/// file that [`PendingBlob::discard`] or the next start removes.
+/// A blob under its content address: durable once its shard directory is synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub hash: BlobHash,
+    pub size: u64,
+}
+
+/// A blob being written. Call [`finish`](Self::finish) or [`abort`](Self::abort); a writer
+/// merely dropped leaves a temporary file for the next start to remove.
 pub struct BlobWriter {
-    file: tokio::fs::File,
+    /// Created on the first write to disk; `None` again while a write is in flight.
+    file: Option<std::fs::File>,
     path: PathBuf,
+    blobs: PathBuf,
     hasher: blake3::Hasher,
     size: u64,
+    buffer: Vec<u8>,
+}
+
+fn open_temporary(file: Option<std::fs::File>, path: &Path) -> io::Result<std::fs::File> {
+    match file {
+        Some(file) => Ok(file),
+        None => std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path),
+    }
 }
 
 impl BlobWriter {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         self.hasher.update(chunk);
         self.size += chunk.len() as u64;
-        self.file.write_all(chunk).await?;
+        self.buffer.extend_from_slice(chunk);
+        if self.buffer.len() >= WRITE_BUFFER {
+            let file = self.file.take();
+            let path = self.path.clone();
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let (file, buffer) = blocking(move || {
+                let mut file = open_temporary(file, &path)?;
+                file.write_all(&buffer)?;
+                buffer.clear();
+                Ok((file, buffer))
+            })
+            .await?;
+            self.file = Some(file);
+            self.buffer = buffer;
+        }
         Ok(())
     }
 
-    /// Flushes the bytes to disk (`fdatasync`) and fixes the content hash.
-    pub async fn finish(mut self) -> Result<PendingBlob, BlobError> {
-        self.file.flush().await?;
-        self.file.sync_data().await?;
-        Ok(PendingBlob { path: self.path, hash: BlobHash(self.hasher.finalize().to_hex().to_string()), size: self.size })
+    /// Finishes the blob in one trip to the blocking pool: writes what is buffered, flushes
+    /// it to disk (`fdatasync`), lets `accept` read it back from the start, and only if
+    /// `accept` agrees moves it to its content address (dropping it if identical content is
+    /// already there). A refused blob leaves nothing behind.
+    pub async fn finish<T, E>(
+        self,
+        accept: impl FnOnce(&mut std::fs::File) -> Result<T, E> + Send + 'static,
+    ) -> Result<Result<(StoredBlob, T), E>, BlobError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let BlobWriter { file, path, blobs, hasher, size, buffer } = self;
+        let hash = BlobHash(hasher.finalize().to_hex().to_string());
+        let target = blobs.join(hash.0.get(..2).unwrap_or("00")).join(&hash.0);
+        let stored = StoredBlob { hash, size };
+        let finished = blocking(move || {
+            let checked = (|| {
+                let mut file = open_temporary(file, &path)?;
+                file.write_all(&buffer)?;
+                file.sync_data()?;
+                io::Seek::rewind(&mut file)?;
+                Ok(accept(&mut file))
+            })();
+            match checked {
+                Ok(Ok(accepted)) => {
+                    if target.exists() {
+                        std::fs::remove_file(&path)?;
+                    } else {
+                        std::fs::rename(&path, &target)?;
+                    }
+                    Ok(Ok((stored, accepted)))
+                }
+                Ok(Err(refused)) => {
+                    std::fs::remove_file(&path)?;
+                    Ok(Err(refused))
+                }
+                Err(error) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(error)
+                }
+            }
+        });
+        Ok(finished.await?)
     }
 
-    /// Abandons the blob and removes its temporary file.
+    /// Abandons the blob and removes its temporary file, if it has one.
     pub async fn abort(self) {
-        drop(self.file);
-        let _ = tokio::fs::remove_file(&self.path).await;
-    }
-}
-
-/// A blob whose bytes are durable in `tmp/` but not yet under its content address.
-#[derive(Debug)]
-pub struct PendingBlob {
-    path: PathBuf,
-    pub hash: BlobHash,
-    pub size: u64,
-}
-
-impl PendingBlob {
-    /// The temporary file, for validation before commit.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.path).await;
+        if let Some(file) = self.file {
+            drop(file);
+            let _ = tokio::fs::remove_file(&self.path).await;
+        }
     }
 }
 
@@ -167,33 +235,63 @@ impl PendingBlob {
 mod tests {
     use super::*;
 
+    async fn put(store: &BlobStore, parts: &[&[u8]]) -> StoredBlob {
+        let mut writer = store.create();
+        for part in parts {
+            writer.write(part).await.expect("write");
+        }
+        let (stored, ()) = writer.finish(|_| Ok::<_, ()>(())).await.expect("io").expect("accepted");
+        store.sync_dirs(vec![store.shard_dir(&stored.hash)]).await.expect("sync");
+        stored
+    }
+
+    fn temporaries(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("tmp")).expect("tmp").count()
+    }
+
     #[tokio::test]
     async fn identical_content_is_stored_once_under_its_hash() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = BlobStore::open(dir.path()).expect("open");
-        let mut hashes = Vec::new();
-        for _ in 0..2 {
-            let mut writer = store.create().await.expect("create");
-            writer.write(b"hello ").await.expect("write");
-            writer.write(b"world").await.expect("write");
-            let pending = writer.finish().await.expect("finish");
-            assert_eq!(pending.size, 11);
-            hashes.push(store.commit(pending).await.expect("commit"));
-        }
-        assert_eq!(hashes[0], hashes[1]);
-        assert_eq!(hashes[0].0, blake3::hash(b"hello world").to_hex().to_string());
-        assert_eq!(std::fs::read(store.path(&hashes[0])).expect("read"), b"hello world");
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+        let first = put(&store, &[b"hello ", b"world"]).await;
+        let second = put(&store, &[b"hello world"]).await;
+        assert_eq!(first, second);
+        assert_eq!(first.size, 11);
+        assert_eq!(first.hash.0, blake3::hash(b"hello world").to_hex().to_string());
+        assert_eq!(std::fs::read(store.path(&first.hash)).expect("read"), b"hello world");
+        assert_eq!(temporaries(dir.path()), 0);
     }
 
     #[tokio::test]
-    async fn aborted_and_stale_writes_leave_nothing() {
+    async fn large_blobs_spill_to_disk_and_are_read_back_whole() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = BlobStore::open(dir.path()).expect("open");
-        let mut writer = store.create().await.expect("create");
-        writer.write(b"partial").await.expect("write");
-        writer.abort().await;
-        let _left = store.create().await.expect("create");
+        let chunk = vec![7u8; 700 * 1024];
+        let mut writer = store.create();
+        for _ in 0..3 {
+            writer.write(&chunk).await.expect("write");
+        }
+        let finished = writer.finish(|file| {
+            let mut all = Vec::new();
+            io::Read::read_to_end(file, &mut all).map(|_| all.len())
+        });
+        let (stored, seen) = finished.await.expect("io").expect("readable");
+        assert_eq!((stored.size, seen), (3 * 700 * 1024, 3 * 700 * 1024));
+    }
+
+    #[tokio::test]
+    async fn refused_aborted_and_stale_writes_leave_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let mut refused = store.create();
+        refused.write(b"garbage").await.expect("write");
+        assert_eq!(refused.finish(|_| Err::<(), _>("no")).await.expect("io"), Err("no"));
+        let mut aborted = store.create();
+        aborted.write(&vec![1u8; WRITE_BUFFER]).await.expect("spills to disk");
+        aborted.abort().await;
+        assert_eq!(temporaries(dir.path()), 0);
+        let mut stale = store.create();
+        stale.write(&vec![1u8; WRITE_BUFFER]).await.expect("spills to disk");
         assert_eq!(store.clean_stale_temporaries(std::time::Duration::ZERO).expect("clean"), 1);
         assert!(matches!(store.open_blob(&BlobHash("ab".repeat(32))).await, Err(BlobError::NotFound(_))));
     }

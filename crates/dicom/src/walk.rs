@@ -135,9 +135,10 @@ pub fn walk_bytes(
     }
 }
 
-/// Walks a dataset stored in a file. Deflated syntaxes are inflated on the way.
+/// Walks a dataset stored in a file, from its current position. Deflated syntaxes are
+/// inflated on the way.
 pub fn walk_file(
-    file: std::fs::File,
+    file: &mut std::fs::File,
     syntax: Syntax,
     capture: &dyn Fn(u32) -> bool,
     max_value: u32,
@@ -167,7 +168,8 @@ struct Walker<'a> {
 }
 
 /// VRs whose explicit form has a 2-byte reserved field and a 4-byte length.
-const LONG_VRS: &[&[u8; 2]] = &[b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+const LONG_VRS: &[&[u8; 2]] =
+    &[b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
 const SHORT_VRS: &[&[u8; 2]] = &[
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
     b"ST", b"TM", b"UI", b"UL", b"US",
@@ -271,10 +273,10 @@ impl Walker<'_> {
                 }
                 continue;
             }
-            if let End::At(limit) = end {
-                if self.offset + length as u64 > limit {
-                    return Err(self.fail("element overruns its item"));
-                }
+            if let End::At(limit) = end
+                && self.offset + length as u64 > limit
+            {
+                return Err(self.fail("element overruns its item"));
             }
             if wanted && vr == Some(*b"SQ") {
                 self.skip(length as u64)?;
@@ -356,7 +358,9 @@ mod tests {
 
     #[test]
     fn captures_top_level_values_in_every_syntax() {
-        for syntax in [Syntax::IMPLICIT_LE, Syntax::EXPLICIT_LE, Syntax { explicit_vr: true, big_endian: true, deflated: false }] {
+        for syntax in
+            [Syntax::IMPLICIT_LE, Syntax::EXPLICIT_LE, Syntax { explicit_vr: true, big_endian: true, deflated: false }]
+        {
             let captured = walk_bytes(&sample(syntax), syntax, &wanted, 1024).expect("valid dataset");
             let tags: Vec<u32> = captured.iter().map(|e| e.tag).collect();
             assert_eq!(tags, vec![tags::SOP_INSTANCE_UID, tag(0x0008, 0x1115), tag(0x0010, 0x0010)]);
@@ -402,10 +406,7 @@ mod tests {
         assert!(walk_bytes(&garbage, Syntax::EXPLICIT_LE, &wanted, 1024).is_err());
         let mut bad_vr = sample(Syntax::EXPLICIT_LE);
         bad_vr[4] = b'z';
-        assert!(matches!(
-            walk_bytes(&bad_vr, Syntax::EXPLICIT_LE, &wanted, 1024),
-            Err(WalkError::Garbled { .. })
-        ));
+        assert!(matches!(walk_bytes(&bad_vr, Syntax::EXPLICIT_LE, &wanted, 1024), Err(WalkError::Garbled { .. })));
     }
 
     #[test]

@@ -35,7 +35,10 @@ impl DatasetWriter {
         self.u16(tag as u16);
         if self.syntax.explicit_vr {
             self.out.extend_from_slice(&vr);
-            if matches!(&vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV") {
+            if matches!(
+                &vr,
+                b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+            ) {
                 self.out.extend_from_slice(&[0, 0]);
                 self.u32(length);
             } else {

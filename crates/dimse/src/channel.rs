@@ -36,7 +36,10 @@ pub enum ChannelError {
 /// What the peer sent when a command was expected.
 #[derive(Debug)]
 pub enum Received {
-    Command { context_id: u8, command: Command },
+    Command {
+        context_id: u8,
+        command: Command,
+    },
     /// The peer asked to release; the release response has been sent.
     Released,
     Aborted,
@@ -143,7 +146,13 @@ where
         }
     }
 
-    async fn send_fragment(&mut self, context_id: u8, value_type: PDataValueType, data: Vec<u8>, is_last: bool) -> Result<(), ChannelError> {
+    async fn send_fragment(
+        &mut self,
+        context_id: u8,
+        value_type: PDataValueType,
+        data: Vec<u8>,
+        is_last: bool,
+    ) -> Result<(), ChannelError> {
         let value = PDataValue { presentation_context_id: context_id, value_type, is_last, data };
         AsyncAssociation::send(&mut self.association, &Pdu::PData { data: vec![value] }).await?;
         Ok(())
@@ -157,7 +166,12 @@ where
         self.send_bytes(context_id, PDataValueType::Data, bytes).await
     }
 
-    async fn send_bytes(&mut self, context_id: u8, value_type: PDataValueType, bytes: &[u8]) -> Result<(), ChannelError> {
+    async fn send_bytes(
+        &mut self,
+        context_id: u8,
+        value_type: PDataValueType,
+        bytes: &[u8],
+    ) -> Result<(), ChannelError> {
         let mut chunks = bytes.chunks(self.max_fragment).peekable();
         if chunks.peek().is_none() {
             return self.send_fragment(context_id, value_type, Vec::new(), true).await;

@@ -56,10 +56,9 @@ pub fn parse(bytes: &[u8], syntax: Syntax, model: Model) -> Result<Identifier, I
     let elements = walk_bytes(bytes, syntax, &|_| true, MAX_KEY_VALUE)
         .map_err(|e| IdentifierError(format!("identifier is malformed: {e}")))?;
     let value = |t: u32| elements.iter().find(|e| e.tag == t).map(|e| text::decode(&e.value, None));
-    let level = value(QUERY_RETRIEVE_LEVEL)
-        .ok_or_else(|| IdentifierError("Query/Retrieve Level is missing".into()))?;
-    let level = QueryLevel::parse(&level)
-        .ok_or_else(|| IdentifierError(format!("unknown Query/Retrieve Level {level}")))?;
+    let level = value(QUERY_RETRIEVE_LEVEL).ok_or_else(|| IdentifierError("Query/Retrieve Level is missing".into()))?;
+    let level =
+        QueryLevel::parse(&level).ok_or_else(|| IdentifierError(format!("unknown Query/Retrieve Level {level}")))?;
     if model == Model::StudyRoot && level == QueryLevel::Patient {
         return Err(IdentifierError("Study Root has no PATIENT level".into()));
     }
@@ -153,8 +152,13 @@ fn value_representation(attribute: Attribute) -> [u8; 2] {
         StudyInstanceUid | SeriesInstanceUid | SopClassUid | SopInstanceUid => *b"UI",
         AccessionNumber | StudyId => *b"SH",
         PatientSex | Modality | ModalitiesInStudy | BodyPartExamined | InstanceAvailability => *b"CS",
-        SeriesNumber | InstanceNumber | NumberOfPatientRelatedStudies | NumberOfPatientRelatedSeries
-        | NumberOfPatientRelatedInstances | NumberOfStudyRelatedSeries | NumberOfStudyRelatedInstances
+        SeriesNumber
+        | InstanceNumber
+        | NumberOfPatientRelatedStudies
+        | NumberOfPatientRelatedSeries
+        | NumberOfPatientRelatedInstances
+        | NumberOfStudyRelatedSeries
+        | NumberOfStudyRelatedInstances
         | NumberOfSeriesRelatedInstances => *b"IS",
     }
 }
@@ -185,7 +189,12 @@ mod tests {
     fn keys_become_a_query_and_come_back_filled() {
         let bytes = request(
             "STUDY",
-            &[(tag(0x0010, 0x0010), *b"PN", "YAMADA*"), (tag(0x0020, 0x000D), *b"UI", ""), (tag(0x0008, 0x1030), *b"LO", ""), (tag(0x0009, 0x0010), *b"LO", "")],
+            &[
+                (tag(0x0010, 0x0010), *b"PN", "YAMADA*"),
+                (tag(0x0020, 0x000D), *b"UI", ""),
+                (tag(0x0008, 0x1030), *b"LO", ""),
+                (tag(0x0009, 0x0010), *b"LO", ""),
+            ],
         );
         let identifier = parse(&bytes, Syntax::EXPLICIT_LE, Model::StudyRoot).expect("valid");
         let query = identifier.query().expect("valid keys");
@@ -198,7 +207,7 @@ mod tests {
         let back = walk_bytes(&response, Syntax::EXPLICIT_LE, &|_| true, 1024).expect("well formed");
         let get = |t| back.iter().find(|e| e.tag == t).map(|e| e.value.clone());
         assert_eq!(get(SPECIFIC_CHARACTER_SET).as_deref(), Some(&b"ISO_IR 192"[..]));
-        assert_eq!(get(tag(0x0010, 0x0010)), Some("山田^太郎".as_bytes().to_vec()));
+        assert_eq!(get(tag(0x0010, 0x0010)), Some("山田^太郎 ".as_bytes().to_vec()), "padded to even length");
         assert_eq!(get(tag(0x0020, 0x000D)).as_deref(), Some(&b"1.2.3\0"[..]));
         assert_eq!(get(tag(0x0008, 0x1030)).as_deref(), Some(&b""[..]));
         assert_eq!(get(tag(0x0009, 0x0010)).as_deref(), Some(&b""[..]), "unknown keys come back empty");
@@ -216,7 +225,9 @@ mod tests {
         let bad_date = request("STUDY", &[(tag(0x0008, 0x0020), *b"DA", "2024-01")]);
         let identifier = parse(&bad_date, Syntax::EXPLICIT_LE, Model::StudyRoot).expect("parses");
         assert!(identifier.query().is_err());
-        let broad = parse(&request("STUDY", &[(tag(0x0010, 0x0020), *b"LO", "P1")]), Syntax::EXPLICIT_LE, Model::StudyRoot).expect("parses");
+        let broad =
+            parse(&request("STUDY", &[(tag(0x0010, 0x0020), *b"LO", "P1")]), Syntax::EXPLICIT_LE, Model::StudyRoot)
+                .expect("parses");
         assert!(broad.retrieve_query().is_err(), "a move must name its studies");
     }
 }

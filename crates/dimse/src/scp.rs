@@ -102,7 +102,13 @@ impl Negotiation for AcceptProposedRoles {
     }
 }
 
-async fn handle(socket: TcpStream, peer: SocketAddr, archive: Arc<Archive>, config: Arc<ScpConfig>, shutdown: CancellationToken) {
+async fn handle(
+    socket: TcpStream,
+    peer: SocketAddr,
+    archive: Arc<Archive>,
+    config: Arc<ScpConfig>,
+    shutdown: CancellationToken,
+) {
     let _ = socket.set_nodelay(true);
     // Read the registrations for every connection, so the admin CLI's changes apply at once.
     let callers = match archive.facilities().await {
@@ -203,7 +209,12 @@ impl Session {
         Ok((uid, syntax))
     }
 
-    async fn respond(&mut self, context_id: u8, response: Command, data_set: Option<&[u8]>) -> Result<(), ChannelError> {
+    async fn respond(
+        &mut self,
+        context_id: u8,
+        response: Command,
+        data_set: Option<&[u8]>,
+    ) -> Result<(), ChannelError> {
         let response = Command { has_data_set: data_set.is_some(), ..response };
         self.channel.send_command(context_id, &response).await?;
         if let Some(bytes) = data_set {
@@ -256,12 +267,12 @@ impl Session {
                     return Err(error);
                 }
             };
-            if let Some(writer) = ingest.as_mut() {
-                if let Err(error) = writer.write(&fragment).await {
-                    failure = Some(error);
-                    if let Some(ingest) = ingest.take() {
-                        ingest.abort().await;
-                    }
+            if let Some(writer) = ingest.as_mut()
+                && let Err(error) = writer.write(&fragment).await
+            {
+                failure = Some(error);
+                if let Some(ingest) = ingest.take() {
+                    ingest.abort().await;
                 }
             }
             if last {
@@ -328,7 +339,9 @@ impl Session {
         };
         let matches = match self.archive.find(&self.facility, &query).await {
             Ok(matches) => matches,
-            Err(error) => return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await,
+            Err(error) => {
+                return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await;
+            }
         };
         debug!(level = query.level.as_str(), matches = matches.len(), "find");
         for found in &matches {
@@ -364,21 +377,35 @@ impl Session {
                 Ok(Some(node)) => destination = Some(node),
                 Ok(None) => {
                     let comment = "move destination is not a node of this facility".to_owned();
-                    return self.respond(context_id, final_failure(status::MOVE_DESTINATION_UNKNOWN, comment), None).await;
+                    return self
+                        .respond(context_id, final_failure(status::MOVE_DESTINATION_UNKNOWN, comment), None)
+                        .await;
                 }
-                Err(error) => return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await,
+                Err(error) => {
+                    return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await;
+                }
             }
         }
         let instances = match self.archive.retrieve(&self.facility, &query).await {
             Ok(instances) => instances,
-            Err(error) => return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await,
+            Err(error) => {
+                return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await;
+            }
         };
         let mut target = match &destination {
             None => Target::SameAssociation,
             Some(node) => {
                 let address = format!("{}:{}", node.host, node.port);
                 let contexts = proposed_contexts(&instances);
-                match Scu::connect(&address, &self.config.ae_title, node.ae_title.as_str(), &contexts, self.config.max_pdu_length).await {
+                match Scu::connect(
+                    &address,
+                    &self.config.ae_title,
+                    node.ae_title.as_str(),
+                    &contexts,
+                    self.config.max_pdu_length,
+                )
+                .await
+                {
                     Ok(scu) => Target::Node(Box::new(scu)),
                     Err(error) => {
                         warn!(%error, destination = %node.ae_title, "cannot open association to move destination");
@@ -390,7 +417,8 @@ impl Session {
                 }
             }
         };
-        let originator = MoveOriginator { ae_title: self.calling_ae.clone(), message_id: command.message_id.unwrap_or(0) };
+        let originator =
+            MoveOriginator { ae_title: self.calling_ae.clone(), message_id: command.message_id.unwrap_or(0) };
         let mut progress = Progress { remaining: instances.len(), ..Default::default() };
         let mut cancelled = false;
         for instance in &instances {
@@ -412,10 +440,10 @@ impl Session {
                 self.respond(context_id, pending, None).await?;
             }
         }
-        if let Target::Node(scu) = target {
-            if let Err(error) = scu.release().await {
-                debug!(%error, "releasing the move association failed");
-            }
+        if let Target::Node(scu) = target
+            && let Err(error) = scu.release().await
+        {
+            debug!(%error, "releasing the move association failed");
         }
         info!(
             operation = ?operation,
@@ -435,7 +463,8 @@ impl Session {
         };
         let mut response = progress.response(&command, response_field, code);
         response.remaining = cancelled.then_some(progress.remaining as u16);
-        let failed_list = (!progress.failed_uids.is_empty()).then(|| identifier::failed_instances(&progress.failed_uids, syntax));
+        let failed_list =
+            (!progress.failed_uids.is_empty()).then(|| identifier::failed_instances(&progress.failed_uids, syntax));
         self.respond(context_id, response, failed_list.as_deref()).await
     }
 
@@ -560,13 +589,25 @@ fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)>
     contexts
 }
 
-async fn send_to_node(scu: &mut Scu, archive: &Archive, instance: &StoredInstance, originator: &MoveOriginator) -> SubOperation {
+async fn send_to_node(
+    scu: &mut Scu,
+    archive: &Archive,
+    instance: &StoredInstance,
+    originator: &MoveOriginator,
+) -> SubOperation {
     let Some(context) = scu.context_for(instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str()) else {
         return SubOperation::Failed;
     };
     let Ok(file) = archive.open_instance(instance).await else { return SubOperation::Failed };
     let response = scu
-        .store(context, instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str(), file, instance.size, Some(originator))
+        .store(
+            context,
+            instance.sop_class_uid.as_str(),
+            instance.sop_instance_uid.as_str(),
+            file,
+            instance.size,
+            Some(originator),
+        )
         .await;
     match response {
         Ok(response) => SubOperation::from_status(response.status),

@@ -24,9 +24,7 @@ impl FacilityId {
     pub fn new(value: &str) -> Result<Self, IdError> {
         let ok = !value.is_empty()
             && value.len() <= 64
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok { Ok(Self(value.to_owned())) } else { Err(IdError::FacilityId) }
     }
 
@@ -63,9 +61,7 @@ pub struct Uid(String);
 impl Uid {
     pub fn new(value: &str) -> Result<Self, IdError> {
         let trimmed = value.trim_end_matches(['\0', ' ']).trim_start_matches(' ');
-        let ok = !trimmed.is_empty()
-            && trimmed.len() <= 64
-            && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let ok = !trimmed.is_empty() && trimmed.len() <= 64 && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.');
         if ok { Ok(Self(trimmed.to_owned())) } else { Err(IdError::Uid) }
     }
 

@@ -171,32 +171,23 @@ impl Matcher {
         match attribute.kind() {
             MatchKind::Computed => Ok(Self::Universal),
             MatchKind::Text | MatchKind::PersonName => {
-                let folded = if attribute.kind() == MatchKind::PersonName {
-                    fold_person_name(value)
-                } else {
-                    value.to_owned()
-                };
-                if folded.contains(['*', '?']) {
-                    Ok(Self::Wildcard(folded))
-                } else {
-                    Ok(Self::Exact(folded))
-                }
+                let folded =
+                    if attribute.kind() == MatchKind::PersonName { fold_person_name(value) } else { value.to_owned() };
+                if folded.contains(['*', '?']) { Ok(Self::Wildcard(folded)) } else { Ok(Self::Exact(folded)) }
             }
             MatchKind::Uid => {
                 let mut uids = Vec::new();
                 for part in value.split('\\') {
                     uids.push(Uid::new(part).map_err(|_| err("not a UID list"))?);
                 }
-                if uids.len() == 1 {
-                    Ok(Self::Exact(uids.remove(0).into()))
-                } else {
-                    Ok(Self::UidList(uids))
-                }
+                if uids.len() == 1 { Ok(Self::Exact(uids.remove(0).into())) } else { Ok(Self::UidList(uids)) }
             }
-            MatchKind::Date => parse_range(value, normalize_date, normalize_date)
-                .ok_or_else(|| err("not a date or date range")),
-            MatchKind::Time => parse_range(value, time_lower_bound, time_upper_bound)
-                .ok_or_else(|| err("not a time or time range")),
+            MatchKind::Date => {
+                parse_range(value, normalize_date, normalize_date).ok_or_else(|| err("not a date or date range"))
+            }
+            MatchKind::Time => {
+                parse_range(value, time_lower_bound, time_upper_bound).ok_or_else(|| err("not a time or time range"))
+            }
         }
     }
 
@@ -208,25 +199,23 @@ impl Matcher {
             Self::Exact(want) => stored == Some(want.as_str()),
             Self::Wildcard(pattern) => stored.is_some_and(|s| wildcard_match(pattern, s)),
             Self::Range { from, to } => stored.is_some_and(|s| {
-                !s.is_empty()
-                    && from.as_deref().is_none_or(|f| s >= f)
-                    && to.as_deref().is_none_or(|t| s <= t)
+                !s.is_empty() && from.as_deref().is_none_or(|f| s >= f) && to.as_deref().is_none_or(|t| s <= t)
             }),
             Self::UidList(uids) => stored.is_some_and(|s| uids.iter().any(|u| u.as_str() == s)),
         }
     }
 }
 
-fn parse_range(
-    value: &str,
-    lower: fn(&str) -> Option<String>,
-    upper: fn(&str) -> Option<String>,
-) -> Option<Matcher> {
+fn parse_range(value: &str, lower: fn(&str) -> Option<String>, upper: fn(&str) -> Option<String>) -> Option<Matcher> {
     match value.split_once('-') {
         None => {
             let from = lower(value)?;
             let to = upper(value)?;
-            if from == to { Some(Matcher::Exact(from)) } else { Some(Matcher::Range { from: Some(from), to: Some(to) }) }
+            if from == to {
+                Some(Matcher::Exact(from))
+            } else {
+                Some(Matcher::Range { from: Some(from), to: Some(to) })
+            }
         }
         Some((a, b)) => {
             let from = if a.is_empty() { None } else { Some(lower(a)?) };
@@ -262,7 +251,7 @@ fn pad_time(value: &str, fill: char) -> Option<String> {
     let whole: String = whole.chars().filter(|c| *c != ':').collect();
     let valid = !whole.is_empty()
         && whole.len() <= 6
-        && whole.len() % 2 == 0
+        && whole.len().is_multiple_of(2)
         && fraction.len() <= 6
         && whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
         && (fraction.is_empty() || whole.len() == 6);
@@ -272,7 +261,7 @@ fn pad_time(value: &str, fill: char) -> Option<String> {
     let mut out = whole;
     while out.len() < 6 {
         // Minutes and seconds top out at 59, not 99.
-        out.push(if fill == '9' && out.len() % 2 == 0 { '5' } else { fill });
+        out.push(if fill == '9' && out.len().is_multiple_of(2) { '5' } else { fill });
     }
     out.push('.');
     out.push_str(fraction);
@@ -385,8 +374,14 @@ mod tests {
             parse(Attribute::StudyDate, "20240101-20241231"),
             Matcher::Range { from: Some("20240101".into()), to: Some("20241231".into()) }
         );
-        assert_eq!(parse(Attribute::StudyDate, "-2024.12.31"), Matcher::Range { from: None, to: Some("20241231".into()) });
-        assert_eq!(parse(Attribute::StudyDate, "20240101-"), Matcher::Range { from: Some("20240101".into()), to: None });
+        assert_eq!(
+            parse(Attribute::StudyDate, "-2024.12.31"),
+            Matcher::Range { from: None, to: Some("20241231".into()) }
+        );
+        assert_eq!(
+            parse(Attribute::StudyDate, "20240101-"),
+            Matcher::Range { from: Some("20240101".into()), to: None }
+        );
         assert!(Matcher::parse(Attribute::StudyDate, "2024-01").is_err());
         assert!(Matcher::parse(Attribute::StudyDate, "-").is_err());
     }

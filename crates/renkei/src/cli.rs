@@ -104,7 +104,9 @@ impl Cli {
     pub async fn run(self, env: HashMap<String, String>) -> anyhow::Result<()> {
         let config_path = self.config.clone().or_else(|| env.get("RENKEI_CONFIG").map(PathBuf::from));
         let file = match &config_path {
-            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+            Some(path) => {
+                Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
+            }
             None => None,
         };
         let mut overrides = Overrides { data_dir: self.data_dir.clone(), ..Default::default() };
@@ -174,7 +176,10 @@ async fn node(archive: Arc<Archive>, command: NodeCommand) -> anyhow::Result<()>
 }
 
 async fn stats(archive: Arc<Archive>) -> anyhow::Result<()> {
-    println!("{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  name", "facility", "patients", "studies", "series", "instances", "bytes");
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  name",
+        "facility", "patients", "studies", "series", "instances", "bytes"
+    );
     for s in archive.stats().await? {
         println!(
             "{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  {}",
@@ -189,7 +194,8 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     fn visit(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if metadata.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
             entries.sort();
             for entry in entries {
                 visit(&entry, files)?;

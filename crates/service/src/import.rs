@@ -85,11 +85,15 @@ impl Archive {
         };
         let mut ingest = match self.begin_ingest(facility.clone(), transfer_syntax).await {
             Ok(ingest) => ingest,
-            Err(error) if error.kind == renkei_domain::ErrorKind::Invalid => return Ok(ImportOutcome::Failed(error.message)),
+            Err(error) if error.kind == renkei_domain::ErrorKind::Invalid => {
+                return Ok(ImportOutcome::Failed(error.message));
+            }
             Err(error) => return Err(error),
         };
         let mut file = tokio::fs::File::open(path).await.map_err(|e| ServiceError::internal("cannot open file", &e))?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| ServiceError::internal("cannot read file", &e))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| ServiceError::internal("cannot read file", &e))?;
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
             let read = match file.read(&mut buffer).await {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use renkei_blob::{BlobError, BlobStore, BlobWriter};
-use renkei_dicom::extract::{MAX_INDEXED_VALUE, extract, is_index_tag};
+use renkei_dicom::extract::{Extracted, MAX_INDEXED_VALUE, extract, is_index_tag};
 use renkei_dicom::walk::walk_file;
 use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
@@ -135,7 +135,7 @@ pub struct Ingested {
 impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio runtime.
     pub fn new(facilities: Arc<dyn FacilityStore>, instances: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>) -> Self {
-        let committer = commit::Committer::start(instances.clone());
+        let committer = commit::Committer::start(instances.clone(), blobs.clone());
         Self { facilities, instances, blobs, committer }
     }
 
@@ -182,7 +182,7 @@ impl Archive {
     pub async fn begin_ingest(&self, facility: FacilityId, transfer_syntax: Uid) -> Result<Ingest<'_>, ServiceError> {
         let syntax = Syntax::from_uid(transfer_syntax.as_str())
             .ok_or_else(|| ServiceError::invalid("transfer syntax is not a standard one"))?;
-        let writer = self.blobs.create().await?;
+        let writer = self.blobs.create();
         Ok(Ingest { archive: self, facility, transfer_syntax, syntax, writer })
     }
 
@@ -225,42 +225,20 @@ impl Ingest<'_> {
     /// Validates, stores and indexes the object. Returns only when it is durable.
     pub async fn finish(self, expected: &Expected) -> Result<Ingested, IngestError> {
         let Ingest { archive, facility, transfer_syntax, syntax, writer } = self;
-        let pending = writer.finish().await?;
-        let path = pending.path().to_path_buf();
-        let walked = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            Ok::<_, std::io::Error>(walk_file(file, syntax, &is_index_tag, MAX_INDEXED_VALUE))
-        })
-        .await
-        .map_err(|e| ServiceError::internal("validation task failed", &e));
-        let elements = match walked {
-            Ok(Ok(Ok(elements))) => elements,
-            Ok(Ok(Err(WalkError::Io(error)))) | Ok(Err(error)) => {
-                pending.discard().await;
-                return Err(BlobError::from(error).into());
-            }
-            Ok(Ok(Err(invalid))) => {
-                pending.discard().await;
-                return Err(IngestError::Malformed(invalid.to_string()));
-            }
-            Err(error) => {
-                pending.discard().await;
-                return Err(error.into());
+        let expected = expected.clone();
+        // Runs on the blocking pool, on the synced file, before it gets its content address.
+        let validate = move |file: &mut std::fs::File| -> Result<Extracted, IngestError> {
+            let elements = walk_file(file, syntax, &is_index_tag, MAX_INDEXED_VALUE).map_err(|error| match error {
+                WalkError::Io(error) => IngestError::from(BlobError::from(error)),
+                invalid => IngestError::Malformed(invalid.to_string()),
+            })?;
+            let extracted = extract(&elements).map_err(|missing| IngestError::DoesNotMatch(missing.to_string()))?;
+            match mismatch(&expected, &extracted.sop_class_uid, &extracted.sop_instance_uid) {
+                Some(mismatch) => Err(IngestError::DoesNotMatch(mismatch)),
+                None => Ok(extracted),
             }
         };
-        let extracted = match extract(&elements) {
-            Ok(extracted) => extracted,
-            Err(missing) => {
-                pending.discard().await;
-                return Err(IngestError::DoesNotMatch(missing.to_string()));
-            }
-        };
-        if let Some(mismatch) = mismatch(expected, &extracted.sop_class_uid, &extracted.sop_instance_uid) {
-            pending.discard().await;
-            return Err(IngestError::DoesNotMatch(mismatch));
-        }
-        let size = pending.size;
-        let blob = archive.blobs.commit(pending).await?;
+        let (stored, extracted) = writer.finish(validate).await??;
         let record = NewInstance {
             facility,
             study_uid: extracted.study_uid,
@@ -268,8 +246,8 @@ impl Ingest<'_> {
             sop_instance_uid: extracted.sop_instance_uid.clone(),
             sop_class_uid: extracted.sop_class_uid.clone(),
             transfer_syntax_uid: transfer_syntax,
-            blob,
-            size,
+            blob: stored.hash,
+            size: stored.size,
             attributes: extracted.attributes,
         };
         let outcome = archive.committer.commit(record).await?;
@@ -278,15 +256,15 @@ impl Ingest<'_> {
 }
 
 fn mismatch(expected: &Expected, sop_class: &Uid, sop_instance: &Uid) -> Option<String> {
-    if let Some(want) = &expected.sop_instance_uid {
-        if want != sop_instance {
-            return Some(format!("SOP Instance UID in dataset ({sop_instance}) differs from the request ({want})"));
-        }
+    if let Some(want) = &expected.sop_instance_uid
+        && want != sop_instance
+    {
+        return Some(format!("SOP Instance UID in dataset ({sop_instance}) differs from the request ({want})"));
     }
-    if let Some(want) = &expected.sop_class_uid {
-        if want != sop_class {
-            return Some(format!("SOP Class UID in dataset ({sop_class}) differs from the request ({want})"));
-        }
+    if let Some(want) = &expected.sop_class_uid
+        && want != sop_class
+    {
+        return Some(format!("SOP Class UID in dataset ({sop_class}) differs from the request ({want})"));
     }
     None
 }

@@ -16,13 +16,14 @@ fn corrupt(what: &str) -> StoreError {
 impl FacilityStore for SqliteStore {
     async fn add_facility(&self, facility: &Facility) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        let inserted = sqlx::query("INSERT INTO facility (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(facility.id.as_str())
-            .bind(&facility.name)
-            .bind(now_unix())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let inserted =
+            sqlx::query("INSERT INTO facility (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(facility.id.as_str())
+                .bind(&facility.name)
+                .bind(now_unix())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
         if inserted.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("facility {} already exists", facility.id)));
         }

@@ -99,9 +99,7 @@ fn from_clause(level: QueryLevel) -> &'static str {
     match level {
         QueryLevel::Patient => "FROM patient p",
         QueryLevel::Study => "FROM study s JOIN patient p ON p.pk = s.patient_pk",
-        QueryLevel::Series => {
-            "FROM series se JOIN study s ON s.pk = se.study_pk JOIN patient p ON p.pk = s.patient_pk"
-        }
+        QueryLevel::Series => "FROM series se JOIN study s ON s.pk = se.study_pk JOIN patient p ON p.pk = s.patient_pk",
         QueryLevel::Image => {
             "FROM instance i JOIN series se ON se.pk = i.series_pk \
              JOIN study s ON s.pk = se.study_pk JOIN patient p ON p.pk = s.patient_pk"
@@ -129,16 +127,16 @@ pub(crate) fn find_statement(facility: &str, query: &Query) -> (Statement, Vec<(
         if let Some(c) = column(*attribute) {
             select.push(c.raw);
             columns.push((*attribute, ColumnType::Text));
-        } else if attribute.level() == query.level {
-            if let Some(expr) = computed(*attribute) {
-                select.push(expr);
-                let kind = if matches!(attribute, Attribute::ModalitiesInStudy | Attribute::InstanceAvailability) {
-                    ColumnType::Text
-                } else {
-                    ColumnType::Count
-                };
-                columns.push((*attribute, kind));
-            }
+        } else if attribute.level() == query.level
+            && let Some(expr) = computed(*attribute)
+        {
+            select.push(expr);
+            let kind = if matches!(attribute, Attribute::ModalitiesInStudy | Attribute::InstanceAvailability) {
+                ColumnType::Text
+            } else {
+                ColumnType::Count
+            };
+            columns.push((*attribute, kind));
         }
     }
     let statement = select_statement(&select.join(", "), query.level, facility, query);
@@ -272,7 +270,12 @@ mod tests {
 
     #[test]
     fn quotes_in_values_never_reach_the_sql() {
-        let query = Query { level: QueryLevel::Patient, keys: vec![key(Attribute::PatientId, "x' OR 1=1 --")], limit: None, offset: 0 };
+        let query = Query {
+            level: QueryLevel::Patient,
+            keys: vec![key(Attribute::PatientId, "x' OR 1=1 --")],
+            limit: None,
+            offset: 0,
+        };
         let (statement, _) = find_statement("east", &query);
         assert!(!statement.sql.contains("OR 1=1"));
         assert!(statement.binds.contains(&Bind::Text("x' OR 1=1 --".into())));
@@ -280,7 +283,12 @@ mod tests {
 
     #[test]
     fn retrieval_ignores_paging_and_selects_from_instances() {
-        let query = Query { level: QueryLevel::Series, keys: vec![key(Attribute::SeriesInstanceUid, "1.2.3")], limit: Some(1), offset: 3 };
+        let query = Query {
+            level: QueryLevel::Series,
+            keys: vec![key(Attribute::SeriesInstanceUid, "1.2.3")],
+            limit: Some(1),
+            offset: 3,
+        };
         let statement = retrieve_statement("east", &query);
         assert!(statement.sql.contains("FROM instance i JOIN series se"));
         assert!(statement.sql.ends_with("AND se.series_uid = ? ORDER BY i.pk LIMIT ? OFFSET ?"));

@@ -1,12 +1,14 @@
 //! The instance index: group-committed writes, queries, retrieval lists and counts.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use renkei_domain::model::{BlobHash, FacilityStats, NewInstance, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch, fold_person_name, normalize_date, time_lower_bound};
 use renkei_domain::{FacilityId, Uid};
 use renkei_store::{InstanceStore, StoreError};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 
 use crate::filter::{Bind, ColumnType, Statement, find_statement, retrieve_statement};
 use crate::{SqliteStore, map_error, now_unix};
@@ -26,24 +28,104 @@ fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> O
     value.as_deref().map(|v| normalise(v).unwrap_or_default())
 }
 
-/// Records one instance inside the caller's transaction.
-async fn record_one(conn: &mut SqliteConnection, item: &NewInstance, now: i64) -> Result<StoreOutcome, StoreError> {
-    let facility = item.facility.as_str();
-    let existing = sqlx::query("SELECT pk, blob FROM instance WHERE facility_id = ? AND sop_instance_uid = ?")
-        .bind(facility)
-        .bind(item.sop_instance_uid.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_error)?
-        .map(|row| (row.get::<i64, _>(0), row.get::<String, _>(1)));
-    if let Some((_, blob)) = &existing {
-        if *blob == item.blob.0 {
-            return Ok(StoreOutcome::Duplicate);
-        }
-    }
+/// Primary keys of the patients, studies and series upserted earlier in one transaction,
+/// keyed by every value the upsert bound: an identical upsert would change nothing, so a
+/// series of many instances is written once per group commit, not once per instance.
+#[derive(Default)]
+struct UpsertCache {
+    patients: HashMap<Vec<Option<String>>, i64>,
+    studies: HashMap<Vec<Option<String>>, i64>,
+    series: HashMap<Vec<Option<String>>, i64>,
+}
 
+/// Records one instance inside the caller's transaction.
+async fn record_one(
+    conn: &mut SqliteConnection,
+    item: &NewInstance,
+    now: i64,
+    cache: &mut UpsertCache,
+) -> Result<StoreOutcome, StoreError> {
+    let series_pk = upsert_hierarchy(conn, item, cache).await?;
     let a = &item.attributes;
-    let patient_pk: i64 = sqlx::query(
+    let facility = item.facility.as_str();
+    let inserted = sqlx::query(
+        "INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
+         transfer_syntax, blob, size, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (facility_id, sop_instance_uid) DO NOTHING RETURNING pk",
+    )
+    .bind(facility)
+    .bind(series_pk)
+    .bind(item.sop_instance_uid.as_str())
+    .bind(item.sop_class_uid.as_str())
+    .bind(&a.instance_number)
+    .bind(item.transfer_syntax_uid.as_str())
+    .bind(&item.blob.0)
+    .bind(item.size as i64)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    if inserted.is_some() {
+        return Ok(StoreOutcome::Created);
+    }
+    let (instance_pk, blob): (i64, String) =
+        sqlx::query("SELECT pk, blob FROM instance WHERE facility_id = ? AND sop_instance_uid = ?")
+            .bind(facility)
+            .bind(item.sop_instance_uid.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map(|row| (row.get(0), row.get(1)))
+            .map_err(map_error)?;
+    if blob == item.blob.0 {
+        return Ok(StoreOutcome::Duplicate);
+    }
+    sqlx::query(
+        "INSERT INTO instance_version (instance_pk, transfer_syntax, blob, size, received_at, superseded_at) \
+         SELECT pk, transfer_syntax, blob, size, received_at, ? FROM instance WHERE pk = ?",
+    )
+    .bind(now)
+    .bind(instance_pk)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    sqlx::query(
+        "UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
+         blob = ?, size = ?, received_at = ? WHERE pk = ?",
+    )
+    .bind(series_pk)
+    .bind(item.sop_class_uid.as_str())
+    .bind(&a.instance_number)
+    .bind(item.transfer_syntax_uid.as_str())
+    .bind(&item.blob.0)
+    .bind(item.size as i64)
+    .bind(now)
+    .bind(instance_pk)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    Ok(StoreOutcome::NewVersion)
+}
+
+/// Upserts the patient, study and series of an instance; returns the series' key.
+async fn upsert_hierarchy(
+    conn: &mut SqliteConnection,
+    item: &NewInstance,
+    cache: &mut UpsertCache,
+) -> Result<i64, StoreError> {
+    let facility = item.facility.as_str();
+    let a = &item.attributes;
+    let patient_values = vec![
+        Some(facility.to_owned()),
+        a.patient_id.clone(),
+        a.issuer_of_patient_id.clone(),
+        a.patient_name.clone(),
+        a.patient_birth_date.clone(),
+        a.patient_sex.clone(),
+    ];
+    let patient_pk = match cache.patients.get(&patient_values) {
+        Some(pk) => *pk,
+        None => {
+            let pk: i64 = sqlx::query(
         "INSERT INTO patient (facility_id, patient_id, issuer, name, name_key, birth_date, birth_date_key, sex) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
@@ -64,8 +146,27 @@ async fn record_one(conn: &mut SqliteConnection, item: &NewInstance, now: i64) -
     .await
     .map_err(map_error)?
     .get(0);
+            cache.patients.insert(patient_values, pk);
+            pk
+        }
+    };
 
-    let study_pk: i64 = sqlx::query(
+    let study_values = vec![
+        Some(facility.to_owned()),
+        Some(patient_pk.to_string()),
+        Some(item.study_uid.to_string()),
+        a.study_date.clone(),
+        a.study_time.clone(),
+        a.accession_number.clone(),
+        a.study_id.clone(),
+        a.study_description.clone(),
+        a.referring_physician_name.clone(),
+        a.specific_character_set.clone(),
+    ];
+    let study_pk = match cache.studies.get(&study_values) {
+        Some(pk) => *pk,
+        None => {
+            let pk: i64 = sqlx::query(
         "INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
            accession, study_id, description, referring, referring_key, charset) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -98,7 +199,25 @@ async fn record_one(conn: &mut SqliteConnection, item: &NewInstance, now: i64) -
     .await
     .map_err(map_error)?
     .get(0);
+            cache.studies.insert(study_values, pk);
+            pk
+        }
+    };
 
+    let series_values = vec![
+        Some(facility.to_owned()),
+        Some(study_pk.to_string()),
+        Some(item.series_uid.to_string()),
+        a.modality.clone(),
+        a.series_number.clone(),
+        a.series_description.clone(),
+        a.body_part_examined.clone(),
+        a.series_date.clone(),
+        a.series_time.clone(),
+    ];
+    if let Some(pk) = cache.series.get(&series_values) {
+        return Ok(*pk);
+    }
     let series_pk: i64 = sqlx::query(
         "INSERT INTO series (facility_id, study_pk, series_uid, modality, series_number, description, body_part, \
            series_date, series_date_key, series_time, series_time_key) \
@@ -130,54 +249,8 @@ async fn record_one(conn: &mut SqliteConnection, item: &NewInstance, now: i64) -
     .map_err(map_error)?
     .get(0);
 
-    match existing {
-        Some((instance_pk, _)) => {
-            sqlx::query(
-                "INSERT INTO instance_version (instance_pk, transfer_syntax, blob, size, received_at, superseded_at) \
-                 SELECT pk, transfer_syntax, blob, size, received_at, ? FROM instance WHERE pk = ?",
-            )
-            .bind(now)
-            .bind(instance_pk)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
-            sqlx::query(
-                "UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
-                 blob = ?, size = ?, received_at = ? WHERE pk = ?",
-            )
-            .bind(series_pk)
-            .bind(item.sop_class_uid.as_str())
-            .bind(&a.instance_number)
-            .bind(item.transfer_syntax_uid.as_str())
-            .bind(&item.blob.0)
-            .bind(item.size as i64)
-            .bind(now)
-            .bind(instance_pk)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
-            Ok(StoreOutcome::NewVersion)
-        }
-        None => {
-            sqlx::query(
-                "INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
-                 transfer_syntax, blob, size, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(facility)
-            .bind(series_pk)
-            .bind(item.sop_instance_uid.as_str())
-            .bind(item.sop_class_uid.as_str())
-            .bind(&a.instance_number)
-            .bind(item.transfer_syntax_uid.as_str())
-            .bind(&item.blob.0)
-            .bind(item.size as i64)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
-            Ok(StoreOutcome::Created)
-        }
-    }
+    cache.series.insert(series_values, series_pk);
+    Ok(series_pk)
 }
 
 fn stored_instance(row: &SqliteRow) -> Result<StoredInstance, StoreError> {
@@ -195,6 +268,20 @@ fn stored_instance(row: &SqliteRow) -> Result<StoredInstance, StoreError> {
     })
 }
 
+impl SqliteStore {
+    /// Records a group of instances in one durable transaction, all or nothing.
+    async fn record_together(&self, batch: &[NewInstance], now: i64) -> Result<Vec<StoreOutcome>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
+        let mut cache = UpsertCache::default();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for item in batch {
+            outcomes.push(record_one(&mut tx, item, now, &mut cache).await?);
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(outcomes)
+    }
+}
+
 #[async_trait]
 impl InstanceStore for SqliteStore {
     async fn record_instances(
@@ -202,24 +289,20 @@ impl InstanceStore for SqliteStore {
         batch: &[NewInstance],
     ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
         let now = now_unix();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for item in batch {
-            // A savepoint per instance: one bad instance does not fail its neighbours.
-            let mut savepoint = tx.begin().await.map_err(map_error)?;
-            match record_one(&mut savepoint, item, now).await {
-                Ok(outcome) => {
-                    savepoint.commit().await.map_err(map_error)?;
-                    outcomes.push(Ok(outcome));
+        match self.record_together(batch, now).await {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+            // Something in the group failed and the transaction rolled back: record each
+            // instance on its own, so that one bad instance fails only itself.
+            Err(_) if batch.len() > 1 => {
+                let mut results = Vec::with_capacity(batch.len());
+                for item in batch {
+                    let alone = self.record_together(std::slice::from_ref(item), now).await;
+                    results.push(alone.map(|mut outcomes| outcomes.remove(0)));
                 }
-                Err(error) => {
-                    savepoint.rollback().await.map_err(map_error)?;
-                    outcomes.push(Err(error));
-                }
+                Ok(results)
             }
+            Err(error) => Ok(vec![Err(error)]),
         }
-        tx.commit().await.map_err(map_error)?;
-        Ok(outcomes)
     }
 
     async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {

@@ -42,7 +42,8 @@ fn uid(value: &str) -> Uid {
 }
 
 async fn add_facility(store: &dyn Store, id: &str, aes: &[&str]) {
-    let f = Facility { id: facility(id), name: format!("{id} hospital"), ae_titles: aes.iter().map(|a| ae(a)).collect() };
+    let f =
+        Facility { id: facility(id), name: format!("{id} hospital"), ae_titles: aes.iter().map(|a| ae(a)).collect() };
     store.add_facility(&f).await.expect("add facility");
 }
 
@@ -83,7 +84,10 @@ fn query(level: QueryLevel, keys: &[(Attribute, &str)]) -> Query {
         level,
         keys: keys
             .iter()
-            .map(|(attribute, raw)| QueryKey { attribute: *attribute, matcher: Matcher::parse(*attribute, raw).expect("valid key") })
+            .map(|(attribute, raw)| QueryKey {
+                attribute: *attribute,
+                matcher: Matcher::parse(*attribute, raw).expect("valid key"),
+            })
             .collect(),
         limit: None,
         offset: 0,
@@ -92,7 +96,8 @@ fn query(level: QueryLevel, keys: &[(Attribute, &str)]) -> Query {
 
 async fn find_values(store: &dyn Store, facility_id: &str, q: &Query, attribute: Attribute) -> Vec<String> {
     let matches = store.find(&facility(facility_id), q).await.expect("find");
-    let mut values: Vec<String> = matches.iter().map(|m| m.values.get(&attribute).cloned().unwrap_or_default()).collect();
+    let mut values: Vec<String> =
+        matches.iter().map(|m| m.values.get(&attribute).cloned().unwrap_or_default()).collect();
     values.sort();
     values
 }
@@ -130,7 +135,10 @@ pub async fn record_outcomes(store: &dyn Store) {
     add_facility(store, "east", &["CT_EAST"]).await;
     let first = instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "aa");
     let same_in_batch = instance("east", "P1", "1.1", "1.1.1", "1.1.1.2", "bb");
-    assert_eq!(record(store, &[first.clone(), same_in_batch]).await, vec![StoreOutcome::Created, StoreOutcome::Created]);
+    assert_eq!(
+        record(store, &[first.clone(), same_in_batch]).await,
+        vec![StoreOutcome::Created, StoreOutcome::Created]
+    );
     assert_eq!(record(store, std::slice::from_ref(&first)).await, vec![StoreOutcome::Duplicate]);
     let changed = NewInstance { blob: BlobHash("cc".into()), ..first.clone() };
     assert_eq!(record(store, &[changed]).await, vec![StoreOutcome::NewVersion]);
@@ -172,7 +180,10 @@ pub async fn find_levels_and_computed_attributes(store: &dyn Store) {
         ],
     )
     .await;
-    let patients = store.find(&facility("east"), &query(QueryLevel::Patient, &[(Attribute::PatientId, "P1")])).await.expect("find");
+    let patients = store
+        .find(&facility("east"), &query(QueryLevel::Patient, &[(Attribute::PatientId, "P1")]))
+        .await
+        .expect("find");
     assert_eq!(patients.len(), 1);
     let p = &patients[0].values;
     assert_eq!(p.get(&Attribute::NumberOfPatientRelatedStudies).map(String::as_str), Some("2"));
@@ -180,7 +191,10 @@ pub async fn find_levels_and_computed_attributes(store: &dyn Store) {
     assert_eq!(p.get(&Attribute::NumberOfPatientRelatedInstances).map(String::as_str), Some("4"));
     assert_eq!(p.get(&Attribute::PatientName).map(String::as_str), Some("Yamada^P1"));
 
-    let studies = store.find(&facility("east"), &query(QueryLevel::Study, &[(Attribute::StudyInstanceUid, "1.1")])).await.expect("find");
+    let studies = store
+        .find(&facility("east"), &query(QueryLevel::Study, &[(Attribute::StudyInstanceUid, "1.1")]))
+        .await
+        .expect("find");
     assert_eq!(studies.len(), 1);
     let s = &studies[0].values;
     assert_eq!(s.get(&Attribute::ModalitiesInStudy).map(String::as_str), Some("CT\\MR"));
@@ -188,12 +202,21 @@ pub async fn find_levels_and_computed_attributes(store: &dyn Store) {
     assert_eq!(s.get(&Attribute::NumberOfStudyRelatedInstances).map(String::as_str), Some("3"));
     assert_eq!(s.get(&Attribute::PatientId).map(String::as_str), Some("P1"));
 
-    let series = store.find(&facility("east"), &query(QueryLevel::Series, &[(Attribute::StudyInstanceUid, "1.1")])).await.expect("find");
+    let series = store
+        .find(&facility("east"), &query(QueryLevel::Series, &[(Attribute::StudyInstanceUid, "1.1")]))
+        .await
+        .expect("find");
     assert_eq!(series.len(), 2);
-    let ct = series.iter().find(|m| m.values.get(&Attribute::Modality).map(String::as_str) == Some("CT")).expect("CT series");
+    let ct = series
+        .iter()
+        .find(|m| m.values.get(&Attribute::Modality).map(String::as_str) == Some("CT"))
+        .expect("CT series");
     assert_eq!(ct.values.get(&Attribute::NumberOfSeriesRelatedInstances).map(String::as_str), Some("2"));
 
-    let images = store.find(&facility("east"), &query(QueryLevel::Image, &[(Attribute::SeriesInstanceUid, "1.1.1")])).await.expect("find");
+    let images = store
+        .find(&facility("east"), &query(QueryLevel::Image, &[(Attribute::SeriesInstanceUid, "1.1.1")]))
+        .await
+        .expect("find");
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].values.get(&Attribute::InstanceAvailability).map(String::as_str), Some("ONLINE"));
     assert_eq!(images[0].values.get(&Attribute::SopClassUid).map(String::as_str), Some("1.2.840.10008.5.1.4.1.1.2"));
@@ -231,7 +254,11 @@ pub async fn find_matchers(store: &dyn Store) {
     assert_eq!(uids(study(&[(Attribute::PatientName, "Yamad?^*")])).await, vec!["1.1"]);
     assert_eq!(uids(study(&[(Attribute::PatientId, "P3_%")])).await, vec!["1.3"]);
     assert_eq!(uids(study(&[(Attribute::PatientId, "P_")])).await, Vec::<String>::new());
-    assert_eq!(uids(study(&[(Attribute::PatientId, "p1")])).await, Vec::<String>::new(), "LO matching is case-sensitive");
+    assert_eq!(
+        uids(study(&[(Attribute::PatientId, "p1")])).await,
+        Vec::<String>::new(),
+        "LO matching is case-sensitive"
+    );
     assert_eq!(uids(study(&[(Attribute::StudyDate, "20240101-20240331")])).await, vec!["1.1"]);
     assert_eq!(uids(study(&[(Attribute::StudyDate, "20240201-")])).await, vec!["1.2"]);
     assert_eq!(uids(study(&[(Attribute::StudyDate, "-20241231")])).await, vec!["1.1", "1.2"]);
@@ -245,7 +272,10 @@ pub async fn find_matchers(store: &dyn Store) {
         vec!["1.2"]
     );
     // Raw values come back as stored, not as normalised keys.
-    assert_eq!(find_values(store, "east", &study(&[(Attribute::StudyInstanceUid, "1.1")]), Attribute::StudyTime).await, vec!["0815"]);
+    assert_eq!(
+        find_values(store, "east", &study(&[(Attribute::StudyInstanceUid, "1.1")]), Attribute::StudyTime).await,
+        vec!["0815"]
+    );
 }
 
 pub async fn retrieve_current_versions(store: &dyn Store) {
@@ -261,7 +291,8 @@ pub async fn retrieve_current_versions(store: &dyn Store) {
     .await;
     record(store, &[instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a2")]).await;
     let study = query(QueryLevel::Study, &[(Attribute::StudyInstanceUid, "1.1")]);
-    let mut blobs: Vec<String> = store.retrieve(&facility("east"), &study).await.expect("retrieve").into_iter().map(|i| i.blob.0).collect();
+    let mut blobs: Vec<String> =
+        store.retrieve(&facility("east"), &study).await.expect("retrieve").into_iter().map(|i| i.blob.0).collect();
     blobs.sort();
     assert_eq!(blobs, vec!["a2", "b"]);
     let patient = query(QueryLevel::Patient, &[(Attribute::PatientId, "P1")]);

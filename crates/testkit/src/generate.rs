@@ -29,11 +29,15 @@ pub struct Patient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// 16-bit monochrome slices of `size`×`size` pixels.
-    Ct { size: u16 },
+    Ct {
+        size: u16,
+    },
     Mr,
     Cr,
     /// RGB, several frames.
-    UsMultiframe { frames: u16 },
+    UsMultiframe {
+        frames: u16,
+    },
     /// X-Ray Radiation Dose SR with a CT dose summary.
     DoseReport,
     Pdf,
@@ -241,7 +245,8 @@ fn dose_report_content(w: &mut DatasetWriter) {
     code(w, tag(0x0040, 0xA043), "113701", "DCM", "X-Ray Radiation Dose Report");
     w.text(tag(0x0040, 0xA050), *b"CS", "SEPARATE");
     w.begin_sequence(tag(0x0040, 0xA730));
-    for (value, meaning, amount, unit) in [("113813", "CT Dose Length Product Total", "412.5", "mGy.cm")] {
+    {
+        let (value, meaning, amount, unit) = ("113813", "CT Dose Length Product Total", "412.5", "mGy.cm");
         w.begin_item().text(tag(0x0040, 0xA010), *b"CS", "CONTAINS").text(tag(0x0040, 0xA040), *b"CS", "NUM");
         code(w, tag(0x0040, 0xA043), value, "DCM", meaning);
         w.begin_sequence(tag(0x0040, 0xA300)).begin_item();
@@ -265,9 +270,8 @@ fn rle_frame(frame: &[u8], samples: u16, bits: u16, rows: u16, columns: u16) -> 
     let mut segments = Vec::new();
     for sample in 0..samples as usize {
         for byte in (0..bytes_per_sample).rev() {
-            let plane: Vec<u8> = (0..pixels)
-                .map(|p| frame[(p * samples as usize + sample) * bytes_per_sample + byte])
-                .collect();
+            let plane: Vec<u8> =
+                (0..pixels).map(|p| frame[(p * samples as usize + sample) * bytes_per_sample + byte]).collect();
             segments.push(packbits(&plane));
         }
     }
@@ -333,7 +337,12 @@ pub fn part10(dataset: &[u8], sop_class: &str, sop_instance: &str, transfer_synt
 /// A spec for a CT slice, the benchmark's unit of work.
 pub fn ct_slice(size: u16, n: u64) -> Spec {
     Spec {
-        patient: Patient { id: "BENCH001".into(), name: "Bench^Patient".into(), birth_date: "19600101".into(), sex: "O".into() },
+        patient: Patient {
+            id: "BENCH001".into(),
+            name: "Bench^Patient".into(),
+            birth_date: "19600101".into(),
+            sex: "O".into(),
+        },
         kind: Kind::Ct { size },
         study_uid: uid(7, 0),
         series_uid: uid(7, 1),
@@ -366,7 +375,8 @@ mod tests {
             Kind::Pdf,
             Kind::Private,
         ];
-        let syntaxes = ["1.2.840.10008.1.2", EXPLICIT_VR_LE, "1.2.840.10008.1.2.2", DEFLATED_EXPLICIT_VR_LE, RLE_LOSSLESS];
+        let syntaxes =
+            ["1.2.840.10008.1.2", EXPLICIT_VR_LE, "1.2.840.10008.1.2.2", DEFLATED_EXPLICIT_VR_LE, RLE_LOSSLESS];
         for kind in kinds {
             for ts in syntaxes {
                 let mut spec = ct_slice(64, 1);
@@ -374,7 +384,8 @@ mod tests {
                 spec.transfer_syntax = ts.into();
                 let bytes = dataset(&spec);
                 let syntax = Syntax::from_uid(ts).expect("standard syntax");
-                let elements = walk_bytes(&bytes, syntax, &is_index_tag, 4096).unwrap_or_else(|e| panic!("{kind:?} {ts}: {e}"));
+                let elements =
+                    walk_bytes(&bytes, syntax, &is_index_tag, 4096).unwrap_or_else(|e| panic!("{kind:?} {ts}: {e}"));
                 let extracted = extract(&elements).expect("identifying attributes");
                 assert_eq!(extracted.sop_class_uid.as_str(), kind.sop_class());
             }

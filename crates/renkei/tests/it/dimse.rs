@@ -43,7 +43,24 @@ fn every_kind_and_syntax_is_stored_byte_for_byte_per_facility() {
     assert_eq!(fixture.corpus.iter().filter(|f| &f.sop_instance_uid == shared).count(), 2);
     let find = |calling: &str| {
         let uid = format!("SOPInstanceUID={shared}");
-        dcmtk("findscu", &["-S", "-aet", calling, "-aec", "RENKEI", "-k", "QueryRetrieveLevel=IMAGE", "-k", &uid, "-k", "PatientID", "127.0.0.1", &hub.port()])
+        dcmtk(
+            "findscu",
+            &[
+                "-S",
+                "-aet",
+                calling,
+                "-aec",
+                "RENKEI",
+                "-k",
+                "QueryRetrieveLevel=IMAGE",
+                "-k",
+                &uid,
+                "-k",
+                "PatientID",
+                "127.0.0.1",
+                &hub.port(),
+            ],
+        )
     };
     let east_view = find("STORESCU");
     let west_view = find("WESTSCU");
@@ -70,7 +87,8 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
         dcmtk("findscu", &args)
     };
     // Patient root, PATIENT level, with related counts.
-    let patients = find("-P", &["QueryRetrieveLevel=PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies"]);
+    let patients =
+        find("-P", &["QueryRetrieveLevel=PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies"]);
     assert_eq!(find_results(&patients), 2, "{}", text(&patients));
     assert!(!text(&patients).contains("W0001"), "west's patient leaked into east's view");
     // Wildcards, case-insensitive on names.
@@ -79,10 +97,14 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
     assert_eq!(find_results(&find("-S", &["QueryRetrieveLevel=STUDY", "PatientName=Nobody*", "StudyInstanceUID"])), 0);
     // Date ranges: open and closed.
     assert_eq!(find_results(&find("-S", &["QueryRetrieveLevel=STUDY", "StudyDate=20240101-", "StudyInstanceUID"])), 4);
-    assert_eq!(find_results(&find("-S", &["QueryRetrieveLevel=STUDY", "StudyDate=20230101-20231231", "StudyInstanceUID"])), 1);
+    assert_eq!(
+        find_results(&find("-S", &["QueryRetrieveLevel=STUDY", "StudyDate=20230101-20231231", "StudyInstanceUID"])),
+        1
+    );
     assert_eq!(find_results(&find("-S", &["QueryRetrieveLevel=STUDY", "StudyDate=-20221231", "StudyInstanceUID"])), 1);
     // Modalities in Study matches any listed modality and is returned.
-    let mr_or_cr = find("-S", &["QueryRetrieveLevel=STUDY", "ModalitiesInStudy=MR\\CR", "NumberOfStudyRelatedInstances"]);
+    let mr_or_cr =
+        find("-S", &["QueryRetrieveLevel=STUDY", "ModalitiesInStudy=MR\\CR", "NumberOfStudyRelatedInstances"]);
     assert_eq!(find_results(&mr_or_cr), 2, "{}", text(&mr_or_cr));
     // UID list matching.
     let ct_study = &fixture.files("east")[0].study_uid;
@@ -91,10 +113,16 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
     assert_eq!(find_results(&find("-S", &["QueryRetrieveLevel=STUDY", &list])), 2);
     // SERIES and IMAGE levels under a study, with counts and availability.
     let series_key = format!("StudyInstanceUID={ct_study}");
-    let series = find("-S", &["QueryRetrieveLevel=SERIES", &series_key, "SeriesInstanceUID", "Modality", "NumberOfSeriesRelatedInstances"]);
+    let series = find(
+        "-S",
+        &["QueryRetrieveLevel=SERIES", &series_key, "SeriesInstanceUID", "Modality", "NumberOfSeriesRelatedInstances"],
+    );
     assert_eq!(find_results(&series), 2, "CT and dose SR series: {}", text(&series));
     assert!(text(&series).contains("[3 ]"), "3 CT slices: {}", text(&series));
-    let images = find("-S", &["QueryRetrieveLevel=IMAGE", &series_key, "SOPInstanceUID", "InstanceAvailability", "InstanceNumber"]);
+    let images = find(
+        "-S",
+        &["QueryRetrieveLevel=IMAGE", &series_key, "SOPInstanceUID", "InstanceAvailability", "InstanceNumber"],
+    );
     assert_eq!(find_results(&images), 4);
     assert!(text(&images).contains("ONLINE"));
     // Patient root at IMAGE level needs the patient key path; relational keys are allowed.
@@ -119,11 +147,31 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
         .arg(dest_port.to_string())
         .spawn()
         .expect("storescp starts");
-    renkei(&fixture.data_dir, &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &dest_port.to_string()]);
+    renkei(
+        &fixture.data_dir,
+        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
+    );
 
     let ct = &fixture.files("east")[0];
     let study = format!("StudyInstanceUID={}", ct.study_uid);
-    let moved = dcmtk("movescu", &["-S", "-aet", "STORESCU", "-aec", "RENKEI", "-aem", "VIEWER", "-k", "QueryRetrieveLevel=STUDY", "-k", &study, "127.0.0.1", &hub.port()]);
+    let moved = dcmtk(
+        "movescu",
+        &[
+            "-S",
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "RENKEI",
+            "-aem",
+            "VIEWER",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            &study,
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     let _ = storescp.kill();
     let _ = storescp.wait();
     assert!(moved.status.success(), "{}", text(&moved));
@@ -131,16 +179,70 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
     assert_eq!(files, 4, "3 CT slices and the dose report: {}", text(&moved));
     assert!(text(&moved).contains("Pending"), "pending responses carry counts: {}", text(&moved));
 
-    let unknown = dcmtk("movescu", &["-S", "-aet", "STORESCU", "-aec", "RENKEI", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY", "-k", &study, "127.0.0.1", &hub.port()]);
+    let unknown = dcmtk(
+        "movescu",
+        &[
+            "-S",
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "RENKEI",
+            "-aem",
+            "NOWHERE",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            &study,
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     assert!(text(&unknown).contains("Refused: MoveDestinationUnknown"), "0xA801: {}", text(&unknown));
     // A node of another facility is no destination for east.
-    renkei(&fixture.data_dir, &["node", "add", "WESTVIEW", "--facility", "west", "--host", "127.0.0.1", "--port", &dest_port.to_string()]);
-    let foreign = dcmtk("movescu", &["-S", "-aet", "STORESCU", "-aec", "RENKEI", "-aem", "WESTVIEW", "-k", "QueryRetrieveLevel=STUDY", "-k", &study, "127.0.0.1", &hub.port()]);
+    renkei(
+        &fixture.data_dir,
+        &["node", "add", "WESTVIEW", "--facility", "west", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
+    );
+    let foreign = dcmtk(
+        "movescu",
+        &[
+            "-S",
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "RENKEI",
+            "-aem",
+            "WESTVIEW",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            &study,
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     assert!(text(&foreign).contains("Refused: MoveDestinationUnknown"), "0xA801: {}", text(&foreign));
 
     let got = fixture.root.path().join("got");
     std::fs::create_dir_all(&got).expect("dir");
-    let get = dcmtk("getscu", &["-S", "-aet", "EASTGET", "-aec", "RENKEI", "-od", got.to_str().expect("path"), "-k", "QueryRetrieveLevel=STUDY", "-k", &study, "127.0.0.1", &hub.port()]);
+    let get = dcmtk(
+        "getscu",
+        &[
+            "-S",
+            "-aet",
+            "EASTGET",
+            "-aec",
+            "RENKEI",
+            "-od",
+            got.to_str().expect("path"),
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            &study,
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     assert!(get.status.success(), "{}", text(&get));
     assert_eq!(std::fs::read_dir(&got).expect("got").count(), 4, "{}", text(&get));
 }
@@ -159,7 +261,14 @@ fn pynetdicom_finds_by_name_and_gets_exact_bytes_back() {
             contexts.push(pair);
         }
     }
-    let mut args = vec!["127.0.0.1".to_owned(), hub.port(), "EASTPY".into(), "RENKEI".into(), out.display().to_string(), "Sato*".into()];
+    let mut args = vec![
+        "127.0.0.1".to_owned(),
+        hub.port(),
+        "EASTPY".into(),
+        "RENKEI".into(),
+        out.display().to_string(),
+        "Sato*".into(),
+    ];
     args.extend(contexts);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = python("find_get.py", &refs);

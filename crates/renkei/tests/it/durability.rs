@@ -37,7 +37,22 @@ async fn store(scu: &mut Scu, uid: &str, bytes: &[u8]) -> (u16, Option<String>) 
 }
 
 fn image_count(hub: &Hub, calling: &str) -> usize {
-    let output = dcmtk("findscu", &["-S", "-aet", calling, "-aec", "RENKEI", "-k", "QueryRetrieveLevel=IMAGE", "-k", "SOPInstanceUID", "127.0.0.1", &hub.port()]);
+    let output = dcmtk(
+        "findscu",
+        &[
+            "-S",
+            "-aet",
+            calling,
+            "-aec",
+            "RENKEI",
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            "SOPInstanceUID",
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     find_results(&output)
 }
 
@@ -95,7 +110,10 @@ fn bad_input_gets_failure_statuses_and_stores_nothing() {
     spec.sop_instance_uid = uid(2, 77);
     spec.study_uid = String::new();
     let no_study = write("no-study.dcm", &spec.sop_instance_uid, &dataset(&spec));
-    let output = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", &truncated, &garbled, &mismatch, &no_study]);
+    let output = python(
+        "send_raw.py",
+        &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", &truncated, &garbled, &mismatch, &no_study],
+    );
     let report = text(&output);
     let statuses: Vec<serde_json::Value> = report.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert_eq!(statuses.len(), 4, "{report}");
@@ -155,7 +173,25 @@ fn resends_are_deduplicated_and_changed_content_becomes_a_new_version() {
     let series = format!("SeriesInstanceUID={}", uid(703, 0));
     let output = dcmtk(
         "getscu",
-        &["-S", "-aet", "EASTGET", "-aec", "RENKEI", "-od", got.to_str().expect("path"), "-k", "QueryRetrieveLevel=IMAGE", "-k", &study, "-k", &series, "-k", &key, "127.0.0.1", &hub.port()],
+        &[
+            "-S",
+            "-aet",
+            "EASTGET",
+            "-aec",
+            "RENKEI",
+            "-od",
+            got.to_str().expect("path"),
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            &study,
+            "-k",
+            &series,
+            "-k",
+            &key,
+            "127.0.0.1",
+            &hub.port(),
+        ],
     );
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(std::fs::read_dir(&got).expect("got").count(), 1, "{}", text(&output));
@@ -197,7 +233,11 @@ fn a_full_disk_is_refused_with_a700_and_the_archive_keeps_serving() {
     let fixture = Fixture::new();
     let mount = fixture.root.path().join("small");
     std::fs::create_dir_all(&mount).expect("dir");
-    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"]).arg(&mount).status().expect("mount runs");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount runs");
     assert!(mounted.success(), "mounting a tmpfs needs root");
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {

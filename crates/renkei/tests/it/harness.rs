@@ -32,7 +32,11 @@ impl Hub {
         let stdout = child.stdout.take().expect("stdout piped");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("readiness line");
-        assert!(line.starts_with("renkei ready"), "server did not become ready: {line:?}; see {}", data_dir.with_extension("log").display());
+        assert!(
+            line.starts_with("renkei ready"),
+            "server did not become ready: {line:?}; see {}",
+            data_dir.with_extension("log").display()
+        );
         let field = |name: &str| -> String {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{name}=")))
@@ -104,7 +108,22 @@ impl Fixture {
         let root = tempfile::tempdir().expect("temp dir");
         let data_dir = root.path().join("data");
         let corpus = corpus::write(&root.path().join("corpus")).expect("corpus written");
-        renkei(&data_dir, &["facility", "add", "east", "--name", "East Hospital", "--ae", "STORESCU", "--ae", "EASTPY", "--ae", "EASTGET"]);
+        renkei(
+            &data_dir,
+            &[
+                "facility",
+                "add",
+                "east",
+                "--name",
+                "East Hospital",
+                "--ae",
+                "STORESCU",
+                "--ae",
+                "EASTPY",
+                "--ae",
+                "EASTGET",
+            ],
+        );
         renkei(&data_dir, &["facility", "add", "west", "--name", "West Clinic", "--ae", "WESTSCU"]);
         Fixture { root, data_dir, corpus }
     }
@@ -131,7 +150,8 @@ impl Fixture {
                 "1.2.840.10008.1.2" => "-xi",
                 _ => "-xe",
             };
-            let output = dcmtk("storescu", &["-R", proposal, "-aet", calling, "-aec", "RENKEI", "127.0.0.1", &hub.port(), path]);
+            let output =
+                dcmtk("storescu", &["-R", proposal, "-aet", calling, "-aec", "RENKEI", "127.0.0.1", &hub.port(), path]);
             assert!(output.status.success(), "storescu failed for {path}: {}", text(&output));
         }
     }

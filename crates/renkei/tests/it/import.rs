@@ -20,10 +20,28 @@ fn import_reports_stored_duplicates_not_dicom_and_failures() {
     let again = renkei(&fixture.data_dir, &["import", first.path.to_str().expect("path"), "--facility", "east"]);
     assert!(again.contains("0 stored, 0 new versions, 1 duplicates"), "{again}");
     let stats = renkei(&fixture.data_dir, &["stats"]);
-    assert!(stats.lines().any(|l| l.starts_with("east") && l.split_whitespace().nth(4) == Some(&east.to_string())), "{stats}");
+    assert!(
+        stats.lines().any(|l| l.starts_with("east") && l.split_whitespace().nth(4) == Some(&east.to_string())),
+        "{stats}"
+    );
     // Imported objects are served like received ones.
     let hub = Hub::start(&fixture.data_dir);
-    let found = dcmtk("findscu", &["-S", "-aet", "STORESCU", "-aec", "RENKEI", "-k", "QueryRetrieveLevel=IMAGE", "-k", "SOPInstanceUID", "127.0.0.1", &hub.port()]);
+    let found = dcmtk(
+        "findscu",
+        &[
+            "-S",
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "RENKEI",
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            "SOPInstanceUID",
+            "127.0.0.1",
+            &hub.port(),
+        ],
+    );
     assert_eq!(find_results(&found), east);
 }
 
@@ -32,7 +50,7 @@ fn import_into_an_unknown_facility_fails_clearly() {
     let fixture = Fixture::new();
     let output = std::process::Command::new(RENKEI)
         .args(["import", "--facility", "nowhere"])
-        .arg(&fixture.root.path().join("corpus"))
+        .arg(fixture.root.path().join("corpus"))
         .arg("--data-dir")
         .arg(&fixture.data_dir)
         .output()

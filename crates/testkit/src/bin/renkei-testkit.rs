@@ -57,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Corpus { dir } => {
             let files = renkei_testkit::corpus::write(&dir).context("writing corpus")?;
-            println!("facility\tpath\tpatient_id\tstudy_uid\tseries_uid\tsop_instance_uid\tsop_class_uid\ttransfer_syntax\tmodality");
+            println!(
+                "facility\tpath\tpatient_id\tstudy_uid\tseries_uid\tsop_instance_uid\tsop_class_uid\ttransfer_syntax\tmodality"
+            );
             for f in files {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -76,7 +78,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Ct { path, size, n } => {
             let spec = ct_slice(size, n);
-            let bytes = renkei_testkit::generate::part10(&dataset(&spec), CT_IMAGE, &spec.sop_instance_uid, &spec.transfer_syntax);
+            let bytes = renkei_testkit::generate::part10(
+                &dataset(&spec),
+                CT_IMAGE,
+                &spec.sop_instance_uid,
+                &spec.transfer_syntax,
+            );
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
         }
         Command::Send { address, called, calling, associations, count, size, run } => {
@@ -85,7 +92,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn send(address: &str, called: &str, calling: &str, associations: usize, count: u64, size: u16, run: u64) -> anyhow::Result<()> {
+async fn send(
+    address: &str,
+    called: &str,
+    calling: &str,
+    associations: usize,
+    count: u64,
+    size: u16,
+    run: u64,
+) -> anyhow::Result<()> {
     let mut instances = Vec::with_capacity(count as usize);
     for n in 0..count {
         let mut spec = ct_slice(size, n);

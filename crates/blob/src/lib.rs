@@ -2,11 +2,9 @@
 //!
 //! A blob is written to `tmp/` while its BLAKE3 hash is computed, flushed to disk with
 //! `fdatasync`, checked by the caller, and only then renamed to
-//! `blobs/<first two hex digits>/<hash>`. The rename is made durable by
-//! [`BlobStore::sync_dirs`], which the ingest pipeline calls once per group commit for every
-//! shard directory the group touched, before anything is acknowledged. A blob is therefore
-//! either absent or complete and durable, and a path is never overwritten with different
-//! bytes: identical content lands on the same path once.
+//! `blobs/<first two hex digits>/<hash>` and that directory synced, all in one trip to the
+//! blocking pool. A blob is therefore either absent or complete and durable, and a path is
+//! never overwritten with different bytes: identical content lands on the same path once.
 //!
 //! The object-store tiers (S3 cold tier, lifecycle) build on this layout later.
 
@@ -107,18 +105,6 @@ impl BlobStore {
         }
     }
 
-    /// Makes the renames into these directories durable (one `fsync` each).
-    pub async fn sync_dirs(&self, dirs: Vec<PathBuf>) -> Result<(), BlobError> {
-        blocking(move || {
-            for dir in dirs {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(())
-    }
-
     /// Opens a stored blob for reading.
     pub async fn open_blob(&self, hash: &BlobHash) -> Result<tokio::fs::File, BlobError> {
         tokio::fs::File::open(self.path(hash)).await.map_err(|e| match BlobError::from(e) {
@@ -128,7 +114,7 @@ impl BlobStore {
     }
 }
 
-/// A blob under its content address: durable once its shard directory is synced.
+/// A blob durable under its content address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
     pub hash: BlobHash,
@@ -178,8 +164,8 @@ impl BlobWriter {
 
     /// Finishes the blob in one trip to the blocking pool: writes what is buffered, flushes
     /// it to disk (`fdatasync`), lets `accept` read it back from the start, and only if
-    /// `accept` agrees moves it to its content address (dropping it if identical content is
-    /// already there). A refused blob leaves nothing behind.
+    /// `accept` agrees moves it to its content address and syncs that directory (or drops it
+    /// if identical content is already there). A refused blob leaves nothing behind.
     pub async fn finish<T, E>(
         self,
         accept: impl FnOnce(&mut std::fs::File) -> Result<T, E> + Send + 'static,
@@ -190,7 +176,8 @@ impl BlobWriter {
     {
         let BlobWriter { file, path, blobs, hasher, size, buffer } = self;
         let hash = BlobHash(hasher.finalize().to_hex().to_string());
-        let target = blobs.join(hash.0.get(..2).unwrap_or("00")).join(&hash.0);
+        let shard = blobs.join(hash.0.get(..2).unwrap_or("00"));
+        let target = shard.join(&hash.0);
         let stored = StoredBlob { hash, size };
         let finished = blocking(move || {
             let checked = (|| {
@@ -206,6 +193,7 @@ impl BlobWriter {
                         std::fs::remove_file(&path)?;
                     } else {
                         std::fs::rename(&path, &target)?;
+                        std::fs::File::open(&shard)?.sync_all()?;
                     }
                     Ok(Ok((stored, accepted)))
                 }
@@ -241,7 +229,6 @@ mod tests {
             writer.write(part).await.expect("write");
         }
         let (stored, ()) = writer.finish(|_| Ok::<_, ()>(())).await.expect("io").expect("accepted");
-        store.sync_dirs(vec![store.shard_dir(&stored.hash)]).await.expect("sync");
         stored
     }
 

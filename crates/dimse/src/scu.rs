@@ -41,7 +41,9 @@ impl Scu {
         for (abstract_syntax, transfer_syntaxes) in contexts {
             options = options.with_presentation_context(abstract_syntax.clone(), transfer_syntaxes.clone());
         }
-        let association = options.establish_async(address).await?;
+        let mut association = options.establish_async(address).await?;
+        // Commands and data sets go out as separate small writes; Nagle would hold them back.
+        association.inner_stream().set_nodelay(true)?;
         Ok(Scu { channel: Channel::new(association), next_message_id: 1 })
     }
 

@@ -1,12 +1,11 @@
 //! The group committer: one task takes index writes from every concurrent ingest and
 //! commits whatever has queued up in a single transaction, so the cost of a durable commit
-//! (an fsync) is shared by all instances that arrived while the previous one ran. Before the
-//! transaction it syncs the blob directories the group renamed into, once each, so that an
-//! index row never points at a blob whose directory entry could still be lost.
+//! (an fsync) is shared by all instances that arrived while the previous one ran. Blobs are
+//! durable before they are queued here, so an index row never points at a blob that a crash
+//! could still take away.
 
 use std::sync::Arc;
 
-use renkei_blob::BlobStore;
 use renkei_domain::model::{NewInstance, StoreOutcome};
 use renkei_store::InstanceStore;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -25,9 +24,9 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(store: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>) -> Self {
+    pub(crate) fn start(store: Arc<dyn InstanceStore>) -> Self {
         let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(run(store, blobs, receiver));
+        let task = tokio::spawn(run(store, receiver));
         Self { sender: Mutex::new(Some(sender)), task: Mutex::new(Some(task)) }
     }
 
@@ -52,16 +51,12 @@ fn shutting_down() -> ServiceError {
     ServiceError { kind: renkei_domain::ErrorKind::Unavailable, message: "archive is shutting down".into() }
 }
 
-type Batch = (Vec<NewInstance>, Vec<Reply>);
-
-/// Two stages, so that one batch's directory sync overlaps the previous batch's database
-/// transaction. Every reply is sent only after both stages are done for its batch.
-async fn run(store: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>, mut receiver: mpsc::Receiver<(NewInstance, Reply)>) {
-    let (to_index, index_queue) = mpsc::channel::<Batch>(1);
-    let index_stage = tokio::spawn(record_batches(store, index_queue));
+async fn run(store: Arc<dyn InstanceStore>, mut receiver: mpsc::Receiver<(NewInstance, Reply)>) {
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((record, reply)) = receiver.recv().await {
-        let mut records = vec![record];
-        let mut replies = vec![reply];
+        records.push(record);
+        replies.push(reply);
         while records.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok((record, reply)) => {
@@ -71,40 +66,20 @@ async fn run(store: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>, mut receiver:
                 Err(_) => break,
             }
         }
-        let mut dirs: Vec<_> = records.iter().map(|r| blobs.shard_dir(&r.blob)).collect();
-        dirs.sort();
-        dirs.dedup();
-        if let Err(error) = blobs.sync_dirs(dirs).await {
-            let error = ServiceError::from(error);
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-            continue;
-        }
-        // Waits while the index stage is busy; meanwhile the next batch queues up.
-        if to_index.send((records, replies)).await.is_err() {
-            break;
-        }
-    }
-    drop(to_index);
-    let _ = index_stage.await;
-}
-
-async fn record_batches(store: Arc<dyn InstanceStore>, mut queue: mpsc::Receiver<Batch>) {
-    while let Some((records, replies)) = queue.recv().await {
         tracing::trace!(batch = records.len(), "committing index batch");
         match store.record_instances(&records).await {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(outcome.map_err(ServiceError::from));
                 }
             }
             Err(error) => {
                 let error = ServiceError::from(error);
-                for reply in replies {
+                for reply in replies.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
         }
+        records.clear();
     }
 }

@@ -135,7 +135,7 @@ pub struct Ingested {
 impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio runtime.
     pub fn new(facilities: Arc<dyn FacilityStore>, instances: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>) -> Self {
-        let committer = commit::Committer::start(instances.clone(), blobs.clone());
+        let committer = commit::Committer::start(instances.clone());
         Self { facilities, instances, blobs, committer }
     }
 

@@ -5,7 +5,8 @@ use crate::tags::{ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION};
 
 const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 
-/// Appends encoded elements to a buffer in a given (non-deflated) syntax.
+/// Appends encoded elements to a buffer. For a deflated syntax the elements are written
+/// plain and [`into_bytes`](Self::into_bytes) deflates them.
 pub struct DatasetWriter {
     syntax: Syntax,
     out: Vec<u8>,
@@ -16,8 +17,16 @@ impl DatasetWriter {
         Self { syntax, out: Vec::new() }
     }
 
+    /// The encoded data set, deflated if the syntax is.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.out
+        if !self.syntax.deflated {
+            return self.out;
+        }
+        use std::io::Write;
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(&self.out);
+        encoder.finish().unwrap_or_default()
     }
 
     fn u16(&mut self, v: u16) {

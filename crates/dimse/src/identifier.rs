@@ -133,7 +133,7 @@ impl Identifier {
             out.push((SPECIFIC_CHARACTER_SET, *b"CS", b"ISO_IR 192".to_vec()));
         }
         out.sort_by_key(|(t, _, _)| *t);
-        let mut writer = DatasetWriter::new(Syntax { deflated: false, ..syntax });
+        let mut writer = DatasetWriter::new(syntax);
         for (t, vr, value) in &out {
             writer.element(*t, *vr, value);
         }
@@ -165,7 +165,7 @@ fn value_representation(attribute: Attribute) -> [u8; 2] {
 
 /// The data set of a final C-MOVE/C-GET response that lists failed instances (0008,0058).
 pub fn failed_instances(uids: &[String], syntax: Syntax) -> Vec<u8> {
-    let mut writer = DatasetWriter::new(Syntax { deflated: false, ..syntax });
+    let mut writer = DatasetWriter::new(syntax);
     writer.text(tag(0x0008, 0x0058), *b"UI", &uids.join("\\"));
     writer.into_bytes()
 }

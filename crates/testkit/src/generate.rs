@@ -1,7 +1,7 @@
 //! Deterministic synthetic instances.
 
 use renkei_dicom::Syntax;
-use renkei_dicom::syntax::{DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE};
+use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_dicom::tags::tag;
 use renkei_dicom::write::DatasetWriter;
 
@@ -147,8 +147,7 @@ pub fn dataset(spec: &Spec) -> Vec<u8> {
     let ts = spec.transfer_syntax.as_str();
     let rle = ts == RLE_LOSSLESS;
     let syntax = Syntax::from_uid(ts).unwrap_or(Syntax::EXPLICIT_LE);
-    let plain = Syntax { deflated: false, ..syntax };
-    let mut w = DatasetWriter::new(plain);
+    let mut w = DatasetWriter::new(syntax);
     let kind = spec.kind;
     let non_ascii = !spec.patient.name.is_ascii();
     if non_ascii {
@@ -210,7 +209,7 @@ pub fn dataset(spec: &Spec) -> Vec<u8> {
             w.encapsulated_pixel_data(&refs);
         } else {
             let vr = if p.bits == 16 { *b"OW" } else { *b"OB" };
-            let data = if plain.big_endian && p.bits == 16 {
+            let data = if syntax.big_endian && p.bits == 16 {
                 p.data.chunks(2).flat_map(|b| [b[1], b[0]]).collect()
             } else {
                 p.data
@@ -218,16 +217,7 @@ pub fn dataset(spec: &Spec) -> Vec<u8> {
             w.element(tag(0x7FE0, 0x0010), vr, &data);
         }
     }
-    let bytes = w.into_bytes();
-    if ts == DEFLATED_EXPLICIT_VR_LE { deflate(&bytes) } else { bytes }
-}
-
-fn deflate(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
+    w.into_bytes()
 }
 
 /// A CT dose summary in the X-Ray Radiation Dose SR tree (TID 10011), enough to be an RDSR.
@@ -360,6 +350,7 @@ pub fn ct_slice(size: u16, n: u64) -> Spec {
 #[cfg(test)]
 mod tests {
     use renkei_dicom::extract::{extract, is_index_tag};
+    use renkei_dicom::syntax::DEFLATED_EXPLICIT_VR_LE;
     use renkei_dicom::walk::walk_bytes;
 
     use super::*;

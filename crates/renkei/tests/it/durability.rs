@@ -271,3 +271,47 @@ fn a_full_disk_is_refused_with_a700_and_the_archive_keeps_serving() {
     assert_eq!(image_count(&hub, "STORESCU"), stored, "only acknowledged instances are indexed");
     assert!(tmp_is_empty(&data_dir), "refused partial objects are removed");
 }
+
+/// Slow (writes 1 GiB): `cargo test -p renkei --test it -- --ignored`.
+#[test]
+#[ignore]
+fn a_one_gibibyte_instance_streams_to_disk_in_bounded_memory() {
+    use renkei_dicom::tags::{self, tag};
+    use renkei_dicom::{Syntax, write::DatasetWriter};
+    use tokio::io::AsyncReadExt;
+
+    const PIXELS: u32 = 1 << 30;
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    let sop_uid = uid(900, 1);
+    let mut header = DatasetWriter::new(Syntax::EXPLICIT_LE);
+    header
+        .text(tags::SOP_CLASS_UID, *b"UI", CT_IMAGE)
+        .text(tags::SOP_INSTANCE_UID, *b"UI", &sop_uid)
+        .text(tag(0x0008, 0x0060), *b"CS", "CT")
+        .text(tag(0x0010, 0x0020), *b"LO", "BIG0001")
+        .text(tags::STUDY_INSTANCE_UID, *b"UI", &uid(901, 1))
+        .text(tags::SERIES_INSTANCE_UID, *b"UI", &uid(902, 1))
+        .element_header(tags::PIXEL_DATA, *b"OB", PIXELS);
+    let header = header.into_bytes();
+    let size = header.len() as u64 + u64::from(PIXELS);
+    let before = hub.peak_rss();
+    let status = runtime().block_on(async {
+        let mut scu = connect(&hub, "STORESCU").await;
+        let context = scu.context_for(CT_IMAGE, EXPLICIT_LE).expect("CT accepted");
+        // Generated while sent: the test holds no more of it in memory than the server may.
+        let data = header.as_slice().chain(tokio::io::repeat(0x5A).take(u64::from(PIXELS)));
+        scu.store(context, CT_IMAGE, &sop_uid, data, size, None).await.expect("store").status
+    });
+    assert_eq!(status, Some(0));
+    let growth = hub.peak_rss().saturating_sub(before);
+    eprintln!("server peak RSS grew by {} MiB while receiving {size} bytes", growth >> 20);
+    assert!(growth < 200 << 20, "server memory grew by {} MiB", growth >> 20);
+    let stored: Vec<_> = std::fs::read_dir(fixture.data_dir.join("blobs"))
+        .expect("blobs")
+        .flat_map(|shard| std::fs::read_dir(shard.expect("shard").path()).expect("shard"))
+        .map(|blob| blob.expect("blob").metadata().expect("metadata").len())
+        .collect();
+    assert_eq!(stored, vec![size]);
+    assert_eq!(image_count(&hub, "STORESCU"), 1);
+}

@@ -46,6 +46,17 @@ impl Hub {
         Hub { dicom: field("dicom").parse().expect("dicom address"), child }
     }
 
+    /// Peak resident memory of the server so far, in bytes (VmHWM).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kib * 1024
+    }
+
     pub fn port(&self) -> String {
         self.dicom.port().to_string()
     }

@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/renkei-target}"
+export RENKEI_LOG=warn
 cargo build -q --release -p renkei -p renkei-testkit
 bin="$CARGO_TARGET_DIR/release"
 anchor=../shared/bench/orthanc-anchor.sh

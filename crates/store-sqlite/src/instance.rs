@@ -106,6 +106,42 @@ async fn record_one(
     Ok(StoreOutcome::NewVersion)
 }
 
+const UPSERT_PATIENT: &str = "\
+    INSERT INTO patient (facility_id, patient_id, issuer, name, name_key, birth_date, birth_date_key, sex) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
+      name = COALESCE(excluded.name, name), name_key = COALESCE(excluded.name_key, name_key), \
+      birth_date = COALESCE(excluded.birth_date, birth_date), \
+      birth_date_key = COALESCE(excluded.birth_date_key, birth_date_key), sex = COALESCE(excluded.sex, sex) \
+    RETURNING pk";
+
+const UPSERT_STUDY: &str = "\
+    INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
+      accession, study_id, description, referring, referring_key, charset) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
+      study_date = COALESCE(excluded.study_date, study_date), \
+      study_date_key = COALESCE(excluded.study_date_key, study_date_key), \
+      study_time = COALESCE(excluded.study_time, study_time), \
+      study_time_key = COALESCE(excluded.study_time_key, study_time_key), \
+      accession = COALESCE(excluded.accession, accession), study_id = COALESCE(excluded.study_id, study_id), \
+      description = COALESCE(excluded.description, description), referring = COALESCE(excluded.referring, referring), \
+      referring_key = COALESCE(excluded.referring_key, referring_key), charset = COALESCE(excluded.charset, charset) \
+    RETURNING pk";
+
+const UPSERT_SERIES: &str = "\
+    INSERT INTO series (facility_id, study_pk, series_uid, modality, series_number, description, body_part, \
+      series_date, series_date_key, series_time, series_time_key) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
+      modality = COALESCE(excluded.modality, modality), series_number = COALESCE(excluded.series_number, series_number), \
+      description = COALESCE(excluded.description, description), body_part = COALESCE(excluded.body_part, body_part), \
+      series_date = COALESCE(excluded.series_date, series_date), \
+      series_date_key = COALESCE(excluded.series_date_key, series_date_key), \
+      series_time = COALESCE(excluded.series_time, series_time), \
+      series_time_key = COALESCE(excluded.series_time_key, series_time_key) \
+    RETURNING pk";
+
 /// Upserts the patient, study and series of an instance; returns the series' key.
 async fn upsert_hierarchy(
     conn: &mut SqliteConnection,
@@ -114,7 +150,8 @@ async fn upsert_hierarchy(
 ) -> Result<i64, StoreError> {
     let facility = item.facility.as_str();
     let a = &item.attributes;
-    let patient_values = vec![
+
+    let patient = vec![
         Some(facility.to_owned()),
         a.patient_id.clone(),
         a.issuer_of_patient_id.clone(),
@@ -122,36 +159,28 @@ async fn upsert_hierarchy(
         a.patient_birth_date.clone(),
         a.patient_sex.clone(),
     ];
-    let patient_pk = match cache.patients.get(&patient_values) {
+    let patient_pk = match cache.patients.get(&patient) {
         Some(pk) => *pk,
         None => {
-            let pk: i64 = sqlx::query(
-        "INSERT INTO patient (facility_id, patient_id, issuer, name, name_key, birth_date, birth_date_key, sex) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
-           name = COALESCE(excluded.name, name), name_key = COALESCE(excluded.name_key, name_key), \
-           birth_date = COALESCE(excluded.birth_date, birth_date), \
-           birth_date_key = COALESCE(excluded.birth_date_key, birth_date_key), sex = COALESCE(excluded.sex, sex) \
-         RETURNING pk",
-    )
-    .bind(facility)
-    .bind(a.patient_id.as_deref().unwrap_or(""))
-    .bind(a.issuer_of_patient_id.as_deref().unwrap_or(""))
-    .bind(&a.patient_name)
-    .bind(a.patient_name.as_deref().map(fold_person_name))
-    .bind(&a.patient_birth_date)
-    .bind(key(&a.patient_birth_date, normalize_date))
-    .bind(&a.patient_sex)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_error)?
-    .get(0);
-            cache.patients.insert(patient_values, pk);
+            let pk: i64 = sqlx::query(UPSERT_PATIENT)
+                .bind(facility)
+                .bind(a.patient_id.as_deref().unwrap_or(""))
+                .bind(a.issuer_of_patient_id.as_deref().unwrap_or(""))
+                .bind(&a.patient_name)
+                .bind(a.patient_name.as_deref().map(fold_person_name))
+                .bind(&a.patient_birth_date)
+                .bind(key(&a.patient_birth_date, normalize_date))
+                .bind(&a.patient_sex)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_error)?
+                .get(0);
+            cache.patients.insert(patient, pk);
             pk
         }
     };
 
-    let study_values = vec![
+    let study = vec![
         Some(facility.to_owned()),
         Some(patient_pk.to_string()),
         Some(item.study_uid.to_string()),
@@ -163,48 +192,33 @@ async fn upsert_hierarchy(
         a.referring_physician_name.clone(),
         a.specific_character_set.clone(),
     ];
-    let study_pk = match cache.studies.get(&study_values) {
+    let study_pk = match cache.studies.get(&study) {
         Some(pk) => *pk,
         None => {
-            let pk: i64 = sqlx::query(
-        "INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
-           accession, study_id, description, referring, referring_key, charset) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (facility_id, study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
-           study_date = COALESCE(excluded.study_date, study_date), \
-           study_date_key = COALESCE(excluded.study_date_key, study_date_key), \
-           study_time = COALESCE(excluded.study_time, study_time), \
-           study_time_key = COALESCE(excluded.study_time_key, study_time_key), \
-           accession = COALESCE(excluded.accession, accession), study_id = COALESCE(excluded.study_id, study_id), \
-           description = COALESCE(excluded.description, description), \
-           referring = COALESCE(excluded.referring, referring), \
-           referring_key = COALESCE(excluded.referring_key, referring_key), \
-           charset = COALESCE(excluded.charset, charset) \
-         RETURNING pk",
-    )
-    .bind(facility)
-    .bind(patient_pk)
-    .bind(item.study_uid.as_str())
-    .bind(&a.study_date)
-    .bind(key(&a.study_date, normalize_date))
-    .bind(&a.study_time)
-    .bind(key(&a.study_time, time_lower_bound))
-    .bind(&a.accession_number)
-    .bind(&a.study_id)
-    .bind(&a.study_description)
-    .bind(&a.referring_physician_name)
-    .bind(a.referring_physician_name.as_deref().map(fold_person_name))
-    .bind(&a.specific_character_set)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_error)?
-    .get(0);
-            cache.studies.insert(study_values, pk);
+            let pk: i64 = sqlx::query(UPSERT_STUDY)
+                .bind(facility)
+                .bind(patient_pk)
+                .bind(item.study_uid.as_str())
+                .bind(&a.study_date)
+                .bind(key(&a.study_date, normalize_date))
+                .bind(&a.study_time)
+                .bind(key(&a.study_time, time_lower_bound))
+                .bind(&a.accession_number)
+                .bind(&a.study_id)
+                .bind(&a.study_description)
+                .bind(&a.referring_physician_name)
+                .bind(a.referring_physician_name.as_deref().map(fold_person_name))
+                .bind(&a.specific_character_set)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_error)?
+                .get(0);
+            cache.studies.insert(study, pk);
             pk
         }
     };
 
-    let series_values = vec![
+    let series = vec![
         Some(facility.to_owned()),
         Some(study_pk.to_string()),
         Some(item.series_uid.to_string()),
@@ -215,41 +229,26 @@ async fn upsert_hierarchy(
         a.series_date.clone(),
         a.series_time.clone(),
     ];
-    if let Some(pk) = cache.series.get(&series_values) {
+    if let Some(pk) = cache.series.get(&series) {
         return Ok(*pk);
     }
-    let series_pk: i64 = sqlx::query(
-        "INSERT INTO series (facility_id, study_pk, series_uid, modality, series_number, description, body_part, \
-           series_date, series_date_key, series_time, series_time_key) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (facility_id, series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
-           modality = COALESCE(excluded.modality, modality), \
-           series_number = COALESCE(excluded.series_number, series_number), \
-           description = COALESCE(excluded.description, description), \
-           body_part = COALESCE(excluded.body_part, body_part), \
-           series_date = COALESCE(excluded.series_date, series_date), \
-           series_date_key = COALESCE(excluded.series_date_key, series_date_key), \
-           series_time = COALESCE(excluded.series_time, series_time), \
-           series_time_key = COALESCE(excluded.series_time_key, series_time_key) \
-         RETURNING pk",
-    )
-    .bind(facility)
-    .bind(study_pk)
-    .bind(item.series_uid.as_str())
-    .bind(&a.modality)
-    .bind(&a.series_number)
-    .bind(&a.series_description)
-    .bind(&a.body_part_examined)
-    .bind(&a.series_date)
-    .bind(key(&a.series_date, normalize_date))
-    .bind(&a.series_time)
-    .bind(key(&a.series_time, time_lower_bound))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_error)?
-    .get(0);
-
-    cache.series.insert(series_values, series_pk);
+    let series_pk: i64 = sqlx::query(UPSERT_SERIES)
+        .bind(facility)
+        .bind(study_pk)
+        .bind(item.series_uid.as_str())
+        .bind(&a.modality)
+        .bind(&a.series_number)
+        .bind(&a.series_description)
+        .bind(&a.body_part_examined)
+        .bind(&a.series_date)
+        .bind(key(&a.series_date, normalize_date))
+        .bind(&a.series_time)
+        .bind(key(&a.series_time, time_lower_bound))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?
+        .get(0);
+    cache.series.insert(series, series_pk);
     Ok(series_pk)
 }
 

@@ -43,24 +43,7 @@ fn every_kind_and_syntax_is_stored_byte_for_byte_per_facility() {
     assert_eq!(fixture.corpus.iter().filter(|f| &f.sop_instance_uid == shared).count(), 2);
     let find = |calling: &str| {
         let uid = format!("SOPInstanceUID={shared}");
-        dcmtk(
-            "findscu",
-            &[
-                "-S",
-                "-aet",
-                calling,
-                "-aec",
-                "RENKEI",
-                "-k",
-                "QueryRetrieveLevel=IMAGE",
-                "-k",
-                &uid,
-                "-k",
-                "PatientID",
-                "127.0.0.1",
-                &hub.port(),
-            ],
-        )
+        findscu(&hub, "-S", calling, &["QueryRetrieveLevel=IMAGE", &uid, "PatientID"])
     };
     let east_view = find("STORESCU");
     let west_view = find("WESTSCU");
@@ -76,16 +59,7 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
     let hub = Hub::start(&fixture.data_dir);
     fixture.store_with_dcmtk(&hub, "east", "STORESCU");
     fixture.store_with_dcmtk(&hub, "west", "WESTSCU");
-    let port = hub.port();
-    let find = |root: &str, keys: &[&str]| {
-        let mut args = vec![root, "-aet", "STORESCU", "-aec", "RENKEI"];
-        for key in keys {
-            args.push("-k");
-            args.push(key);
-        }
-        args.extend(["127.0.0.1", port.as_str()]);
-        dcmtk("findscu", &args)
-    };
+    let find = |root: &str, keys: &[&str]| findscu(&hub, root, "STORESCU", keys);
     // Patient root, PATIENT level, with related counts.
     let patients =
         find("-P", &["QueryRetrieveLevel=PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies"]);
@@ -154,24 +128,7 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
 
     let ct = &fixture.files("east")[0];
     let study = format!("StudyInstanceUID={}", ct.study_uid);
-    let moved = dcmtk(
-        "movescu",
-        &[
-            "-S",
-            "-aet",
-            "STORESCU",
-            "-aec",
-            "RENKEI",
-            "-aem",
-            "VIEWER",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            &study,
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
+    let moved = movescu(&hub, "STORESCU", "VIEWER", &["QueryRetrieveLevel=STUDY", &study]);
     let _ = storescp.kill();
     let _ = storescp.wait();
     assert!(moved.status.success(), "{}", text(&moved));
@@ -179,70 +136,19 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
     assert_eq!(files, 4, "3 CT slices and the dose report: {}", text(&moved));
     assert!(text(&moved).contains("Pending"), "pending responses carry counts: {}", text(&moved));
 
-    let unknown = dcmtk(
-        "movescu",
-        &[
-            "-S",
-            "-aet",
-            "STORESCU",
-            "-aec",
-            "RENKEI",
-            "-aem",
-            "NOWHERE",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            &study,
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
+    let unknown = movescu(&hub, "STORESCU", "NOWHERE", &["QueryRetrieveLevel=STUDY", &study]);
     assert!(text(&unknown).contains("Refused: MoveDestinationUnknown"), "0xA801: {}", text(&unknown));
     // A node of another facility is no destination for east.
     renkei(
         &fixture.data_dir,
         &["node", "add", "WESTVIEW", "--facility", "west", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
     );
-    let foreign = dcmtk(
-        "movescu",
-        &[
-            "-S",
-            "-aet",
-            "STORESCU",
-            "-aec",
-            "RENKEI",
-            "-aem",
-            "WESTVIEW",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            &study,
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
+    let foreign = movescu(&hub, "STORESCU", "WESTVIEW", &["QueryRetrieveLevel=STUDY", &study]);
     assert!(text(&foreign).contains("Refused: MoveDestinationUnknown"), "0xA801: {}", text(&foreign));
 
     let got = fixture.root.path().join("got");
     std::fs::create_dir_all(&got).expect("dir");
-    let get = dcmtk(
-        "getscu",
-        &[
-            "-S",
-            "-aet",
-            "EASTGET",
-            "-aec",
-            "RENKEI",
-            "-od",
-            got.to_str().expect("path"),
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            &study,
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
+    let get = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &study]);
     assert!(get.status.success(), "{}", text(&get));
     assert_eq!(std::fs::read_dir(&got).expect("got").count(), 4, "{}", text(&get));
 }

@@ -36,26 +36,6 @@ async fn store(scu: &mut Scu, uid: &str, bytes: &[u8]) -> (u16, Option<String>) 
     (response.status.expect("status"), response.error_comment)
 }
 
-fn image_count(hub: &Hub, calling: &str) -> usize {
-    let output = dcmtk(
-        "findscu",
-        &[
-            "-S",
-            "-aet",
-            calling,
-            "-aec",
-            "RENKEI",
-            "-k",
-            "QueryRetrieveLevel=IMAGE",
-            "-k",
-            "SOPInstanceUID",
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
-    find_results(&output)
-}
-
 fn tmp_is_empty(data_dir: &Path) -> bool {
     std::fs::read_dir(data_dir.join("tmp")).expect("tmp dir").count() == 0
 }
@@ -171,28 +151,7 @@ fn resends_are_deduplicated_and_changed_content_becomes_a_new_version() {
     let key = format!("SOPInstanceUID={sop_uid}");
     let study = format!("StudyInstanceUID={}", uid(603, 0));
     let series = format!("SeriesInstanceUID={}", uid(703, 0));
-    let output = dcmtk(
-        "getscu",
-        &[
-            "-S",
-            "-aet",
-            "EASTGET",
-            "-aec",
-            "RENKEI",
-            "-od",
-            got.to_str().expect("path"),
-            "-k",
-            "QueryRetrieveLevel=IMAGE",
-            "-k",
-            &study,
-            "-k",
-            &series,
-            "-k",
-            &key,
-            "127.0.0.1",
-            &hub.port(),
-        ],
-    );
+    let output = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=IMAGE", &study, &series, &key]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(std::fs::read_dir(&got).expect("got").count(), 1, "{}", text(&output));
 }

@@ -199,6 +199,42 @@ pub fn blobs(data_dir: &Path) -> Vec<Vec<u8>> {
     out
 }
 
+/// DCMTK arguments for a query/retrieve request: information model, AE titles, `-k` keys.
+fn query_args<'a>(port: &'a str, root: &'a str, calling: &'a str, extra: &[&'a str], keys: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![root, "-aet", calling, "-aec", "RENKEI"];
+    args.extend_from_slice(extra);
+    for key in keys {
+        args.push("-k");
+        args.push(key);
+    }
+    args.extend(["127.0.0.1", port]);
+    args
+}
+
+/// findscu with `root` ("-S" Study Root, "-P" Patient Root) and the given keys.
+pub fn findscu(hub: &Hub, root: &str, calling: &str, keys: &[&str]) -> Output {
+    let port = hub.port();
+    dcmtk("findscu", &query_args(&port, root, calling, &[], keys))
+}
+
+/// movescu (Study Root) to `destination`.
+pub fn movescu(hub: &Hub, calling: &str, destination: &str, keys: &[&str]) -> Output {
+    let port = hub.port();
+    dcmtk("movescu", &query_args(&port, "-S", calling, &["-aem", destination], keys))
+}
+
+/// getscu (Study Root), writing what it receives to `out`.
+pub fn getscu(hub: &Hub, calling: &str, out: &Path, keys: &[&str]) -> Output {
+    let port = hub.port();
+    let out = out.to_str().expect("utf-8 path");
+    dcmtk("getscu", &query_args(&port, "-S", calling, &["-od", out], keys))
+}
+
+/// How many instances `calling`'s facility holds, by C-FIND at IMAGE level.
+pub fn image_count(hub: &Hub, calling: &str) -> usize {
+    find_results(&findscu(hub, "-S", calling, &["QueryRetrieveLevel=IMAGE", "SOPInstanceUID"]))
+}
+
 /// Number of "Find Response" results with pending status in findscu output.
 pub fn find_results(output: &Output) -> usize {
     text(output).lines().filter(|l| l.contains("Find Response:") && l.contains("(Pending)")).count()

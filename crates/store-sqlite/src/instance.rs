@@ -28,14 +28,25 @@ fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> O
     value.as_deref().map(|v| normalise(v).unwrap_or_default())
 }
 
-/// Primary keys of the patients, studies and series upserted earlier in one transaction,
-/// keyed by every value the upsert bound: an identical upsert would change nothing, so a
-/// series of many instances is written once per group commit, not once per instance.
+/// Primary keys of the patients, studies and series the writer upserted, keyed by every
+/// value the upsert bound: an identical upsert would change nothing, so a series of many
+/// instances is written once, not once per instance. It is valid while no other connection
+/// has written (`PRAGMA data_version` unchanged), and is cleared when a transaction fails.
 #[derive(Default)]
 struct UpsertCache {
+    data_version: i64,
     patients: HashMap<Vec<Option<String>>, i64>,
     studies: HashMap<Vec<Option<String>>, i64>,
     series: HashMap<Vec<Option<String>>, i64>,
+}
+
+/// Beyond this many entries the cache starts over, which bounds its memory.
+const MAX_CACHED_UPSERTS: usize = 10_000;
+
+impl UpsertCache {
+    fn len(&self) -> usize {
+        self.patients.len() + self.studies.len() + self.series.len()
+    }
 }
 
 /// Records one instance inside the caller's transaction.
@@ -267,17 +278,50 @@ fn stored_instance(row: &SqliteRow) -> Result<StoredInstance, StoreError> {
     })
 }
 
+async fn record_all(
+    conn: &mut SqliteConnection,
+    batch: &[NewInstance],
+    now: i64,
+    upserts: &mut UpsertCache,
+) -> Result<Vec<StoreOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for item in batch {
+        outcomes.push(record_one(conn, item, now, upserts).await?);
+    }
+    Ok(outcomes)
+}
+
+/// The writing connection and what it remembers of its own upserts.
+pub(crate) struct Writer {
+    pub(crate) connection: SqliteConnection,
+    upserts: UpsertCache,
+}
+
+impl Writer {
+    pub(crate) fn new(connection: SqliteConnection) -> Self {
+        Self { connection, upserts: UpsertCache::default() }
+    }
+}
+
 impl SqliteStore {
     /// Records a group of instances in one durable transaction, all or nothing.
     async fn record_together(&self, batch: &[NewInstance], now: i64) -> Result<Vec<StoreOutcome>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        let mut cache = UpsertCache::default();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for item in batch {
-            outcomes.push(record_one(&mut tx, item, now, &mut cache).await?);
+        let mut writer = self.writer.lock().await;
+        let Writer { connection, upserts } = &mut *writer;
+        let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await.map_err(map_error)?;
+        let data_version: i64 = sqlx::query("PRAGMA data_version").fetch_one(&mut *tx).await.map_err(map_error)?.get(0);
+        if upserts.data_version != data_version || upserts.len() > MAX_CACHED_UPSERTS {
+            *upserts = UpsertCache { data_version, ..Default::default() };
         }
-        tx.commit().await.map_err(map_error)?;
-        Ok(outcomes)
+        let recorded = match record_all(&mut tx, batch, now, upserts).await {
+            Ok(outcomes) => tx.commit().await.map(|()| outcomes).map_err(map_error),
+            Err(error) => Err(error),
+        };
+        if recorded.is_err() {
+            // Entries made in the rolled-back transaction point at rows that do not exist.
+            *upserts = UpsertCache::default();
+        }
+        recorded
     }
 }
 

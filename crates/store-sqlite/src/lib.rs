@@ -30,8 +30,8 @@ pub struct SqliteStore {
     /// Readers.
     pool: SqlitePool,
     /// The one connection that writes instances: SQLite has a single writer anyway, and a
-    /// dedicated connection keeps its page cache warm between group commits.
-    writer: SqlitePool,
+    /// connection held for good keeps its page cache warm and costs no pool round trip.
+    writer: std::sync::Arc<tokio::sync::Mutex<instance::Writer>>,
 }
 
 impl SqliteStore {
@@ -46,9 +46,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             // DICOM matching is case-sensitive; person names are matched on folded keys.
             .pragma("case_sensitive_like", "ON");
-        let pool =
-            SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(map_error)?;
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(map_error)?;
+        // A local file cannot drop a connection the way a network can: skip the ping that a
+        // pool sends before handing each connection out.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_error)?;
+        let writer = sqlx::ConnectOptions::connect(&options).await.map_err(map_error)?;
+        let writer = std::sync::Arc::new(tokio::sync::Mutex::new(instance::Writer::new(writer)));
         let store = Self { pool, writer };
         store.migrate().await?;
         Ok(store)
@@ -71,7 +78,6 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -128,5 +134,60 @@ mod conformance {
         store.close().await;
         let reopened = SqliteStore::open(&path).await.expect("reopen");
         assert_eq!(reopened.facilities().await.expect("list"), vec![facility]);
+    }
+}
+
+#[cfg(test)]
+mod writers {
+    use renkei_domain::model::{BlobHash, Facility, IndexedAttributes, NewInstance};
+    use renkei_domain::query::{Attribute, Query, QueryLevel};
+    use renkei_domain::{AeTitle, FacilityId, Uid};
+    use renkei_store::{FacilityStore, InstanceStore};
+
+    use super::SqliteStore;
+
+    fn instance(sop: &str, name: &str) -> NewInstance {
+        NewInstance {
+            facility: FacilityId::new("east").expect("id"),
+            study_uid: Uid::new("1.1").expect("uid"),
+            series_uid: Uid::new("1.1.1").expect("uid"),
+            sop_instance_uid: Uid::new(sop).expect("uid"),
+            sop_class_uid: Uid::new("1.2.840.10008.5.1.4.1.1.2").expect("uid"),
+            transfer_syntax_uid: Uid::new("1.2.840.10008.1.2.1").expect("uid"),
+            blob: BlobHash(sop.to_owned()),
+            size: 1,
+            attributes: IndexedAttributes {
+                patient_id: Some("P1".into()),
+                patient_name: Some(name.into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    async fn patient_name(store: &SqliteStore) -> String {
+        let query = Query { level: QueryLevel::Patient, keys: Vec::new(), limit: None, offset: 0 };
+        let found = store.find(&FacilityId::new("east").expect("id"), &query).await.expect("find");
+        found[0].values[&Attribute::PatientName].clone()
+    }
+
+    /// The writer skips upserts it has already made; another process writing to the same
+    /// file (an import beside the server) must invalidate that memory.
+    #[tokio::test]
+    async fn another_writer_invalidates_the_upsert_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("index.sqlite");
+        let server = SqliteStore::open(&path).await.expect("open");
+        let import = SqliteStore::open(&path).await.expect("open again");
+        let facility = Facility {
+            id: FacilityId::new("east").expect("id"),
+            name: "East".into(),
+            ae_titles: vec![AeTitle::new("CT1").expect("ae")],
+        };
+        server.add_facility(&facility).await.expect("facility");
+        server.record_instances(&[instance("1.1.1.1", "Yamada^Tarou")]).await.expect("first");
+        import.record_instances(&[instance("1.1.1.2", "Yamada^Taro")]).await.expect("other writer");
+        assert_eq!(patient_name(&server).await, "Yamada^Taro");
+        server.record_instances(&[instance("1.1.1.3", "Yamada^Tarou")]).await.expect("third");
+        assert_eq!(patient_name(&server).await, "Yamada^Tarou", "the latest instance's values win");
     }
 }

@@ -13,6 +13,9 @@ pub const RENKEI: &str = env!("CARGO_BIN_EXE_renkei");
 /// A running `renkei serve` on ephemeral loopback ports.
 pub struct Hub {
     pub dicom: SocketAddr,
+    pub http: SocketAddr,
+    /// The readiness line, as printed.
+    pub ready: String,
     child: Child,
 }
 
@@ -20,11 +23,18 @@ impl Hub {
     /// Starts the server and waits for its readiness line (printed once both listeners are
     /// bound and the index is open).
     pub fn start(data_dir: &Path) -> Hub {
+        Self::start_with(data_dir, &[], &[])
+    }
+
+    /// Starts the server with extra arguments and environment variables.
+    pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Hub {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("server log file");
         let mut child = Command::new(RENKEI)
             .args(["serve", "--http-listen", "127.0.0.1:0", "--dicom-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RENKEI_LOG", "renkei=debug,info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -43,7 +53,9 @@ impl Hub {
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
                 .to_owned()
         };
-        Hub { dicom: field("dicom").parse().expect("dicom address"), child }
+        let dicom = field("dicom").parse().expect("dicom address");
+        let http = field("http").parse().expect("http address");
+        Hub { dicom, http, ready: line.trim().to_owned(), child }
     }
 
     /// Peak resident memory of the server so far, in bytes (VmHWM).

@@ -4,3 +4,4 @@ mod dimse;
 mod durability;
 mod harness;
 mod import;
+mod serve;

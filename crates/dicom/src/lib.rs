@@ -6,9 +6,11 @@
 //!   data, and how identifiers are read.
 //! - [`write`]: encodes elements, for identifiers, command sets and generated test data.
 //! - [`extract`]: the index record of a received instance.
+//! - [`charset`]: Specific Character Set: ISO 2022 code extensions (Japanese above all), decode and encode.
 //! - [`text`]: decoding of text values (the full Japanese character-set layer comes later).
 //! - [`tags`]: the tags Renkei reads by number.
 
+pub mod charset;
 pub mod extract;
 pub mod syntax;
 pub mod tags;

@@ -79,7 +79,7 @@ impl Identifier {
             let matcher = Matcher::parse(attribute, &raw).map_err(|e| IdentifierError(e.to_string()))?;
             keys.push(QueryKey { attribute, matcher });
         }
-        Ok(Query { level: self.level, keys, limit: None, offset: 0 })
+        Ok(Query::new(self.level, keys))
     }
 
     /// For C-MOVE and C-GET: the query, which must name its entities by unique key (PS3.4

@@ -2,12 +2,14 @@
 //!
 //! - [`ids`]: validated newtypes for facility ids, AE titles and UIDs.
 //! - [`model`]: facilities, DICOM nodes, and the index record extracted from each stored instance.
+//! - [`names`]: person-name component groups and their strict and fuzzy search keys.
 //! - [`query`]: query levels, the attributes Renkei indexes, and PS3.4 C.2 matching semantics.
 //! - [`error`]: the transport-neutral error kind every protocol maps in its own way.
 
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod names;
 pub mod query;
 
 pub use error::ErrorKind;

@@ -50,6 +50,8 @@ pub struct IndexedAttributes {
     pub series_date: Option<String>,
     pub series_time: Option<String>,
     pub instance_number: Option<String>,
+    /// Codes of what was wrong with the text encoding but could be read anyway.
+    pub text_warnings: Vec<String>,
 }
 
 /// Everything the index needs to record one received instance.

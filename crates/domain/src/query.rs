@@ -150,14 +150,26 @@ pub struct QueryError {
 pub enum Matcher {
     /// Empty value, or a lone `*`: matches everything, including absent values.
     Universal,
-    /// Single value matching. Person names are held folded, see [`fold_person_name`].
+    /// Single value matching.
     Exact(String),
-    /// Wildcard matching: `*` any run, `?` any one character. Person names are folded.
+    /// Wildcard matching: `*` any run, `?` any one character.
     Wildcard(String),
     /// Inclusive range over normalised dates (`YYYYMMDD`) or times (`HHMMSS.FFFFFF`).
     Range { from: Option<String>, to: Option<String> },
     /// List of UID matching: any of these.
     UidList(Vec<Uid>),
+    /// Person name matching: each pattern (unfolded, possibly with wildcards) must match its
+    /// component group, or any group. The store folds both sides with [`crate::names`].
+    PersonName(Vec<(NameGroup, String)>),
+}
+
+/// Which component group of a person name a pattern applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameGroup {
+    Any,
+    Alphabetic,
+    Ideographic,
+    Phonetic,
 }
 
 impl Matcher {
@@ -170,10 +182,13 @@ impl Matcher {
         let err = |reason| QueryError { attribute: attribute.keyword(), reason };
         match attribute.kind() {
             MatchKind::Computed => Ok(Self::Universal),
-            MatchKind::Text | MatchKind::PersonName => {
-                let folded =
-                    if attribute.kind() == MatchKind::PersonName { fold_person_name(value) } else { value.to_owned() };
-                if folded.contains(['*', '?']) { Ok(Self::Wildcard(folded)) } else { Ok(Self::Exact(folded)) }
+            MatchKind::PersonName => Ok(Self::person_name(value)),
+            MatchKind::Text => {
+                if value.contains(['*', '?']) {
+                    Ok(Self::Wildcard(value.to_owned()))
+                } else {
+                    Ok(Self::Exact(value.to_owned()))
+                }
             }
             MatchKind::Uid => {
                 let mut uids = Vec::new();
@@ -191,10 +206,39 @@ impl Matcher {
         }
     }
 
-    /// Whether a stored (already normalised or folded) value matches. The store backends
-    /// evaluate the same rules in their own query language; this is the reference.
+    /// A name pattern with component groups (`Yamada*=山田*`) applies group by group; one
+    /// without them applies to any group.
+    fn person_name(value: &str) -> Self {
+        if !value.contains('=') {
+            return Self::PersonName(vec![(NameGroup::Any, value.to_owned())]);
+        }
+        let groups = [NameGroup::Alphabetic, NameGroup::Ideographic, NameGroup::Phonetic];
+        let parts: Vec<(NameGroup, String)> = groups
+            .into_iter()
+            .zip(value.splitn(3, '='))
+            .map(|(group, pattern)| (group, pattern.trim().to_owned()))
+            .filter(|(_, pattern)| !pattern.is_empty() && pattern != "*")
+            .collect();
+        if parts.is_empty() { Self::Universal } else { Self::PersonName(parts) }
+    }
+
+    /// Whether a stored (already normalised) value matches. The store backends evaluate the
+    /// same rules in their own query language; this is the reference.
     pub fn matches(&self, stored: Option<&str>) -> bool {
         match self {
+            Self::PersonName(parts) => stored.is_some_and(|stored| {
+                let name = crate::names::PersonName::parse(stored);
+                parts.iter().all(|(group, pattern)| {
+                    let candidates: &[&str] = match group {
+                        NameGroup::Any => &name.groups(),
+                        NameGroup::Alphabetic => &[&name.alphabetic],
+                        NameGroup::Ideographic => &[&name.ideographic],
+                        NameGroup::Phonetic => &[&name.phonetic],
+                    };
+                    let pattern = crate::names::name_key(pattern);
+                    candidates.iter().any(|c| wildcard_match(&pattern, &crate::names::name_key(c)))
+                })
+            }),
             Self::Universal => true,
             Self::Exact(want) => stored == Some(want.as_str()),
             Self::Wildcard(pattern) => stored.is_some_and(|s| wildcard_match(pattern, s)),
@@ -271,12 +315,6 @@ fn pad_time(value: &str, fill: char) -> Option<String> {
     Some(out)
 }
 
-/// The folded form of a person name used for matching: trimmed, upper case.
-/// The Japanese-aware keys (kana folding, NFKC) come with the character-set layer.
-pub fn fold_person_name(value: &str) -> String {
-    value.trim_matches(|c| c == ' ' || c == '\0').to_uppercase()
-}
-
 /// DICOM wildcard match: `*` matches any run of characters, `?` exactly one.
 pub fn wildcard_match(pattern: &str, value: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -316,6 +354,15 @@ pub struct Query {
     pub keys: Vec<QueryKey>,
     pub limit: Option<u32>,
     pub offset: u32,
+    /// Match person names on their fuzzy keys ([`crate::names::fuzzy_name_key`]).
+    pub fuzzy: bool,
+}
+
+impl Query {
+    /// A query at `level` with these keys, unpaged and strict.
+    pub fn new(level: QueryLevel, keys: Vec<QueryKey>) -> Self {
+        Self { level, keys, limit: None, offset: 0, fuzzy: false }
+    }
 }
 
 impl Query {
@@ -333,6 +380,8 @@ impl Query {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryMatch {
     pub values: BTreeMap<Attribute, String>,
+    /// The Specific Character Set the values were received in, where known.
+    pub character_set: Option<String>,
 }
 
 #[cfg(test)]
@@ -362,8 +411,15 @@ mod tests {
     }
 
     #[test]
-    fn person_names_fold_case() {
-        assert_eq!(parse(Attribute::PatientName, "yamada*"), Matcher::Wildcard("YAMADA*".into()));
+    fn person_names_match_any_group_or_their_own() {
+        let stored = Some("Yamada^Tarou=山田^太郎=やまだ^たろう");
+        for query in ["ヤマダ*", "やまだ*", "山田*", "Yamada*", "yamada^tarou", "ﾔﾏﾀﾞ*"] {
+            assert!(parse(Attribute::PatientName, query).matches(stored), "{query}");
+        }
+        assert!(!parse(Attribute::PatientName, "Tanaka*").matches(stored));
+        assert!(parse(Attribute::PatientName, "*=山田*").matches(stored));
+        assert!(!parse(Attribute::PatientName, "*=ヤマダ*").matches(stored), "group-wise: kana is not ideographic");
+        assert_eq!(parse(Attribute::PatientName, "*=*=*"), Matcher::Universal);
         assert_eq!(parse(Attribute::PatientId, "ab1"), Matcher::Exact("ab1".into()));
     }
 

@@ -1,6 +1,8 @@
 -- The archive index: facilities and their AE titles and nodes; the patient/study/series/instance
 -- hierarchy per facility; previous versions of re-sent instances.
 -- Every *_key column is the normalised form used for matching; the column beside it is the raw value.
+-- Person names keep their raw value and, per component group (a: alphabetic, i: ideographic,
+-- p: phonetic), a strict and a fuzzy search key (see renkei_domain::names).
 
 CREATE TABLE facility (
     id          TEXT PRIMARY KEY,
@@ -29,13 +31,20 @@ CREATE TABLE patient (
     patient_id      TEXT NOT NULL,
     issuer          TEXT NOT NULL,
     name            TEXT,
-    name_key        TEXT,
+    name_a          TEXT,
+    name_i          TEXT,
+    name_p          TEXT,
+    name_a_fuzzy    TEXT,
+    name_i_fuzzy    TEXT,
+    name_p_fuzzy    TEXT,
     birth_date      TEXT,
     birth_date_key  TEXT,
     sex             TEXT,
     UNIQUE (facility_id, patient_id, issuer)
 );
-CREATE INDEX patient_by_name ON patient(facility_id, name_key);
+CREATE INDEX patient_by_alphabetic_name ON patient(facility_id, name_a);
+CREATE INDEX patient_by_ideographic_name ON patient(facility_id, name_i);
+CREATE INDEX patient_by_phonetic_name ON patient(facility_id, name_p);
 
 CREATE TABLE study (
     pk              INTEGER PRIMARY KEY,
@@ -50,7 +59,12 @@ CREATE TABLE study (
     study_id        TEXT,
     description     TEXT,
     referring       TEXT,
-    referring_key   TEXT,
+    referring_a     TEXT,
+    referring_i     TEXT,
+    referring_p     TEXT,
+    referring_a_fuzzy TEXT,
+    referring_i_fuzzy TEXT,
+    referring_p_fuzzy TEXT,
     charset         TEXT,
     UNIQUE (facility_id, study_uid)
 );
@@ -86,6 +100,8 @@ CREATE TABLE instance (
     blob              TEXT NOT NULL,
     size              INTEGER NOT NULL,
     received_at       INTEGER NOT NULL,
+    -- What was wrong with the text encoding but could be read (codes, comma-separated).
+    text_warnings     TEXT,
     UNIQUE (facility_id, sop_instance_uid)
 );
 CREATE INDEX instance_by_series ON instance(series_pk);

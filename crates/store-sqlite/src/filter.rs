@@ -3,7 +3,8 @@
 //! SQL text is assembled only from the static fragments in this file; every value that comes
 //! from a request is a bind parameter. The unit tests pin the generated SQL.
 
-use renkei_domain::query::{Attribute, MatchKind, Matcher, Query, QueryLevel};
+use renkei_domain::names::{fuzzy_name_key, name_key};
+use renkei_domain::query::{Attribute, MatchKind, Matcher, NameGroup, Query, QueryLevel};
 use renkei_store::like_pattern;
 
 /// A statement and the values to bind to its `?` placeholders, in order.
@@ -35,7 +36,7 @@ struct Column {
 fn column(attribute: Attribute) -> Option<Column> {
     use Attribute::*;
     let (raw, key) = match attribute {
-        PatientName => ("p.name", "p.name_key"),
+        PatientName => ("p.name", "p.name"),
         PatientId => ("p.patient_id", "p.patient_id"),
         IssuerOfPatientId => ("p.issuer", "p.issuer"),
         PatientBirthDate => ("p.birth_date", "p.birth_date_key"),
@@ -44,7 +45,7 @@ fn column(attribute: Attribute) -> Option<Column> {
         StudyDate => ("s.study_date", "s.study_date_key"),
         StudyTime => ("s.study_time", "s.study_time_key"),
         AccessionNumber => ("s.accession", "s.accession"),
-        ReferringPhysicianName => ("s.referring", "s.referring_key"),
+        ReferringPhysicianName => ("s.referring", "s.referring"),
         StudyDescription => ("s.description", "s.description"),
         StudyId => ("s.study_id", "s.study_id"),
         SeriesInstanceUid => ("se.series_uid", "se.series_uid"),
@@ -117,6 +118,7 @@ fn main_alias(level: QueryLevel) -> &'static str {
 }
 
 /// The SELECT for a C-FIND/QIDO query, and the attribute and type of each selected column.
+/// One more column follows those: the Specific Character Set the values came in.
 pub(crate) fn find_statement(facility: &str, query: &Query) -> (Statement, Vec<(Attribute, ColumnType)>) {
     let mut columns = Vec::new();
     let mut select = Vec::new();
@@ -139,6 +141,12 @@ pub(crate) fn find_statement(facility: &str, query: &Query) -> (Statement, Vec<(
             columns.push((*attribute, kind));
         }
     }
+    select.push(match query.level {
+        QueryLevel::Patient => {
+            "(SELECT x.charset FROM study x WHERE x.patient_pk = p.pk AND x.charset IS NOT NULL LIMIT 1)"
+        }
+        _ => "s.charset",
+    });
     let statement = select_statement(&select.join(", "), query.level, facility, query);
     (statement, columns)
 }
@@ -157,7 +165,7 @@ fn select_statement(select: &str, from_level: QueryLevel, facility: &str, query:
     let mut sql = format!("SELECT {select} {} WHERE {alias}.facility_id = ?", from_clause(from_level));
     let mut binds = vec![Bind::Text(facility.to_owned())];
     for (attribute, matcher) in query.constraints() {
-        push_constraint(&mut sql, &mut binds, *attribute, matcher);
+        push_constraint(&mut sql, &mut binds, *attribute, matcher, query.fuzzy);
     }
     sql.push_str(&format!(" ORDER BY {alias}.pk LIMIT ? OFFSET ?"));
     binds.push(Bind::Int(query.limit.map_or(-1, i64::from)));
@@ -165,7 +173,42 @@ fn select_statement(select: &str, from_level: QueryLevel, facility: &str, query:
     Statement { sql, binds }
 }
 
-fn push_constraint(sql: &mut String, binds: &mut Vec<Bind>, attribute: Attribute, matcher: &Matcher) {
+/// The key columns of a person-name attribute, per component group, strict then fuzzy.
+fn name_columns(attribute: Attribute, group: NameGroup, fuzzy: bool) -> &'static [&'static str] {
+    use NameGroup::*;
+    match (attribute, group, fuzzy) {
+        (Attribute::PatientName, Any, false) => &["p.name_a", "p.name_i", "p.name_p"],
+        (Attribute::PatientName, Alphabetic, false) => &["p.name_a"],
+        (Attribute::PatientName, Ideographic, false) => &["p.name_i"],
+        (Attribute::PatientName, Phonetic, false) => &["p.name_p"],
+        (Attribute::PatientName, Any, true) => &["p.name_a_fuzzy", "p.name_i_fuzzy", "p.name_p_fuzzy"],
+        (Attribute::PatientName, Alphabetic, true) => &["p.name_a_fuzzy"],
+        (Attribute::PatientName, Ideographic, true) => &["p.name_i_fuzzy"],
+        (Attribute::PatientName, Phonetic, true) => &["p.name_p_fuzzy"],
+        (_, Any, false) => &["s.referring_a", "s.referring_i", "s.referring_p"],
+        (_, Alphabetic, false) => &["s.referring_a"],
+        (_, Ideographic, false) => &["s.referring_i"],
+        (_, Phonetic, false) => &["s.referring_p"],
+        (_, Any, true) => &["s.referring_a_fuzzy", "s.referring_i_fuzzy", "s.referring_p_fuzzy"],
+        (_, Alphabetic, true) => &["s.referring_a_fuzzy"],
+        (_, Ideographic, true) => &["s.referring_i_fuzzy"],
+        (_, Phonetic, true) => &["s.referring_p_fuzzy"],
+    }
+}
+
+fn push_constraint(sql: &mut String, binds: &mut Vec<Bind>, attribute: Attribute, matcher: &Matcher, fuzzy: bool) {
+    if let Matcher::PersonName(parts) = matcher {
+        for (group, pattern) in parts {
+            let key = if fuzzy { fuzzy_name_key(pattern) } else { name_key(pattern) };
+            let (operator, value) =
+                if key.contains(['*', '?']) { ("LIKE ? ESCAPE '\\'", like_pattern(&key)) } else { ("= ?", key) };
+            let columns = name_columns(attribute, *group, fuzzy);
+            let alternatives: Vec<String> = columns.iter().map(|c| format!("{c} {operator}")).collect();
+            sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+            binds.extend(columns.iter().map(|_| Bind::Text(value.clone())));
+        }
+        return;
+    }
     if attribute == Attribute::ModalitiesInStudy {
         // Matches a study when any of its series has one of the listed modalities.
         let exists = "EXISTS (SELECT 1 FROM series x WHERE x.study_pk = s.pk AND x.modality";
@@ -185,7 +228,7 @@ fn push_constraint(sql: &mut String, binds: &mut Vec<Bind>, attribute: Attribute
     }
     let Some(c) = column(attribute) else { return };
     let target = match attribute.kind() {
-        MatchKind::PersonName | MatchKind::Date | MatchKind::Time => c.key,
+        MatchKind::Date | MatchKind::Time => c.key,
         _ => c.raw,
     };
     match matcher {
@@ -213,6 +256,7 @@ fn push_constraint(sql: &mut String, binds: &mut Vec<Bind>, attribute: Attribute
             sql.push_str(&format!(" AND {target} IN ({})", placeholders(uids.len())));
             binds.extend(uids.iter().map(|u| Bind::Text(u.as_str().to_owned())));
         }
+        Matcher::PersonName(_) => {}
     }
 }
 
@@ -235,7 +279,7 @@ mod tests {
         let query = Query {
             level: QueryLevel::Study,
             keys: vec![
-                key(Attribute::PatientName, "yama*"),
+                key(Attribute::PatientName, "やま*"),
                 key(Attribute::StudyDate, "20240101-"),
                 key(Attribute::ModalitiesInStudy, "CT\\MR"),
                 key(Attribute::Modality, "CT"),
@@ -243,12 +287,14 @@ mod tests {
             ],
             limit: Some(10),
             offset: 5,
+            fuzzy: false,
         };
         let (statement, _) = find_statement("east", &query);
         let (_, where_clause) = statement.sql.split_once("ON p.pk = s.patient_pk WHERE ").expect("where clause");
         assert_eq!(
             where_clause,
-            "s.facility_id = ? AND p.name_key LIKE ? ESCAPE '\\' AND s.study_date_key <> '' \
+            "s.facility_id = ? AND (p.name_a LIKE ? ESCAPE '\\' OR p.name_i LIKE ? ESCAPE '\\' \
+             OR p.name_p LIKE ? ESCAPE '\\') AND s.study_date_key <> '' \
              AND s.study_date_key >= ? AND EXISTS (SELECT 1 FROM series x \
              WHERE x.study_pk = s.pk AND x.modality IN (?, ?)) AND s.study_uid IN (?, ?) ORDER BY s.pk LIMIT ? OFFSET ?"
         );
@@ -256,7 +302,9 @@ mod tests {
             statement.binds,
             vec![
                 Bind::Text("east".into()),
-                Bind::Text("YAMA%".into()),
+                Bind::Text("ヤマ%".into()),
+                Bind::Text("ヤマ%".into()),
+                Bind::Text("ヤマ%".into()),
                 Bind::Text("20240101".into()),
                 Bind::Text("CT".into()),
                 Bind::Text("MR".into()),
@@ -275,6 +323,7 @@ mod tests {
             keys: vec![key(Attribute::PatientId, "x' OR 1=1 --")],
             limit: None,
             offset: 0,
+            fuzzy: false,
         };
         let (statement, _) = find_statement("east", &query);
         assert!(!statement.sql.contains("OR 1=1"));
@@ -288,6 +337,7 @@ mod tests {
             keys: vec![key(Attribute::SeriesInstanceUid, "1.2.3")],
             limit: Some(1),
             offset: 3,
+            fuzzy: false,
         };
         let statement = retrieve_statement("east", &query);
         assert!(statement.sql.contains("FROM instance i JOIN series se"));

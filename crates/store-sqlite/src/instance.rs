@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use renkei_domain::model::{BlobHash, FacilityStats, NewInstance, StoreOutcome, StoredInstance};
-use renkei_domain::query::{Query, QueryMatch, fold_person_name, normalize_date, time_lower_bound};
+use renkei_domain::names::{PersonName, fuzzy_name_key, name_key};
+use renkei_domain::query::{Query, QueryMatch, normalize_date, time_lower_bound};
 use renkei_domain::{FacilityId, Uid};
 use renkei_store::{InstanceStore, StoreError};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -26,6 +27,20 @@ fn bind_all(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, Sqlit
 
 fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> Option<String> {
     value.as_deref().map(|v| normalise(v).unwrap_or_default())
+}
+
+/// The strict keys of the alphabetic, ideographic and phonetic groups, then their fuzzy keys.
+fn name_keys(name: &Option<String>) -> [Option<String>; 6] {
+    let Some(name) = name else { return Default::default() };
+    let name = PersonName::parse(name);
+    let [a, i, p] = name.groups();
+    [name_key(a), name_key(i), name_key(p), fuzzy_name_key(a), fuzzy_name_key(i), fuzzy_name_key(p)].map(Some)
+}
+
+/// The text-encoding warnings of an instance, as stored: comma-separated codes, or NULL.
+fn warnings(item: &NewInstance) -> Option<String> {
+    let codes = &item.attributes.text_warnings;
+    (!codes.is_empty()).then(|| codes.join(","))
 }
 
 /// Primary keys of the patients, studies and series the writer upserted, keyed by every
@@ -61,7 +76,7 @@ async fn record_one(
     let facility = item.facility.as_str();
     let inserted = sqlx::query(
         "INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
-         transfer_syntax, blob, size, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         transfer_syntax, blob, size, received_at, text_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (facility_id, sop_instance_uid) DO NOTHING RETURNING pk",
     )
     .bind(facility)
@@ -73,6 +88,7 @@ async fn record_one(
     .bind(&item.blob.0)
     .bind(item.size as i64)
     .bind(now)
+    .bind(warnings(item))
     .fetch_optional(&mut *conn)
     .await
     .map_err(map_error)?;
@@ -101,7 +117,7 @@ async fn record_one(
     .map_err(map_error)?;
     sqlx::query(
         "UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
-         blob = ?, size = ?, received_at = ? WHERE pk = ?",
+         blob = ?, size = ?, received_at = ?, text_warnings = ? WHERE pk = ?",
     )
     .bind(series_pk)
     .bind(item.sop_class_uid.as_str())
@@ -110,6 +126,7 @@ async fn record_one(
     .bind(&item.blob.0)
     .bind(item.size as i64)
     .bind(now)
+    .bind(warnings(item))
     .bind(instance_pk)
     .execute(&mut *conn)
     .await
@@ -118,18 +135,24 @@ async fn record_one(
 }
 
 const UPSERT_PATIENT: &str = "\
-    INSERT INTO patient (facility_id, patient_id, issuer, name, name_key, birth_date, birth_date_key, sex) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+    INSERT INTO patient (facility_id, patient_id, issuer, name, name_a, name_i, name_p, \
+      name_a_fuzzy, name_i_fuzzy, name_p_fuzzy, birth_date, birth_date_key, sex) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
-      name = COALESCE(excluded.name, name), name_key = COALESCE(excluded.name_key, name_key), \
+      name = COALESCE(excluded.name, name), \
+      name_a = COALESCE(excluded.name_a, name_a), name_i = COALESCE(excluded.name_i, name_i), \
+      name_p = COALESCE(excluded.name_p, name_p), name_a_fuzzy = COALESCE(excluded.name_a_fuzzy, name_a_fuzzy), \
+      name_i_fuzzy = COALESCE(excluded.name_i_fuzzy, name_i_fuzzy), \
+      name_p_fuzzy = COALESCE(excluded.name_p_fuzzy, name_p_fuzzy), \
       birth_date = COALESCE(excluded.birth_date, birth_date), \
       birth_date_key = COALESCE(excluded.birth_date_key, birth_date_key), sex = COALESCE(excluded.sex, sex) \
     RETURNING pk";
 
 const UPSERT_STUDY: &str = "\
     INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
-      accession, study_id, description, referring, referring_key, charset) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+      accession, study_id, description, referring, referring_a, referring_i, referring_p, \
+      referring_a_fuzzy, referring_i_fuzzy, referring_p_fuzzy, charset) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (facility_id, study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
       study_date = COALESCE(excluded.study_date, study_date), \
       study_date_key = COALESCE(excluded.study_date_key, study_date_key), \
@@ -137,7 +160,13 @@ const UPSERT_STUDY: &str = "\
       study_time_key = COALESCE(excluded.study_time_key, study_time_key), \
       accession = COALESCE(excluded.accession, accession), study_id = COALESCE(excluded.study_id, study_id), \
       description = COALESCE(excluded.description, description), referring = COALESCE(excluded.referring, referring), \
-      referring_key = COALESCE(excluded.referring_key, referring_key), charset = COALESCE(excluded.charset, charset) \
+      referring_a = COALESCE(excluded.referring_a, referring_a), \
+      referring_i = COALESCE(excluded.referring_i, referring_i), \
+      referring_p = COALESCE(excluded.referring_p, referring_p), \
+      referring_a_fuzzy = COALESCE(excluded.referring_a_fuzzy, referring_a_fuzzy), \
+      referring_i_fuzzy = COALESCE(excluded.referring_i_fuzzy, referring_i_fuzzy), \
+      referring_p_fuzzy = COALESCE(excluded.referring_p_fuzzy, referring_p_fuzzy), \
+      charset = COALESCE(excluded.charset, charset) \
     RETURNING pk";
 
 const UPSERT_SERIES: &str = "\
@@ -173,12 +202,18 @@ async fn upsert_hierarchy(
     let patient_pk = match cache.patients.get(&patient) {
         Some(pk) => *pk,
         None => {
+            let patient_keys = name_keys(&a.patient_name);
             let pk: i64 = sqlx::query(UPSERT_PATIENT)
                 .bind(facility)
                 .bind(a.patient_id.as_deref().unwrap_or(""))
                 .bind(a.issuer_of_patient_id.as_deref().unwrap_or(""))
                 .bind(&a.patient_name)
-                .bind(a.patient_name.as_deref().map(fold_person_name))
+                .bind(patient_keys[0].clone())
+                .bind(patient_keys[1].clone())
+                .bind(patient_keys[2].clone())
+                .bind(patient_keys[3].clone())
+                .bind(patient_keys[4].clone())
+                .bind(patient_keys[5].clone())
                 .bind(&a.patient_birth_date)
                 .bind(key(&a.patient_birth_date, normalize_date))
                 .bind(&a.patient_sex)
@@ -206,6 +241,7 @@ async fn upsert_hierarchy(
     let study_pk = match cache.studies.get(&study) {
         Some(pk) => *pk,
         None => {
+            let referring_keys = name_keys(&a.referring_physician_name);
             let pk: i64 = sqlx::query(UPSERT_STUDY)
                 .bind(facility)
                 .bind(patient_pk)
@@ -218,7 +254,12 @@ async fn upsert_hierarchy(
                 .bind(&a.study_id)
                 .bind(&a.study_description)
                 .bind(&a.referring_physician_name)
-                .bind(a.referring_physician_name.as_deref().map(fold_person_name))
+                .bind(referring_keys[0].clone())
+                .bind(referring_keys[1].clone())
+                .bind(referring_keys[2].clone())
+                .bind(referring_keys[3].clone())
+                .bind(referring_keys[4].clone())
+                .bind(referring_keys[5].clone())
                 .bind(&a.specific_character_set)
                 .fetch_one(&mut *conn)
                 .await
@@ -363,6 +404,7 @@ impl InstanceStore for SqliteStore {
                     found.values.insert(*attribute, value);
                 }
             }
+            found.character_set = row.try_get::<Option<String>, _>(columns.len()).map_err(map_error)?;
             matches.push(found);
         }
         Ok(matches)

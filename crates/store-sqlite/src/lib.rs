@@ -165,7 +165,7 @@ mod writers {
     }
 
     async fn patient_name(store: &SqliteStore) -> String {
-        let query = Query { level: QueryLevel::Patient, keys: Vec::new(), limit: None, offset: 0 };
+        let query = Query::new(QueryLevel::Patient, Vec::new());
         let found = store.find(&FacilityId::new("east").expect("id"), &query).await.expect("find");
         found[0].values[&Attribute::PatientName].clone()
     }

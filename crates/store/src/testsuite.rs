@@ -18,7 +18,7 @@ macro_rules! store_test_suite {
     ($make:expr) => {
         $crate::store_test_suite!(@tests $make;
             facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
-            find_levels_and_computed_attributes, find_matchers, retrieve_current_versions, stats);
+            find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -91,6 +91,7 @@ fn query(level: QueryLevel, keys: &[(Attribute, &str)]) -> Query {
             .collect(),
         limit: None,
         offset: 0,
+        fuzzy: false,
     }
 }
 
@@ -276,6 +277,40 @@ pub async fn find_matchers(store: &dyn Store) {
         find_values(store, "east", &study(&[(Attribute::StudyInstanceUid, "1.1")]), Attribute::StudyTime).await,
         vec!["0815"]
     );
+}
+
+pub async fn find_japanese_names(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let mut yamada = instance("east", "P1", "1.1", "1.1.1", "1.1.1.1", "a");
+    yamada.attributes.patient_name = Some("Yamada^Tarou=山田^太郎=やまだ^たろう".into());
+    yamada.attributes.referring_physician_name = Some("Suzuki^Ichiro=鈴木^一郎=すずき^いちろう".into());
+    let mut sato = instance("east", "P2", "1.2", "1.2.1", "1.2.1.1", "b");
+    sato.attributes.patient_name = Some("Sato^Hanako=佐藤^花子=さとう^はなこ".into());
+    let mut kana_only = instance("east", "P3", "1.3", "1.3.1", "1.3.1.1", "c");
+    kana_only.attributes.patient_name = Some("ﾀﾅｶ^ｼﾞﾛｳ".into());
+    record(store, &[yamada, sato, kana_only]).await;
+
+    let ids = async |raw: &str, fuzzy: bool| {
+        let mut q = query(QueryLevel::Patient, &[(Attribute::PatientName, raw)]);
+        q.fuzzy = fuzzy;
+        find_values(store, "east", &q, Attribute::PatientId).await
+    };
+    for typed in ["ヤマダ*", "やまだ*", "山田*", "Yamada*", "YAMADA^TAROU", "ﾔﾏﾀﾞ*", "Ｙａｍａｄａ*", "*^たろう"]
+    {
+        assert_eq!(ids(typed, false).await, vec!["P1"], "{typed}");
+    }
+    assert_eq!(ids("タナカ*", false).await, vec!["P3"], "half-width kana is found by full-width");
+    assert_eq!(ids("*=佐藤*", false).await, vec!["P2"], "an ideographic group pattern");
+    assert_eq!(ids("*=サトウ*", false).await, Vec::<String>::new(), "kana is no ideographic match");
+    assert_eq!(ids("サトー*", false).await, Vec::<String>::new(), "strict keys keep ー and ウ apart");
+    assert_eq!(ids("サトー*", true).await, vec!["P2"], "fuzzy keys fold long vowels");
+    assert_eq!(ids("Satoh^Hanako", true).await, vec!["P2"]);
+    assert_eq!(ids("たなか^じろー", true).await, vec!["P3"]);
+    // Referring physicians are names too.
+    let mut q = query(QueryLevel::Study, &[(Attribute::ReferringPhysicianName, "すずき*")]);
+    assert_eq!(find_values(store, "east", &q, Attribute::StudyInstanceUid).await, vec!["1.1"]);
+    q.fuzzy = true;
+    assert_eq!(find_values(store, "east", &q, Attribute::StudyInstanceUid).await, vec!["1.1"]);
 }
 
 pub async fn retrieve_current_versions(store: &dyn Store) {

@@ -1,11 +1,12 @@
 //! Query/retrieve identifiers (PS3.4 C.4): from request data set to [`Query`], and from
 //! [`QueryMatch`] to response data set.
 
+use renkei_dicom::charset::{SpecificCharacterSet, TextKind};
 use renkei_dicom::tags::{QUERY_RETRIEVE_LEVEL, RETRIEVE_AE_TITLE, SPECIFIC_CHARACTER_SET, tag};
 use renkei_dicom::walk::walk_bytes;
 use renkei_dicom::write::DatasetWriter;
 use renkei_dicom::{Element, Syntax, text};
-use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel, QueryMatch};
+use renkei_domain::query::{Attribute, MatchKind, Matcher, Query, QueryKey, QueryLevel, QueryMatch};
 
 /// The query/retrieve information models Renkei serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,10 @@ impl Identifier {
             if attribute.level() > self.level || element.is_sequence() {
                 continue;
             }
-            let raw = text::decode(&element.value, self.specific_character_set.as_deref());
+            let kind =
+                if attribute.kind() == MatchKind::PersonName { TextKind::PersonName } else { TextKind::MultiValued };
+            let (values, _) = self.character_set().decode_values(&element.value, kind);
+            let raw = values.join("\\");
             let matcher = Matcher::parse(attribute, &raw).map_err(|e| IdentifierError(e.to_string()))?;
             keys.push(QueryKey { attribute, matcher });
         }
@@ -98,10 +102,46 @@ impl Identifier {
         }
     }
 
+    /// The character set the request declared (the default repertoire if none).
+    fn character_set(&self) -> SpecificCharacterSet {
+        self.specific_character_set.as_deref().map(SpecificCharacterSet::parse).unwrap_or_default()
+    }
+
     /// The response data set for one match: every requested key, with its value or empty.
+    ///
+    /// Text goes out in the character set the query declared or, if it declared none, the one
+    /// the data came in. If a value cannot be represented there, the whole response goes out
+    /// in UTF-8 (ISO_IR 192), declared as such, rather than with characters lost.
     pub fn response(&self, found: &QueryMatch, syntax: Syntax, retrieve_ae: &str) -> Vec<u8> {
+        let target = match (&self.specific_character_set, &found.character_set) {
+            (Some(declared), _) => SpecificCharacterSet::parse(declared),
+            (None, Some(stored)) => SpecificCharacterSet::parse(stored),
+            (None, None) => SpecificCharacterSet::default(),
+        };
+        let out = match self.encoded_elements(found, retrieve_ae, &target) {
+            Some(out) => out,
+            None => {
+                tracing::debug!(charset = target.value(), "response falls back to UTF-8");
+                self.encoded_elements(found, retrieve_ae, &SpecificCharacterSet::utf8()).unwrap_or_default()
+            }
+        };
+        let mut writer = DatasetWriter::new(syntax);
+        for (t, vr, value) in &out {
+            writer.element(*t, *vr, value);
+        }
+        writer.into_bytes()
+    }
+
+    /// The response's elements in tag order with values encoded in `charset`, or `None` if a
+    /// value cannot be represented in it.
+    fn encoded_elements(
+        &self,
+        found: &QueryMatch,
+        retrieve_ae: &str,
+        charset: &SpecificCharacterSet,
+    ) -> Option<Vec<(u32, [u8; 2], Vec<u8>)>> {
         let mut out: Vec<(u32, [u8; 2], Vec<u8>)> = Vec::new();
-        let mut needs_utf8 = false;
+        let mut non_ascii = false;
         for element in &self.elements {
             let t = element.tag;
             if t == SPECIFIC_CHARACTER_SET {
@@ -116,10 +156,15 @@ impl Identifier {
             } else if element.is_sequence() {
                 Vec::new()
             } else {
-                match attribute.and_then(|a| found.values.get(&a)) {
-                    Some(value) => {
-                        needs_utf8 |= !value.is_ascii();
-                        value.clone().into_bytes()
+                match attribute.and_then(|a| found.values.get(&a).map(|v| (a, v))) {
+                    Some((attribute, value)) => {
+                        non_ascii |= !value.is_ascii();
+                        let kind = if attribute.kind() == MatchKind::PersonName {
+                            TextKind::PersonName
+                        } else {
+                            TextKind::MultiValued
+                        };
+                        charset.encode(value, kind).ok()?
                     }
                     None => Vec::new(),
                 }
@@ -129,15 +174,11 @@ impl Identifier {
         if !out.iter().any(|(t, _, _)| *t == QUERY_RETRIEVE_LEVEL) {
             out.push((QUERY_RETRIEVE_LEVEL, *b"CS", self.level.as_str().into()));
         }
-        if needs_utf8 {
-            out.push((SPECIFIC_CHARACTER_SET, *b"CS", b"ISO_IR 192".to_vec()));
+        if (non_ascii || self.specific_character_set.is_some()) && !charset.is_default() {
+            out.push((SPECIFIC_CHARACTER_SET, *b"CS", charset.value().as_bytes().to_vec()));
         }
         out.sort_by_key(|(t, _, _)| *t);
-        let mut writer = DatasetWriter::new(syntax);
-        for (t, vr, value) in &out {
-            writer.element(*t, *vr, value);
-        }
-        writer.into_bytes()
+        Some(out)
     }
 }
 
@@ -211,6 +252,56 @@ mod tests {
         assert_eq!(get(tag(0x0020, 0x000D)).as_deref(), Some(&b"1.2.3\0"[..]));
         assert_eq!(get(tag(0x0008, 0x1030)).as_deref(), Some(&b""[..]));
         assert_eq!(get(tag(0x0009, 0x0010)).as_deref(), Some(&b""[..]), "unknown keys come back empty");
+    }
+
+    fn name_response(declared: Option<&str>, stored: Option<&str>, name: &str) -> Vec<Element> {
+        let mut w = DatasetWriter::new(Syntax::EXPLICIT_LE);
+        if let Some(declared) = declared {
+            w.text(SPECIFIC_CHARACTER_SET, *b"CS", declared);
+        }
+        w.text(QUERY_RETRIEVE_LEVEL, *b"CS", "PATIENT").text(tag(0x0010, 0x0010), *b"PN", "");
+        let identifier = parse(&w.into_bytes(), Syntax::EXPLICIT_LE, Model::PatientRoot).expect("valid");
+        let mut found = QueryMatch { character_set: stored.map(str::to_owned), ..Default::default() };
+        found.values.insert(Attribute::PatientName, name.into());
+        let response = identifier.response(&found, Syntax::EXPLICIT_LE, "RENKEI");
+        walk_bytes(&response, Syntax::EXPLICIT_LE, &|_| true, 1024).expect("well formed")
+    }
+
+    fn value(elements: &[Element], t: u32) -> Option<Vec<u8>> {
+        elements.iter().find(|e| e.tag == t).map(|e| e.value.clone())
+    }
+
+    #[test]
+    fn responses_use_the_declared_then_the_stored_character_set() {
+        let name = "Yamada^Tarou=山田^太郎=やまだ^たろう";
+        // PS3.5 H.3.1 (60 bytes: no padding).
+        let h31 = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B";
+        let declared = name_response(Some("\\ISO 2022 IR 87"), Some("ISO_IR 192"), name);
+        assert_eq!(value(&declared, SPECIFIC_CHARACTER_SET).as_deref(), Some(&b"\\ISO 2022 IR 87 "[..]));
+        assert_eq!(value(&declared, tag(0x0010, 0x0010)).as_deref(), Some(&h31[..]));
+        let stored = name_response(None, Some("\\ISO 2022 IR 87"), name);
+        assert_eq!(value(&stored, tag(0x0010, 0x0010)).as_deref(), Some(&h31[..]));
+        // Kanji cannot go out as ISO_IR 13: the whole response goes out as UTF-8, declared.
+        let fallback = name_response(Some("ISO_IR 13"), None, name);
+        assert_eq!(value(&fallback, SPECIFIC_CHARACTER_SET).as_deref(), Some(&b"ISO_IR 192"[..]));
+        assert_eq!(value(&fallback, tag(0x0010, 0x0010)), Some(name.as_bytes().to_vec()), "46 bytes: no padding");
+        // Plain ASCII needs no declaration.
+        let ascii = name_response(None, None, "Yamada^Tarou");
+        assert_eq!(value(&ascii, SPECIFIC_CHARACTER_SET), None);
+    }
+
+    #[test]
+    fn request_keys_are_decoded_in_the_declared_character_set() {
+        let mut w = DatasetWriter::new(Syntax::EXPLICIT_LE);
+        w.text(SPECIFIC_CHARACTER_SET, *b"CS", "\\ISO 2022 IR 87")
+            .text(QUERY_RETRIEVE_LEVEL, *b"CS", "PATIENT")
+            .element(tag(0x0010, 0x0010), *b"PN", b"\x1b$B;3ED\x1b(B*");
+        let identifier = parse(&w.into_bytes(), Syntax::EXPLICIT_LE, Model::PatientRoot).expect("valid");
+        let query = identifier.query().expect("valid keys");
+        assert_eq!(
+            query.keys[0].matcher,
+            Matcher::PersonName(vec![(renkei_domain::query::NameGroup::Any, "山田*".into())])
+        );
     }
 
     #[test]

@@ -24,17 +24,26 @@ pub struct CorpusFile {
     pub modality: String,
 }
 
-fn patient(id: &str, name: &str, birth_date: &str, sex: &str) -> Patient {
-    Patient { id: id.into(), name: name.into(), birth_date: birth_date.into(), sex: sex.into() }
+fn patient(id: &str, name: &str, birth_date: &str, sex: &str, character_set: Option<&str>) -> Patient {
+    Patient {
+        id: id.into(),
+        name: name.into(),
+        birth_date: birth_date.into(),
+        sex: sex.into(),
+        character_set: character_set.map(str::to_owned),
+    }
 }
 
 /// (facility, patient, kind, transfer syntax, instances, study number, study date)
 type Plan = (&'static str, Patient, Kind, &'static str, u32, u64, &'static str);
 
 fn plan() -> Vec<Plan> {
-    let yamada = patient("E0001", "Yamada^Tarou=山田^太郎=やまだ^たろう", "19650412", "M");
-    let sato = patient("E0002", "Sato^Hanako", "19800105", "F");
-    let tanaka = patient("W0001", "Tanaka^Jirou=田中^次郎=たなか^じろう", "19521130", "M");
+    // As Japanese modalities write them (PS3.5 Annex H): romaji, kanji, hiragana in ISO 2022
+    // IR 87; half-width katakana in the first group with ISO 2022 IR 13; and one in UTF-8.
+    let yamada = patient("E0001", "Yamada^Tarou=山田^太郎=やまだ^たろう", "19650412", "M", Some("\\ISO 2022 IR 87"));
+    let sato = patient("E0002", "Sato^Hanako", "19800105", "F", None);
+    let tanaka =
+        patient("W0001", "ﾀﾅｶ^ｼﾞﾛｳ=田中^次郎=たなか^じろう", "19521130", "M", Some("ISO 2022 IR 13\\ISO 2022 IR 87"));
     vec![
         ("east", yamada.clone(), Kind::Ct { size: 128 }, EXPLICIT, 3, 1, "20240315"),
         ("east", yamada.clone(), Kind::Mr, IMPLICIT, 2, 2, "20230720"),
@@ -74,7 +83,7 @@ pub fn write(dir: &Path) -> std::io::Result<Vec<CorpusFile>> {
     // The same SOP Instance UID at a second facility, as after a CD import: a separate object.
     let first = files[0].clone();
     let mut twin = Spec {
-        patient: patient("W0002", "Yamada^Tarou", "19650412", "M"),
+        patient: patient("W0002", "Yamada^Tarou=山田^太郎=やまだ^たろう", "19650412", "M", Some("ISO_IR 192")),
         kind: Kind::Ct { size: 128 },
         study_uid: first.study_uid.clone(),
         series_uid: first.series_uid.clone(),

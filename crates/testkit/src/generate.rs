@@ -1,6 +1,7 @@
 //! Deterministic synthetic instances.
 
 use renkei_dicom::Syntax;
+use renkei_dicom::charset::{SpecificCharacterSet, TextKind};
 use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_dicom::tags::tag;
 use renkei_dicom::write::DatasetWriter;
@@ -19,10 +20,13 @@ pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 #[derive(Debug, Clone)]
 pub struct Patient {
     pub id: String,
-    /// Person Name as written to the dataset (component groups joined by `=`).
+    /// Person Name (component groups joined by `=`).
     pub name: String,
     pub birth_date: String,
     pub sex: String,
+    /// The Specific Character Set the name is written in; UTF-8 (ISO_IR 192) when `None`
+    /// and the name is not ASCII.
+    pub character_set: Option<String>,
 }
 
 /// What kind of object to make.
@@ -149,10 +153,16 @@ pub fn dataset(spec: &Spec) -> Vec<u8> {
     let syntax = Syntax::from_uid(ts).unwrap_or(Syntax::EXPLICIT_LE);
     let mut w = DatasetWriter::new(syntax);
     let kind = spec.kind;
-    let non_ascii = !spec.patient.name.is_ascii();
-    if non_ascii {
-        w.text(tag(0x0008, 0x0005), *b"CS", "ISO_IR 192");
+    let character_set = match &spec.patient.character_set {
+        Some(declared) => Some(declared.as_str()),
+        None if !spec.patient.name.is_ascii() => Some("ISO_IR 192"),
+        None => None,
+    };
+    if let Some(declared) = character_set {
+        w.text(tag(0x0008, 0x0005), *b"CS", declared);
     }
+    let charset = character_set.map(SpecificCharacterSet::parse).unwrap_or_default();
+    let name = charset.encode(&spec.patient.name, TextKind::PersonName).expect("test names fit their character set");
     w.text(tag(0x0008, 0x0016), *b"UI", kind.sop_class())
         .text(tag(0x0008, 0x0018), *b"UI", &spec.sop_instance_uid)
         .text(tag(0x0008, 0x0020), *b"DA", &spec.study_date)
@@ -163,7 +173,7 @@ pub fn dataset(spec: &Spec) -> Vec<u8> {
         .text(tag(0x0008, 0x0090), *b"PN", "Suzuki^Ichiro")
         .text(tag(0x0008, 0x1030), *b"LO", &format!("{} study", kind.modality()))
         .text(tag(0x0008, 0x103E), *b"LO", &format!("{} series {}", kind.modality(), spec.series_number))
-        .text(tag(0x0010, 0x0010), *b"PN", &spec.patient.name)
+        .element(tag(0x0010, 0x0010), *b"PN", &name)
         .text(tag(0x0010, 0x0020), *b"LO", &spec.patient.id)
         .text(tag(0x0010, 0x0030), *b"DA", &spec.patient.birth_date)
         .text(tag(0x0010, 0x0040), *b"CS", &spec.patient.sex);
@@ -332,6 +342,7 @@ pub fn ct_slice(size: u16, n: u64) -> Spec {
             name: "Bench^Patient".into(),
             birth_date: "19600101".into(),
             sex: "O".into(),
+            character_set: None,
         },
         kind: Kind::Ct { size },
         study_uid: uid(7, 0),

@@ -36,6 +36,9 @@ pub fn sop_class(uid: &str) -> Option<(Model, Operation)> {
     })
 }
 
+/// An element ready to write: tag, VR and value bytes.
+type EncodedElement = (u32, [u8; 2], Vec<u8>);
+
 /// A request identifier, as received.
 #[derive(Debug, Clone)]
 pub struct Identifier {
@@ -139,8 +142,8 @@ impl Identifier {
         found: &QueryMatch,
         retrieve_ae: &str,
         charset: &SpecificCharacterSet,
-    ) -> Option<Vec<(u32, [u8; 2], Vec<u8>)>> {
-        let mut out: Vec<(u32, [u8; 2], Vec<u8>)> = Vec::new();
+    ) -> Option<Vec<EncodedElement>> {
+        let mut out: Vec<EncodedElement> = Vec::new();
         let mut non_ascii = false;
         for element in &self.elements {
             let t = element.tag;

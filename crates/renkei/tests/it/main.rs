@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binary, real DCMTK tools and pynetdicom, on loopback.
 
+mod charset;
 mod dimse;
 mod durability;
 mod harness;

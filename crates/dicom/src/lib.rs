@@ -7,7 +7,7 @@
 //! - [`write`]: encodes elements, for identifiers, command sets and generated test data.
 //! - [`extract`]: the index record of a received instance.
 //! - [`charset`]: Specific Character Set: ISO 2022 code extensions (Japanese above all), decode and encode.
-//! - [`text`]: decoding of text values (the full Japanese character-set layer comes later).
+//! - [`text`]: values that are ASCII by definition (UIDs, code strings, AE titles).
 //! - [`tags`]: the tags Renkei reads by number.
 
 pub mod charset;

@@ -94,7 +94,7 @@ impl Command {
         let mut field = None;
         for element in elements {
             let value = element.value.as_slice();
-            let string = || Some(text::decode(value, None));
+            let string = || Some(text::ascii(value));
             match element.tag {
                 0x0000_0002 => command.affected_sop_class = string(),
                 0x0000_0100 => field = us(value),

@@ -59,7 +59,7 @@ const MAX_KEY_VALUE: u32 = 64 * 1024;
 pub fn parse(bytes: &[u8], syntax: Syntax, model: Model) -> Result<Identifier, IdentifierError> {
     let elements = walk_bytes(bytes, syntax, &|_| true, MAX_KEY_VALUE)
         .map_err(|e| IdentifierError(format!("identifier is malformed: {e}")))?;
-    let value = |t: u32| elements.iter().find(|e| e.tag == t).map(|e| text::decode(&e.value, None));
+    let value = |t: u32| elements.iter().find(|e| e.tag == t).map(|e| text::ascii(&e.value));
     let level = value(QUERY_RETRIEVE_LEVEL).ok_or_else(|| IdentifierError("Query/Retrieve Level is missing".into()))?;
     let level =
         QueryLevel::parse(&level).ok_or_else(|| IdentifierError(format!("unknown Query/Retrieve Level {level}")))?;

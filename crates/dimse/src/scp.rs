@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use dicom_ul::association::server::{AccessControl, Negotiation, ServerAssociationOptions};
 use dicom_ul::association::{Association, AsyncServerAssociation};
-use dicom_ul::pdu::{AssociationRJServiceUserReason, PresentationContextResultReason, RequestorRoles, UserIdentity};
+use dicom_ul::pdu::{
+    AssociationRJServiceUserReason, PresentationContextResultReason, RequestorRoles, UserIdentity, UserVariableItem,
+};
 use renkei_dicom::Syntax;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
@@ -93,12 +95,31 @@ impl AccessControl for RegisteredCallers {
     }
 }
 
-/// Accepts the roles a requestor proposes: C-GET needs the requestor to be a storage SCP.
-struct AcceptProposedRoles;
+/// What the SCP agrees to beyond the defaults: the roles a requestor proposes (C-GET needs
+/// the requestor to be a storage SCP), and fuzzy semantic matching of person names for the
+/// query SOP classes.
+struct Negotiator;
 
-impl Negotiation for AcceptProposedRoles {
+/// Byte 3 of the query/retrieve extended negotiation (PS3.4 Table C.5-2) is fuzzy semantic
+/// matching of person names; bytes 1-2 (relational queries, combined date-time matching)
+/// and 4-7 are declined.
+const FUZZY_MATCHING_BYTE: usize = 2;
+
+impl Negotiation for Negotiator {
     fn negotiate_roles(&self, _sop_class_uid: &str, scu: bool, scp: bool) -> Option<RequestorRoles> {
         Some(RequestorRoles { scu, scp })
+    }
+
+    fn extended_negotiation(&self, sop_class_uid: &str, input: &[u8]) -> Option<Vec<u8>> {
+        let (_, operation) = identifier::sop_class(sop_class_uid)?;
+        if operation != Operation::Find {
+            return None;
+        }
+        let mut accepted = vec![0u8; input.len().min(7)];
+        if input.get(FUZZY_MATCHING_BYTE) == Some(&1) {
+            accepted[FUZZY_MATCHING_BYTE] = 1;
+        }
+        Some(accepted)
     }
 }
 
@@ -124,7 +145,7 @@ async fn handle(
     let callers = RegisteredCallers(Arc::new(callers));
     let options = ServerAssociationOptions::new()
         .ae_access_control(callers.clone())
-        .with_negotiation(AcceptProposedRoles)
+        .with_negotiation(Negotiator)
         .ae_title(config.ae_title.clone())
         .promiscuous(true)
         .max_pdu_length(config.max_pdu_length)
@@ -194,6 +215,14 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// Whether fuzzy semantic matching of person names was agreed for this SOP class.
+    fn fuzzy_matching_agreed(&self, sop_class: &str) -> bool {
+        self.channel.association().user_variables().iter().any(|variable| {
+            matches!(variable, UserVariableItem::SopClassExtendedNegotiationSubItem(class, agreed)
+                if class == sop_class && agreed.get(FUZZY_MATCHING_BYTE) == Some(&1))
+        })
     }
 
     fn context_syntax(&self, context_id: u8) -> Result<(Uid, Syntax), ChannelError> {
@@ -333,10 +362,11 @@ impl Session {
             Ok(parsed) => parsed,
             Err(reason) => return self.respond(context_id, final_failure(status::DOES_NOT_MATCH, reason), None).await,
         };
-        let query = match identifier.query() {
+        let mut query = match identifier.query() {
             Ok(query) => query,
             Err(error) => return self.respond(context_id, final_failure(status::DOES_NOT_MATCH, error.0), None).await,
         };
+        query.fuzzy = command.affected_sop_class.as_deref().is_some_and(|class| self.fuzzy_matching_agreed(class));
         let matches = match self.archive.find(&self.facility, &query).await {
             Ok(matches) => matches,
             Err(error) => {

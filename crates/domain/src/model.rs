@@ -102,3 +102,54 @@ pub struct FacilityStats {
     pub instances: u64,
     pub bytes: u64,
 }
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Search and retrieve.
+    Viewer,
+    /// Search, retrieve and store.
+    Uploader,
+    /// Everything, at every facility.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Uploader => "uploader",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "viewer" => Some(Self::Viewer),
+            "uploader" => Some(Self::Uploader),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who a request acts for: one facility with a role, or an administrator of all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `None` only for administrators.
+    pub facility: Option<FacilityId>,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Whether this principal may see the data of `facility`.
+    pub fn sees(&self, facility: &FacilityId) -> bool {
+        self.role == Role::Admin || self.facility.as_ref() == Some(facility)
+    }
+
+    /// Whether this principal may store objects.
+    pub fn may_store(&self) -> bool {
+        matches!(self.role, Role::Uploader | Role::Admin)
+    }
+}

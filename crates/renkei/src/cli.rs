@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use renkei_domain::model::{Facility, Node, StoreOutcome};
+use renkei_domain::model::{Facility, Node, Principal, Role, StoreOutcome};
 use renkei_domain::{AeTitle, FacilityId};
 use renkei_service::{Archive, ImportOutcome};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,9 @@ enum Command {
     Node(NodeCommand),
     /// Import DICOM files and folders (recursively) into a facility.
     Import(ImportArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Counts per facility.
     Stats,
 }
@@ -87,6 +90,28 @@ enum NodeCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once, on the last line, and stored only as a hash.
+    Create {
+        /// The facility whose data the token reaches.
+        #[arg(long, required_unless_present = "admin", conflicts_with = "admin")]
+        facility: Option<String>,
+        /// What the token may do at its facility.
+        #[arg(long, value_enum, default_value = "viewer", conflicts_with = "admin")]
+        role: FacilityRole,
+        /// An administrator's token, for every facility.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FacilityRole {
+    Viewer,
+    Uploader,
+}
+
 #[derive(Debug, Args)]
 struct ImportArgs {
     /// Files or folders.
@@ -126,6 +151,7 @@ impl Cli {
             Command::Node(command) => with_archive(&config, |archive| node(archive, command)).await,
             Command::Import(args) => with_archive(&config, |archive| import(archive, args)).await,
             Command::Stats => with_archive(&config, stats).await,
+            Command::Token(command) => with_archive(&config, |archive| token(archive, command)).await,
         }
     }
 }
@@ -172,6 +198,26 @@ async fn node(archive: Arc<Archive>, command: NodeCommand) -> anyhow::Result<()>
     };
     archive.put_node(&node).await?;
     println!("node {} of facility {} at {}:{}", node.ae_title, node.facility, node.host, node.port);
+    Ok(())
+}
+
+async fn token(archive: Arc<Archive>, command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Create { facility, role, admin } = command;
+    let principal = match (admin, facility) {
+        (true, _) => Principal { facility: None, role: Role::Admin },
+        (false, Some(facility)) => {
+            let role = match role {
+                FacilityRole::Viewer => Role::Viewer,
+                FacilityRole::Uploader => Role::Uploader,
+            };
+            Principal { facility: Some(FacilityId::new(&facility)?), role }
+        }
+        (false, None) => bail!("say --facility ID or --admin"),
+    };
+    let token = archive.create_token(&principal).await?;
+    let scope = principal.facility.as_ref().map_or("every facility".to_owned(), |f| format!("facility {f}"));
+    println!("{} token for {scope}; it is shown only now:", principal.role.as_str());
+    println!("{token}");
     Ok(())
 }
 

@@ -24,7 +24,8 @@ impl Opened {
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let store = SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
         let blobs = Archive::open_blobs(&config.data_dir).context("cannot open the blob store")?;
-        let archive = Arc::new(Archive::new(Arc::new(store.clone()), Arc::new(store.clone()), blobs));
+        let shared = Arc::new(store.clone());
+        let archive = Arc::new(Archive::new(shared.clone(), shared.clone(), shared, blobs));
         Ok(Opened { archive, store })
     }
 

@@ -7,10 +7,12 @@
 //!   Success is returned only when both are durable.
 //! - `commit`: the group committer that batches index writes from concurrent ingests.
 //! - `import`: reading Part-10 files for bulk import.
+//! - `tokens`: API tokens: made from the OS's random source, stored only as hashes.
 //! - [`ServiceError`]: the transport-neutral error each protocol maps.
 
 mod commit;
 mod import;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
-use renkei_store::{FacilityStore, InstanceStore, StoreError};
+use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
 
 pub use import::{ImportOutcome, read_part10_header};
 
@@ -112,6 +114,7 @@ impl From<BlobError> for IngestError {
 pub struct Archive {
     facilities: Arc<dyn FacilityStore>,
     instances: Arc<dyn InstanceStore>,
+    tokens: Arc<dyn TokenStore>,
     blobs: Arc<BlobStore>,
     committer: commit::Committer,
 }
@@ -134,9 +137,14 @@ pub struct Ingested {
 
 impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio runtime.
-    pub fn new(facilities: Arc<dyn FacilityStore>, instances: Arc<dyn InstanceStore>, blobs: Arc<BlobStore>) -> Self {
+    pub fn new(
+        facilities: Arc<dyn FacilityStore>,
+        instances: Arc<dyn InstanceStore>,
+        tokens: Arc<dyn TokenStore>,
+        blobs: Arc<BlobStore>,
+    ) -> Self {
         let committer = commit::Committer::start(instances.clone());
-        Self { facilities, instances, blobs, committer }
+        Self { facilities, instances, tokens, blobs, committer }
     }
 
     /// Opens a blob store under `data_dir`, cleaning temporaries older than an hour.

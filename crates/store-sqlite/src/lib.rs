@@ -6,6 +6,7 @@
 //! - `instance`: [`InstanceStore`](renkei_store::InstanceStore), with per-instance savepoints
 //!   inside each group-commit transaction.
 //! - `filter`: the tested builder of query SQL.
+//! - `token`: [`TokenStore`](renkei_store::TokenStore).
 //!
 //! Several processes may open the same file (the server and the admin CLI); SQLite's own
 //! locking serialises their writes.
@@ -13,6 +14,7 @@
 mod facility;
 mod filter;
 mod instance;
+mod token;
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +24,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 /// Migrations in order. A database records the highest one applied in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_archive.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_archive.sql"), include_str!("../migrations/0002_tokens.sql")];
 
 /// The SQLite index.
 #[derive(Clone)]

@@ -2,13 +2,14 @@
 //!
 //! - [`FacilityStore`]: facilities, their calling AE titles, and their DICOM nodes.
 //! - [`InstanceStore`]: the instance index: group-committed writes, queries, retrieval lists, counts.
+//! - [`TokenStore`]: API tokens, held only as hashes.
 //! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
 //!   through [`store_test_suite!`].
 //!
 //! Backends live in `store-*` crates; SQL text exists only there.
 
 use async_trait::async_trait;
-use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
+use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId};
 
@@ -70,6 +71,15 @@ pub trait InstanceStore: Send + Sync {
 
     /// Counts per facility, for every facility.
     async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError>;
+}
+
+/// API tokens. Only a hash of each token is ever stored.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Records a token hash for a principal. A facility that does not exist is not found.
+    async fn add_token(&self, hash: &str, principal: &Principal) -> Result<(), StoreError>;
+    /// The principal a token hash stands for.
+    async fn principal(&self, hash: &str) -> Result<Option<Principal>, StoreError>;
 }
 
 /// Wraps a pattern of DICOM wildcards (`*`, `?`) as a SQL `LIKE` pattern with `\` as the

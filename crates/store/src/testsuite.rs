@@ -1,15 +1,15 @@
 //! The conformance suite every index backend runs. Each check takes a fresh, empty store.
 //! [`store_test_suite!`](crate::store_test_suite) stamps out one `#[tokio::test]` per check.
 
-use renkei_domain::model::{BlobHash, Facility, IndexedAttributes, NewInstance, Node, StoreOutcome};
+use renkei_domain::model::{BlobHash, Facility, IndexedAttributes, NewInstance, Node, Principal, Role, StoreOutcome};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::{AeTitle, FacilityId, Uid};
 
-use crate::{FacilityStore, InstanceStore, StoreError};
+use crate::{FacilityStore, InstanceStore, StoreError, TokenStore};
 
 /// What a backend under test must offer.
-pub trait Store: FacilityStore + InstanceStore {}
-impl<T: FacilityStore + InstanceStore> Store for T {}
+pub trait Store: FacilityStore + InstanceStore + TokenStore {}
+impl<T: FacilityStore + InstanceStore + TokenStore> Store for T {}
 
 /// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
 /// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
@@ -18,7 +18,8 @@ macro_rules! store_test_suite {
     ($make:expr) => {
         $crate::store_test_suite!(@tests $make;
             facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
-            find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats);
+            find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
+            tokens);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -351,4 +352,18 @@ pub async fn stats(store: &dyn Store) {
     assert_eq!((east.patients, east.studies, east.series, east.instances, east.bytes), (2, 2, 2, 3, 300));
     let west = stats.iter().find(|s| s.facility == "west").expect("west");
     assert_eq!((west.patients, west.instances, west.bytes), (0, 0, 0));
+}
+
+pub async fn tokens(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let viewer = Principal { facility: Some(facility("east")), role: Role::Viewer };
+    let admin = Principal { facility: None, role: Role::Admin };
+    store.add_token("hash-of-viewer", &viewer).await.expect("add");
+    store.add_token("hash-of-admin", &admin).await.expect("add");
+    assert_eq!(store.principal("hash-of-viewer").await.expect("lookup"), Some(viewer.clone()));
+    assert_eq!(store.principal("hash-of-admin").await.expect("lookup"), Some(admin));
+    assert_eq!(store.principal("unknown").await.expect("lookup"), None);
+    assert!(matches!(store.add_token("hash-of-viewer", &viewer).await, Err(StoreError::Conflict(_))));
+    let orphan = Principal { facility: Some(facility("nowhere")), role: Role::Uploader };
+    assert!(matches!(store.add_token("hash-of-orphan", &orphan).await, Err(StoreError::NotFound(_))));
 }

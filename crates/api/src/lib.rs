@@ -1,9 +1,19 @@
-//! Renkei's HTTP surface. For now: `GET /healthz`, which answers once the server is ready.
-//! DICOMweb, FHIR, the admin API and the console mount here as they arrive.
+//! Renkei's HTTP surface.
+//!
+//! - `GET /healthz`: readiness, the only unauthenticated route.
+//! - `/dicom-web/...`: DICOMweb (QIDO-RS so far), behind bearer tokens ([`auth`]).
+//! - [`problem`]: every error is an `application/problem+json` body.
+//! - [`json`]: DICOM JSON.
+
+pub mod auth;
+pub mod json;
+pub mod problem;
+pub mod qido;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::get;
 use renkei_service::Archive;
 
@@ -15,7 +25,19 @@ pub struct AppState {
 
 /// The HTTP router.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(state)
+    let dicomweb = Router::new()
+        .route("/studies", get(qido::studies))
+        .route("/series", get(qido::series))
+        .route("/instances", get(qido::instances))
+        .route("/studies/{study}/series", get(qido::study_series))
+        .route("/studies/{study}/instances", get(qido::study_instances))
+        .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/dicom-web", dicomweb)
+        .fallback(|| async { problem::Problem::not_found() })
+        .with_state(state)
 }
 
 /// Readiness: the router only serves once the index and blob store are open.

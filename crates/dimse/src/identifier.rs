@@ -187,24 +187,8 @@ impl Identifier {
 
 /// The value representation of an attribute, for explicit-VR responses to implicit-VR requests.
 fn value_representation(attribute: Attribute) -> [u8; 2] {
-    use Attribute::*;
-    match attribute {
-        PatientName | ReferringPhysicianName => *b"PN",
-        PatientId | IssuerOfPatientId | StudyDescription | SeriesDescription => *b"LO",
-        PatientBirthDate | StudyDate | SeriesDate => *b"DA",
-        StudyTime | SeriesTime => *b"TM",
-        StudyInstanceUid | SeriesInstanceUid | SopClassUid | SopInstanceUid => *b"UI",
-        AccessionNumber | StudyId => *b"SH",
-        PatientSex | Modality | ModalitiesInStudy | BodyPartExamined | InstanceAvailability => *b"CS",
-        SeriesNumber
-        | InstanceNumber
-        | NumberOfPatientRelatedStudies
-        | NumberOfPatientRelatedSeries
-        | NumberOfPatientRelatedInstances
-        | NumberOfStudyRelatedSeries
-        | NumberOfStudyRelatedInstances
-        | NumberOfSeriesRelatedInstances => *b"IS",
-    }
+    let vr = attribute.vr().as_bytes();
+    [vr[0], vr[1]]
 }
 
 /// The data set of a final C-MOVE/C-GET response that lists failed instances (0008,0058).

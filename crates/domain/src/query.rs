@@ -126,6 +126,33 @@ impl Attribute {
         Self::ALL.iter().copied().find(|a| a.tag() == (group, element))
     }
 
+    /// Looks an attribute up by its DICOM keyword.
+    pub fn from_keyword(keyword: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.keyword() == keyword)
+    }
+
+    /// The value representation.
+    pub fn vr(self) -> &'static str {
+        use Attribute::*;
+        match self {
+            PatientName | ReferringPhysicianName => "PN",
+            PatientId | IssuerOfPatientId | StudyDescription | SeriesDescription => "LO",
+            PatientBirthDate | StudyDate | SeriesDate => "DA",
+            StudyTime | SeriesTime => "TM",
+            StudyInstanceUid | SeriesInstanceUid | SopClassUid | SopInstanceUid => "UI",
+            AccessionNumber | StudyId => "SH",
+            PatientSex | Modality | ModalitiesInStudy | BodyPartExamined | InstanceAvailability => "CS",
+            SeriesNumber
+            | InstanceNumber
+            | NumberOfPatientRelatedStudies
+            | NumberOfPatientRelatedSeries
+            | NumberOfPatientRelatedInstances
+            | NumberOfStudyRelatedSeries
+            | NumberOfStudyRelatedInstances
+            | NumberOfSeriesRelatedInstances => "IS",
+        }
+    }
+
     /// The unique key of a level (PS3.4 C.3).
     pub fn unique_key(level: QueryLevel) -> Self {
         match level {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, real DCMTK tools and pynetdicom, on loopback.
 
 mod charset;
+mod dicomweb;
 mod dimse;
 mod durability;
 mod harness;

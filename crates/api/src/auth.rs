@@ -1,0 +1,29 @@
+//! Bearer tokens. Every request but `/healthz` needs one: there is no open mode.
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// Resolves `Authorization: Bearer <token>` to a [`Principal`](renkei_domain::model::Principal)
+/// in the request's extensions, or answers 401.
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, Problem> {
+    let unauthorized = || Problem::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(unauthorized)?;
+    let principal = state.archive.authenticate(token).await?.ok_or_else(unauthorized)?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}

@@ -276,6 +276,7 @@ impl Session {
         let expected = Expected {
             sop_class_uid: command.affected_sop_class.as_deref().and_then(|u| Uid::new(u).ok()),
             sop_instance_uid: command.affected_sop_instance.as_deref().and_then(|u| Uid::new(u).ok()),
+            study_uid: None,
         };
         let mut failure: Option<IngestError> = None;
         let mut ingest = match self.archive.begin_ingest(self.facility.clone(), transfer_syntax).await {

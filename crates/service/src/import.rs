@@ -4,10 +4,10 @@
 use std::io::{Read, Seek};
 use std::path::Path;
 
+use renkei_dicom::Syntax;
 use renkei_dicom::extract::{extract, is_index_tag};
 use renkei_dicom::syntax::IMPLICIT_VR_LE;
 use renkei_dicom::walk::{SeekSource, walk};
-use renkei_dicom::{Syntax, tags::tag};
 use renkei_domain::model::StoreOutcome;
 use renkei_domain::{FacilityId, Uid};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -43,11 +43,47 @@ pub fn read_part10_header(path: &Path) -> std::io::Result<Option<(u64, Uid)>> {
     Ok(Uid::new(IMPLICIT_VR_LE).ok().map(|ts| (0, ts)))
 }
 
-/// Parses the file meta group (always Explicit VR Little Endian) and returns its length and
-/// the Transfer Syntax UID.
-fn parse_meta(bytes: &[u8]) -> Option<(u64, Uid)> {
+/// The file meta information of a Part-10 object, read from its first bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part10Prefix {
+    /// More bytes are needed: at least this many in all.
+    NeedMore(usize),
+    /// Where the data set starts, its transfer syntax, and the SOP class and instance the
+    /// meta announces.
+    Header { dataset_offset: usize, transfer_syntax: Uid, sop_class: Option<Uid>, sop_instance: Option<Uid> },
+    /// Not a Part-10 object.
+    NotDicom,
+}
+
+/// Reads the preamble, `DICM` and the file meta group from the start of an object.
+pub fn part10_prefix(prefix: &[u8]) -> Part10Prefix {
+    const META_START: usize = 132;
+    if prefix.len() < META_START + 12 {
+        return Part10Prefix::NeedMore(META_START + 12);
+    }
+    if &prefix[128..132] != b"DICM" {
+        return Part10Prefix::NotDicom;
+    }
+    // (0002,0000) File Meta Information Group Length, UL, gives the size of the rest.
+    if prefix[META_START..META_START + 6] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
+        return Part10Prefix::NotDicom;
+    }
+    let length = u32::from_le_bytes([prefix[140], prefix[141], prefix[142], prefix[143]]) as usize;
+    let end = META_START + 12 + length;
+    if prefix.len() < end {
+        return Part10Prefix::NeedMore(end);
+    }
+    let Some((elements, _)) = meta_elements(&prefix[META_START..end]) else { return Part10Prefix::NotDicom };
+    let Some(transfer_syntax) = meta_uid(&elements, 0x0010) else { return Part10Prefix::NotDicom };
+    let (sop_class, sop_instance) = (meta_uid(&elements, 0x0002), meta_uid(&elements, 0x0003));
+    Part10Prefix::Header { dataset_offset: end, transfer_syntax, sop_class, sop_instance }
+}
+
+/// The elements of an encoded file meta group, as (element number, value), and where the
+/// group ends; `None` if an element runs past the bytes given.
+fn meta_elements(bytes: &[u8]) -> Option<(Vec<(u16, &[u8])>, usize)> {
+    let mut elements = Vec::new();
     let mut at = 0usize;
-    let mut transfer_syntax = None;
     while at + 8 <= bytes.len() {
         let group = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         if group != 0x0002 {
@@ -61,14 +97,22 @@ fn parse_meta(bytes: &[u8]) -> Option<(u64, Uid)> {
         } else {
             (8, u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize)
         };
-        let value = bytes.get(at + header..at + header + length)?;
-        if tag(group, element) == tag(0x0002, 0x0010) {
-            let text = String::from_utf8_lossy(value);
-            transfer_syntax = Uid::new(&text).ok();
-        }
+        elements.push((element, bytes.get(at + header..at + header + length)?));
         at += header + length;
     }
-    Some((at as u64, transfer_syntax?))
+    Some((elements, at))
+}
+
+fn meta_uid(elements: &[(u16, &[u8])], wanted: u16) -> Option<Uid> {
+    let (_, value) = elements.iter().find(|(element, _)| *element == wanted)?;
+    Uid::new(&String::from_utf8_lossy(value)).ok()
+}
+
+/// Parses the file meta group (always Explicit VR Little Endian) and returns its length and
+/// the Transfer Syntax UID.
+fn parse_meta(bytes: &[u8]) -> Option<(u64, Uid)> {
+    let (elements, end) = meta_elements(bytes)?;
+    Some((end as u64, meta_uid(&elements, 0x0010)?))
 }
 
 impl Archive {

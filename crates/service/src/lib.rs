@@ -26,7 +26,7 @@ use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
 use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
 
-pub use import::{ImportOutcome, read_part10_header};
+pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
 
 /// A failure with the kind each protocol maps and a message that is safe to show a client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,12 +119,14 @@ pub struct Archive {
     committer: commit::Committer,
 }
 
-/// What an ingest must agree with: the SOP class and instance announced by the protocol
-/// (the C-STORE command, a STOW part), if any.
+/// What an ingest must agree with: what the protocol announced (the C-STORE command, a
+/// STOW-RS part's file meta and URL), if anything.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
     pub sop_class_uid: Option<Uid>,
     pub sop_instance_uid: Option<Uid>,
+    /// The study a STOW-RS request to `/studies/{study}` stores into.
+    pub study_uid: Option<Uid>,
 }
 
 /// The result of a successful ingest.
@@ -232,7 +234,16 @@ impl Ingest<'_> {
 
     /// Validates, stores and indexes the object. Returns only when it is durable.
     pub async fn finish(self, expected: &Expected) -> Result<Ingested, IngestError> {
-        let Ingest { archive, facility, transfer_syntax, syntax, writer } = self;
+        let archive = self.archive;
+        let staged = self.finish_staged(expected).await?;
+        archive.commit_staged(staged).await
+    }
+
+    /// Validates the object and makes its bytes durable under their content address, but
+    /// does not index it yet: [`Archive::commit_staged`] does. A staged object that is never
+    /// committed is an unreferenced blob, invisible to every query.
+    pub async fn finish_staged(self, expected: &Expected) -> Result<Staged, IngestError> {
+        let Ingest { archive: _, facility, transfer_syntax, syntax, writer } = self;
         let expected = expected.clone();
         // Runs on the blocking pool, on the synced file, before it gets its content address.
         let validate = move |file: &mut std::fs::File| -> Result<Extracted, IngestError> {
@@ -241,38 +252,70 @@ impl Ingest<'_> {
                 invalid => IngestError::Malformed(invalid.to_string()),
             })?;
             let extracted = extract(&elements).map_err(|missing| IngestError::DoesNotMatch(missing.to_string()))?;
-            match mismatch(&expected, &extracted.sop_class_uid, &extracted.sop_instance_uid) {
+            match mismatch(&expected, &extracted) {
                 Some(mismatch) => Err(IngestError::DoesNotMatch(mismatch)),
                 None => Ok(extracted),
             }
         };
         let (stored, extracted) = writer.finish(validate).await??;
-        let record = NewInstance {
-            facility,
-            study_uid: extracted.study_uid,
-            series_uid: extracted.series_uid,
-            sop_instance_uid: extracted.sop_instance_uid.clone(),
-            sop_class_uid: extracted.sop_class_uid.clone(),
-            transfer_syntax_uid: transfer_syntax,
-            blob: stored.hash,
-            size: stored.size,
-            attributes: extracted.attributes,
-        };
-        let outcome = archive.committer.commit(record).await?;
-        Ok(Ingested { sop_class_uid: extracted.sop_class_uid, sop_instance_uid: extracted.sop_instance_uid, outcome })
+        Ok(Staged {
+            record: NewInstance {
+                facility,
+                study_uid: extracted.study_uid,
+                series_uid: extracted.series_uid,
+                sop_instance_uid: extracted.sop_instance_uid,
+                sop_class_uid: extracted.sop_class_uid,
+                transfer_syntax_uid: transfer_syntax,
+                blob: stored.hash,
+                size: stored.size,
+                attributes: extracted.attributes,
+            },
+        })
     }
 }
 
-fn mismatch(expected: &Expected, sop_class: &Uid, sop_instance: &Uid) -> Option<String> {
-    if let Some(want) = &expected.sop_instance_uid
-        && want != sop_instance
-    {
-        return Some(format!("SOP Instance UID in dataset ({sop_instance}) differs from the request ({want})"));
+/// A validated object whose bytes are durable but which is not indexed yet.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    record: NewInstance,
+}
+
+impl Staged {
+    pub fn sop_class_uid(&self) -> &Uid {
+        &self.record.sop_class_uid
     }
-    if let Some(want) = &expected.sop_class_uid
-        && want != sop_class
-    {
-        return Some(format!("SOP Class UID in dataset ({sop_class}) differs from the request ({want})"));
+
+    pub fn sop_instance_uid(&self) -> &Uid {
+        &self.record.sop_instance_uid
+    }
+
+    pub fn study_uid(&self) -> &Uid {
+        &self.record.study_uid
+    }
+}
+
+impl Archive {
+    /// Indexes a staged object (group-committed). Returns only when the index entry is durable.
+    pub async fn commit_staged(&self, staged: Staged) -> Result<Ingested, IngestError> {
+        let Staged { record } = staged;
+        let (sop_class_uid, sop_instance_uid) = (record.sop_class_uid.clone(), record.sop_instance_uid.clone());
+        let outcome = self.committer.commit(record).await?;
+        Ok(Ingested { sop_class_uid, sop_instance_uid, outcome })
+    }
+}
+
+fn mismatch(expected: &Expected, extracted: &Extracted) -> Option<String> {
+    let checks = [
+        (&expected.sop_instance_uid, &extracted.sop_instance_uid, "SOP Instance UID"),
+        (&expected.sop_class_uid, &extracted.sop_class_uid, "SOP Class UID"),
+        (&expected.study_uid, &extracted.study_uid, "Study Instance UID"),
+    ];
+    for (want, found, name) in checks {
+        if let Some(want) = want {
+            if want != found {
+                return Some(format!("{name} in data set ({found}) differs from the request ({want})"));
+            }
+        }
     }
     None
 }

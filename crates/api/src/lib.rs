@@ -1,7 +1,7 @@
 //! Renkei's HTTP surface.
 //!
 //! - `GET /healthz`: readiness, the only unauthenticated route.
-//! - `/dicom-web/...`: DICOMweb (QIDO-RS so far), behind bearer tokens ([`auth`]).
+//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS), behind bearer tokens ([`auth`]).
 //! - [`problem`]: every error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
@@ -9,6 +9,7 @@ pub mod auth;
 pub mod json;
 pub mod problem;
 pub mod qido;
+pub mod stow;
 
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ pub struct AppState {
 /// The HTTP router.
 pub fn router(state: AppState) -> Router {
     let dicomweb = Router::new()
-        .route("/studies", get(qido::studies))
+        .route("/studies", get(qido::studies).post(stow::store))
+        .route("/studies/{study}", axum::routing::post(stow::store_in_study))
         .route("/series", get(qido::series))
         .route("/instances", get(qido::instances))
         .route("/studies/{study}/series", get(qido::study_series))

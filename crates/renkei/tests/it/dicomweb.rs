@@ -4,15 +4,25 @@ use std::io::{Read, Write};
 
 use crate::harness::*;
 
-/// One HTTP/1.1 request; returns the status, the head and the body.
+/// One HTTP/1.1 GET; returns the status, the head and the body.
 fn http(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    request(hub, "GET", path, headers, &[])
+}
+
+/// One HTTP/1.1 request with a body (and Content-Length, unless the headers set it).
+fn request(hub: &Hub, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(hub.http).expect("connect");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", hub.http);
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", hub.http);
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("request");
+    // The server may answer before reading a body it refuses; a broken pipe then is fine.
+    let _ = stream.write_all(body);
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("response");
     let response = String::from_utf8(response).expect("utf-8 response");
@@ -114,4 +124,105 @@ fn qido_finds_japanese_names_by_kana_kanji_and_romaji() {
     let (status, _, body) = http(&hub, &path, &[("Authorization", &format!("Bearer {east}"))]);
     assert_eq!(status, 200);
     assert!(body.contains("\"Ideographic\":\"山田^太郎\""), "{body}");
+}
+
+/// A `multipart/related` body of the given parts, each `application/dicom`.
+fn multipart(parts: &[Vec<u8>], boundary: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
+        body.extend_from_slice(part);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+const STOW_TYPE: &str = "multipart/related; type=\"application/dicom\"; boundary=renkei-boundary";
+
+#[test]
+fn stow_stores_byte_for_byte_and_is_seen_over_dimse_and_qido() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    let uploader = token(&fixture, &["--facility", "east", "--role", "uploader"]);
+    let auth = format!("Bearer {uploader}");
+    let files: Vec<_> = fixture.files("east");
+    let parts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(&f.path).expect("read")).collect();
+    let (status, head, body) = request(
+        &hub,
+        "POST",
+        "/dicom-web/studies",
+        &[("Authorization", &auth), ("Content-Type", STOW_TYPE)],
+        &multipart(&parts, "renkei-boundary"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("application/dicom+json"), "{head}");
+    let response: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(response["00081199"]["Value"].as_array().map(Vec::len), Some(files.len()), "{body}");
+    assert!(response.get("00081198").is_none(), "{body}");
+    let stored = blobs(&fixture.data_dir);
+    for file in &files {
+        assert!(stored.contains(&dataset_bytes(&file.path)), "{} not kept as sent", file.modality);
+    }
+    // Stored over DICOMweb, found over DIMSE.
+    assert_eq!(image_count(&hub, "STORESCU"), files.len());
+
+    // Stored over DIMSE, found over QIDO; and a third-party client's STOW.
+    fixture.store_with_dcmtk(&hub, "west", "WESTSCU");
+    let west = token(&fixture, &["--facility", "west", "--role", "uploader"]);
+    let (_, _, body) = http(&hub, "/dicom-web/instances", &[("Authorization", &format!("Bearer {west}"))]);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).expect("json").len(), fixture.files("west").len());
+    let base = format!("http://{}", hub.http);
+    let mr: Vec<String> = files.iter().filter(|f| f.modality == "MR").map(|f| f.path.display().to_string()).collect();
+    let mut args = vec![base.clone(), west.clone()];
+    args.extend(mr);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = python("stow_files.py", &refs);
+    assert!(text(&output).contains("\"referenced\": 2, \"failed\": 0"), "{}", text(&output));
+    let (_, _, body) =
+        http(&hub, "/dicom-web/studies?ModalitiesInStudy=MR", &[("Authorization", &format!("Bearer {west}"))]);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).expect("json").len(), 2, "{body}");
+}
+
+#[test]
+fn stow_refuses_bad_requests_and_stores_nothing_from_them() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    let uploader = format!("Bearer {}", token(&fixture, &["--facility", "east", "--role", "uploader"]));
+    let viewer = format!("Bearer {}", token(&fixture, &["--facility", "east"]));
+    let file = std::fs::read(&fixture.files("east")[0].path).expect("read");
+    let good = multipart(std::slice::from_ref(&file), "renkei-boundary");
+    let post = |auth: &str, content_type: &str, path: &str, body: &[u8]| {
+        request(&hub, "POST", path, &[("Authorization", auth), ("Content-Type", content_type)], body)
+    };
+
+    assert_eq!(post(&viewer, STOW_TYPE, "/dicom-web/studies", &good).0, 403, "viewers do not store");
+    let (status, head, _) = post(&uploader, "application/dicom", "/dicom-web/studies", &file);
+    assert_eq!(status, 415);
+    assert!(head.contains("application/problem+json"), "{head}");
+    assert_eq!(post(&uploader, "multipart/related; type=\"application/dicom\"", "/dicom-web/studies", &good).0, 400);
+    // Cut before the closing boundary: the part arrived whole, but the body did not.
+    let cut = &good[..good.len() - 30];
+    let (status, _, body) = post(&uploader, STOW_TYPE, "/dicom-web/studies", cut);
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = request(
+        &hub,
+        "POST",
+        "/dicom-web/studies",
+        &[("Authorization", &uploader), ("Content-Type", STOW_TYPE), ("Content-Length", "999999999999999")],
+        b"",
+    );
+    assert_eq!(status, 413);
+    // A part that is not DICOM, and an instance sent to another study's URL.
+    let (status, _, body) =
+        post(&uploader, STOW_TYPE, "/dicom-web/studies", &multipart(&[b"not dicom".to_vec()], "renkei-boundary"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("\"00081197\":{\"Value\":[49152]"), "0xC000: {body}");
+    let (status, _, body) = post(&uploader, STOW_TYPE, "/dicom-web/studies/1.2.3.4", &good);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("[43264]"), "0xA900: {body}");
+    assert_eq!(image_count(&hub, "STORESCU"), 0, "nothing from a refused request is indexed");
+    // And the archive still takes a good request.
+    assert_eq!(post(&uploader, STOW_TYPE, "/dicom-web/studies", &good).0, 200);
+    assert_eq!(image_count(&hub, "STORESCU"), 1);
 }

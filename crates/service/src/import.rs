@@ -79,9 +79,12 @@ pub fn part10_prefix(prefix: &[u8]) -> Part10Prefix {
     Part10Prefix::Header { dataset_offset: end, transfer_syntax, sop_class, sop_instance }
 }
 
-/// The elements of an encoded file meta group, as (element number, value), and where the
-/// group ends; `None` if an element runs past the bytes given.
-fn meta_elements(bytes: &[u8]) -> Option<(Vec<(u16, &[u8])>, usize)> {
+/// A file meta element: its element number in group 0002, and its value.
+type MetaElement<'a> = (u16, &'a [u8]);
+
+/// The elements of an encoded file meta group, and where the group ends; `None` if an
+/// element runs past the bytes given.
+fn meta_elements(bytes: &[u8]) -> Option<(Vec<MetaElement<'_>>, usize)> {
     let mut elements = Vec::new();
     let mut at = 0usize;
     while at + 8 <= bytes.len() {
@@ -103,7 +106,7 @@ fn meta_elements(bytes: &[u8]) -> Option<(Vec<(u16, &[u8])>, usize)> {
     Some((elements, at))
 }
 
-fn meta_uid(elements: &[(u16, &[u8])], wanted: u16) -> Option<Uid> {
+fn meta_uid(elements: &[MetaElement<'_>], wanted: u16) -> Option<Uid> {
     let (_, value) = elements.iter().find(|(element, _)| *element == wanted)?;
     Uid::new(&String::from_utf8_lossy(value)).ok()
 }

@@ -311,10 +311,10 @@ fn mismatch(expected: &Expected, extracted: &Extracted) -> Option<String> {
         (&expected.study_uid, &extracted.study_uid, "Study Instance UID"),
     ];
     for (want, found, name) in checks {
-        if let Some(want) = want {
-            if want != found {
-                return Some(format!("{name} in data set ({found}) differs from the request ({want})"));
-            }
+        if let Some(want) = want
+            && want != found
+        {
+            return Some(format!("{name} in data set ({found}) differs from the request ({want})"));
         }
     }
     None

@@ -89,7 +89,7 @@ struct Failure {
 }
 
 enum Part {
-    Staged(Staged),
+    Staged(Box<Staged>),
     Failed(Failure),
 }
 
@@ -147,7 +147,7 @@ async fn receive_part(
     let expected =
         Expected { sop_class_uid: sop_class.clone(), sop_instance_uid: sop_instance.clone(), study_uid: study.clone() };
     Ok(match ingest.finish_staged(&expected).await {
-        Ok(staged) => Part::Staged(staged),
+        Ok(staged) => Part::Staged(Box::new(staged)),
         Err(error) => {
             tracing::info!(reason = %error, "STOW-RS part refused");
             failed(failure_reason(&error))
@@ -186,7 +186,7 @@ async fn stow(
         let malformed = |error: multer::Error| Problem::bad_request(format!("malformed multipart body: {error}"));
         let Some(mut field) = multipart.next_field().await.map_err(malformed)? else { break };
         match receive_part(state, &facility, &study, &mut field).await.map_err(malformed)? {
-            Part::Staged(part) => staged.push(part),
+            Part::Staged(part) => staged.push(*part),
             Part::Failed(failure) => failures.push(failure),
         }
     }

@@ -1,7 +1,7 @@
 //! Renkei's HTTP surface.
 //!
 //! - `GET /healthz`: readiness, the only unauthenticated route.
-//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS), behind bearer tokens ([`auth`]).
+//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval), behind bearer tokens ([`auth`]).
 //! - [`problem`]: every error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
@@ -10,6 +10,7 @@ pub mod json;
 pub mod problem;
 pub mod qido;
 pub mod stow;
+pub mod wado;
 
 use std::sync::Arc;
 
@@ -28,7 +29,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let dicomweb = Router::new()
         .route("/studies", get(qido::studies).post(stow::store))
-        .route("/studies/{study}", axum::routing::post(stow::store_in_study))
+        .route("/studies/{study}", get(wado::study).post(stow::store_in_study))
+        .route("/studies/{study}/series/{series}", get(wado::series))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
         .route("/series", get(qido::series))
         .route("/instances", get(qido::instances))
         .route("/studies/{study}/series", get(qido::study_series))

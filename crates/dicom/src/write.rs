@@ -140,3 +140,25 @@ impl DatasetWriter {
         self
     }
 }
+
+/// The Implementation Class UID Renkei writes into the file meta it generates.
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.329800735698586629295641978511506172918";
+
+/// The preamble, `DICM` and file meta group that make a data set a Part-10 object
+/// (PS3.10 7.1). The data set itself follows unchanged.
+pub fn part10_header(sop_class: &str, sop_instance: &str, transfer_syntax: &str) -> Vec<u8> {
+    let mut meta = DatasetWriter::new(Syntax::EXPLICIT_LE);
+    meta.element(crate::tags::tag(0x0002, 0x0001), *b"OB", &[0, 1])
+        .text(crate::tags::tag(0x0002, 0x0002), *b"UI", sop_class)
+        .text(crate::tags::tag(0x0002, 0x0003), *b"UI", sop_instance)
+        .text(crate::tags::tag(0x0002, 0x0010), *b"UI", transfer_syntax)
+        .text(crate::tags::tag(0x0002, 0x0012), *b"UI", IMPLEMENTATION_CLASS_UID)
+        .text(crate::tags::tag(0x0002, 0x0013), *b"SH", "RENKEI");
+    let body = meta.into_bytes();
+    let mut group = DatasetWriter::new(Syntax::EXPLICIT_LE);
+    group.element(crate::tags::tag(0x0002, 0x0000), *b"UL", &(body.len() as u32).to_le_bytes()).raw(&body);
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    out.extend_from_slice(&group.into_bytes());
+    out
+}

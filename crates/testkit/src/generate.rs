@@ -317,19 +317,7 @@ fn packbits(data: &[u8]) -> Vec<u8> {
 
 /// A Part-10 file: preamble, `DICM`, file meta group, then the dataset bytes unchanged.
 pub fn part10(dataset: &[u8], sop_class: &str, sop_instance: &str, transfer_syntax: &str) -> Vec<u8> {
-    let mut meta = DatasetWriter::new(Syntax::EXPLICIT_LE);
-    meta.element(tag(0x0002, 0x0001), *b"OB", &[0, 1])
-        .text(tag(0x0002, 0x0002), *b"UI", sop_class)
-        .text(tag(0x0002, 0x0003), *b"UI", sop_instance)
-        .text(tag(0x0002, 0x0010), *b"UI", transfer_syntax)
-        .text(tag(0x0002, 0x0012), *b"UI", "2.25.329800735698586629295641978511506172918")
-        .text(tag(0x0002, 0x0013), *b"SH", "RENKEI_TESTKIT");
-    let body = meta.into_bytes();
-    let mut group = DatasetWriter::new(Syntax::EXPLICIT_LE);
-    group.element(tag(0x0002, 0x0000), *b"UL", &(body.len() as u32).to_le_bytes()).raw(&body);
-    let mut out = vec![0u8; 128];
-    out.extend_from_slice(b"DICM");
-    out.extend_from_slice(&group.into_bytes());
+    let mut out = renkei_dicom::write::part10_header(sop_class, sop_instance, transfer_syntax);
     out.extend_from_slice(dataset);
     out
 }

@@ -226,3 +226,111 @@ fn stow_refuses_bad_requests_and_stores_nothing_from_them() {
     assert_eq!(post(&uploader, STOW_TYPE, "/dicom-web/studies", &good).0, 200);
     assert_eq!(image_count(&hub, "STORESCU"), 1);
 }
+
+/// GET returning the raw body, de-chunked.
+fn get_bytes(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(hub.http).expect("connect");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", hub.http);
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let mut body = response[split..].to_vec();
+    if head.to_lowercase().contains("transfer-encoding: chunked") {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).expect("ascii").trim(), 16).expect("hex");
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = plain;
+    }
+    (status, head, body)
+}
+
+/// The parts of a multipart body.
+fn parts(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
+    let delimiter = format!("--{boundary}");
+    let mut found = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.windows(delimiter.len()).position(|w| w == delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n").expect("part head") + 4;
+        let next = rest.windows(delimiter.len()).position(|w| w == delimiter.as_bytes()).expect("next delimiter");
+        found.push(rest[head_end..next - 2].to_vec());
+        rest = &rest[next..];
+    }
+    found
+}
+
+#[test]
+fn wado_returns_every_instance_byte_for_byte() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    let east = token(&fixture, &["--facility", "east"]);
+    let west = token(&fixture, &["--facility", "west"]);
+    let ct = fixture.files("east")[0];
+    let study_files: Vec<_> = fixture.files("east").into_iter().filter(|f| f.study_uid == ct.study_uid).collect();
+    let accept = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+    let path = format!("/dicom-web/studies/{}", ct.study_uid);
+    let (status, head, body) =
+        get_bytes(&hub, &path, &[("Authorization", &format!("Bearer {east}")), ("Accept", accept)]);
+    assert_eq!(status, 200, "{head}");
+    let boundary = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .starts_with("content-type:")
+                .then(|| l.split("boundary=").nth(1).map(str::trim).map(str::to_owned))
+        })
+        .flatten()
+        .expect("boundary");
+    let received = parts(&body, &boundary);
+    assert_eq!(received.len(), study_files.len());
+    for part in &received {
+        let renkei_service::Part10Prefix::Header { dataset_offset, sop_instance, .. } =
+            renkei_service::part10_prefix(part)
+        else {
+            panic!("a part that is not Part-10")
+        };
+        let original = study_files
+            .iter()
+            .find(|f| Some(f.sop_instance_uid.as_str()) == sop_instance.as_ref().map(|u| u.as_str()))
+            .expect("a sent instance");
+        assert!(part[dataset_offset..] == dataset_bytes(&original.path)[..], "{} altered", original.modality);
+    }
+    // One instance; another facility's study; and an Accept that cannot be met.
+    let one = format!("{path}/series/{}/instances/{}", ct.series_uid, ct.sop_instance_uid);
+    let (status, _, body) = get_bytes(&hub, &one, &[("Authorization", &format!("Bearer {east}")), ("Accept", accept)]);
+    assert_eq!((status, parts(&body, "renkei-wado-boundary").len()), (200, 1));
+    assert_eq!(get_bytes(&hub, &path, &[("Authorization", &format!("Bearer {west}"))]).0, 404);
+    assert_eq!(
+        get_bytes(&hub, &path, &[("Authorization", &format!("Bearer {east}")), ("Accept", "image/jpeg")]).0,
+        406
+    );
+    // A third-party client retrieves the same study.
+    let base = format!("http://{}", hub.http);
+    let output = python("wado_study.py", &[&base, &east, &ct.study_uid]);
+    let mut expected: Vec<&str> = study_files.iter().map(|f| f.sop_instance_uid.as_str()).collect();
+    expected.sort();
+    let retrieved: Vec<String> = serde_json::from_str(text(&output).lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| panic!("{}", text(&output)));
+    assert_eq!(retrieved, expected);
+}

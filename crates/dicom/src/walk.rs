@@ -115,9 +115,45 @@ pub fn walk(
     capture: &dyn Fn(u32) -> bool,
     max_value: u32,
 ) -> Result<Vec<Element>, WalkError> {
-    let mut walker = Walker { source, offset: 0, capture, max_value, captured: Vec::new() };
+    let mut walker = Walker { source, offset: 0, capture, max_value, captured: Vec::new(), tree: None };
     walker.dataset(syntax, End::Input, 0)?;
     Ok(walker.captured)
+}
+
+/// Reads a whole data set as a tree: every element at every depth, values up to
+/// `max_inline` bytes held, larger ones located. `implicit_vr` gives the VR of elements in
+/// implicit-VR data sets (a data dictionary's job).
+pub fn tree(
+    source: &mut dyn Source,
+    syntax: Syntax,
+    max_inline: u32,
+    implicit_vr: &dyn Fn(u32) -> [u8; 2],
+) -> Result<Vec<Node>, WalkError> {
+    let mut walker = Walker {
+        source,
+        offset: 0,
+        capture: &|_| false,
+        max_value: max_inline,
+        captured: Vec::new(),
+        tree: Some(implicit_vr),
+    };
+    walker.dataset(syntax, End::Input, 0)
+}
+
+/// [`tree`] over a data set stored in a file, from its current position.
+pub fn tree_file(
+    file: &mut std::fs::File,
+    syntax: Syntax,
+    max_inline: u32,
+    implicit_vr: &dyn Fn(u32) -> [u8; 2],
+) -> Result<Vec<Node>, WalkError> {
+    let buffered = io::BufReader::with_capacity(64 * 1024, file);
+    if syntax.deflated {
+        let inflater = io::BufReader::new(flate2::bufread::DeflateDecoder::new(buffered));
+        tree(&mut StreamSource(inflater), syntax, max_inline, implicit_vr)
+    } else {
+        tree(&mut SeekSource::new(buffered).map_err(WalkError::Io)?, syntax, max_inline, implicit_vr)
+    }
 }
 
 /// Walks a dataset held in memory. Deflated syntaxes are inflated on the way.
@@ -165,6 +201,27 @@ struct Walker<'a> {
     capture: &'a dyn Fn(u32) -> bool,
     max_value: u32,
     captured: Vec<Element>,
+    /// In tree mode: the VR of an implicit-VR element, by tag.
+    tree: Option<&'a dyn Fn(u32) -> [u8; 2]>,
+}
+
+/// One element of a data set tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub tag: u32,
+    pub vr: [u8; 2],
+    pub value: NodeValue,
+}
+
+/// The value of a [`Node`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeValue {
+    /// The value bytes, as encoded.
+    Bytes(Vec<u8>),
+    /// A value too large to hold: where it is in the (inflated) data set.
+    Bulk { offset: u64, length: u64 },
+    /// A sequence's items.
+    Items(Vec<Vec<Node>>),
 }
 
 /// VRs whose explicit form has a 2-byte reserved field and a 4-byte length.
@@ -218,14 +275,15 @@ impl Walker<'_> {
         Ok(((group as u32) << 16) | element as u32)
     }
 
-    fn dataset(&mut self, syntax: Syntax, end: End, depth: usize) -> Result<(), WalkError> {
+    fn dataset(&mut self, syntax: Syntax, end: End, depth: usize) -> Result<Vec<Node>, WalkError> {
         if depth > MAX_DEPTH {
             return Err(self.fail("sequences nested too deeply"));
         }
+        let mut nodes = Vec::new();
         loop {
             match end {
-                End::Input if self.source.at_end().map_err(WalkError::Io)? => return Ok(()),
-                End::At(limit) if self.offset == limit => return Ok(()),
+                End::Input if self.source.at_end().map_err(WalkError::Io)? => return Ok(nodes),
+                End::At(limit) if self.offset == limit => return Ok(nodes),
                 End::At(limit) if self.offset > limit => return Err(self.fail("element overruns its item")),
                 _ => {}
             }
@@ -233,7 +291,7 @@ impl Walker<'_> {
             if tag == ITEM_DELIMITATION {
                 self.u32(syntax)?;
                 return match end {
-                    End::ItemDelimiter => Ok(()),
+                    End::ItemDelimiter => Ok(nodes),
                     _ => Err(self.fail("item delimiter outside an item")),
                 };
             }
@@ -259,12 +317,20 @@ impl Walker<'_> {
                     Some(vr) => &vr == b"SQ" || &vr == b"UN",
                     None => true,
                 };
+                let start = self.offset;
                 if tag == PIXEL_DATA {
                     self.fragments(syntax)?;
+                    if self.tree.is_some() {
+                        let value = NodeValue::Bulk { offset: start, length: self.offset - start };
+                        nodes.push(Node { tag, vr: vr.unwrap_or(*b"OB"), value });
+                    }
                 } else if is_sequence {
                     // An undefined-length UN holds implicit VR little endian items (PS3.5 6.2.2).
                     let inner = if vr == Some(*b"UN") { Syntax::IMPLICIT_LE } else { syntax };
-                    self.sequence(inner, depth + 1)?;
+                    let items = self.sequence(inner, depth + 1, None)?;
+                    if self.tree.is_some() {
+                        nodes.push(Node { tag, vr: *b"SQ", value: NodeValue::Items(items) });
+                    }
                 } else {
                     return Err(self.fail("undefined length on a value that cannot have one"));
                 }
@@ -278,13 +344,24 @@ impl Walker<'_> {
             {
                 return Err(self.fail("element overruns its item"));
             }
-            if wanted && vr == Some(*b"SQ") {
+            if let Some(implicit_vr) = self.tree {
+                let vr = vr.unwrap_or_else(|| implicit_vr(tag));
+                let value = if &vr == b"SQ" {
+                    let limit = self.offset + length as u64;
+                    NodeValue::Items(self.sequence(syntax, depth + 1, Some(limit))?)
+                } else if length <= self.max_value {
+                    NodeValue::Bytes(self.read_value(length)?)
+                } else {
+                    let offset = self.offset;
+                    self.skip(length as u64)?;
+                    NodeValue::Bulk { offset, length: length as u64 }
+                };
+                nodes.push(Node { tag, vr, value });
+            } else if wanted && vr == Some(*b"SQ") {
                 self.skip(length as u64)?;
                 self.captured.push(Element { tag, vr, value: Vec::new() });
             } else if wanted && length <= self.max_value {
-                let mut value = vec![0u8; length as usize];
-                self.source.read_exact(&mut value).map_err(|e| self.io_error(e))?;
-                self.offset += length as u64;
+                let value = self.read_value(length)?;
                 self.captured.push(Element { tag, vr, value });
             } else {
                 self.skip(length as u64)?;
@@ -292,16 +369,28 @@ impl Walker<'_> {
         }
     }
 
-    fn sequence(&mut self, syntax: Syntax, depth: usize) -> Result<(), WalkError> {
+    fn read_value(&mut self, length: u32) -> Result<Vec<u8>, WalkError> {
+        let mut value = vec![0u8; length as usize];
+        self.source.read_exact(&mut value).map_err(|e| self.io_error(e))?;
+        self.offset += length as u64;
+        Ok(value)
+    }
+
+    /// The items of a sequence: up to its delimiter, or to `limit` for a defined length.
+    fn sequence(&mut self, syntax: Syntax, depth: usize, limit: Option<u64>) -> Result<Vec<Vec<Node>>, WalkError> {
+        let mut items = Vec::new();
         loop {
+            if limit.is_some_and(|limit| self.offset >= limit) {
+                return Ok(items);
+            }
             let tag = self.tag(syntax)?;
             let length = self.u32(syntax)?;
             match tag {
-                SEQUENCE_DELIMITATION => return Ok(()),
-                ITEM if length == UNDEFINED_LENGTH => self.dataset(syntax, End::ItemDelimiter, depth)?,
+                SEQUENCE_DELIMITATION if limit.is_none() => return Ok(items),
+                ITEM if length == UNDEFINED_LENGTH => items.push(self.dataset(syntax, End::ItemDelimiter, depth)?),
                 ITEM => {
-                    let limit = self.offset + length as u64;
-                    self.dataset(syntax, End::At(limit), depth)?
+                    let end = self.offset + length as u64;
+                    items.push(self.dataset(syntax, End::At(end), depth)?)
                 }
                 _ => return Err(self.fail("expected an item in a sequence")),
             }
@@ -407,6 +496,24 @@ mod tests {
         let mut bad_vr = sample(Syntax::EXPLICIT_LE);
         bad_vr[4] = b'z';
         assert!(matches!(walk_bytes(&bad_vr, Syntax::EXPLICIT_LE, &wanted, 1024), Err(WalkError::Garbled { .. })));
+    }
+
+    #[test]
+    fn trees_hold_nested_items_and_locate_large_values() {
+        for syntax in [Syntax::IMPLICIT_LE, Syntax::EXPLICIT_LE] {
+            let bytes = sample(syntax);
+            let implicit = |t: u32| if t == tag(0x0008, 0x1115) || t == tag(0x0008, 0x1199) { *b"SQ" } else { *b"UN" };
+            let nodes = tree(&mut SeekSource::new(io::Cursor::new(&bytes)).expect("cursor"), syntax, 8, &implicit)
+                .expect("valid");
+            assert_eq!(nodes.len(), 7, "{syntax:?}");
+            let NodeValue::Items(items) = &nodes[2].value else { panic!("a sequence") };
+            let NodeValue::Items(inner) = &items[0][1].value else { panic!("a nested sequence") };
+            assert_eq!(inner[0][0].value, NodeValue::Bytes(b"1.2.3.5\0".to_vec()));
+            // The 26-byte SOP class UID is larger than 8 bytes: located, not held.
+            assert!(matches!(nodes[0].value, NodeValue::Bulk { length: 26, .. }), "{:?}", nodes[0]);
+            let NodeValue::Bulk { offset, length } = nodes[0].value else { unreachable!() };
+            assert_eq!(&bytes[offset as usize..(offset + length) as usize], b"1.2.840.10008.5.1.4.1.1.2\0");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Renkei's HTTP surface.
 //!
 //! - `GET /healthz`: readiness, the only unauthenticated route.
-//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval), behind bearer tokens ([`auth`]).
+//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval, metadata and bulk data),
+//!   behind bearer tokens ([`auth`]).
 //! - [`problem`]: every error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
 pub mod auth;
 pub mod json;
+pub mod metadata;
 pub mod problem;
 pub mod qido;
 pub mod stow;
@@ -32,6 +34,10 @@ pub fn router(state: AppState) -> Router {
         .route("/studies/{study}", get(wado::study).post(stow::store_in_study))
         .route("/studies/{study}/series/{series}", get(wado::series))
         .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
+        .route("/studies/{study}/metadata", get(metadata::study))
+        .route("/studies/{study}/series/{series}/metadata", get(metadata::series))
+        .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(metadata::instance))
+        .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{range}", get(metadata::bulkdata))
         .route("/series", get(qido::series))
         .route("/instances", get(qido::instances))
         .route("/studies/{study}/series", get(qido::study_series))

@@ -90,14 +90,14 @@ fn requested_syntax(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Err(not_acceptable())
 }
 
-async fn retrieve(
+/// The current instances under the entity the URL names, at every facility the principal
+/// can see; not found if there are none.
+pub(crate) async fn instances_under(
     state: &AppState,
     principal: &Principal,
-    headers: &HeaderMap,
     level: QueryLevel,
     keys: &[(Attribute, String)],
-) -> Result<Response, Problem> {
-    let syntax = requested_syntax(headers)?;
+) -> Result<Vec<StoredInstance>, Problem> {
     let mut query = Query::new(level, Vec::new());
     for (attribute, value) in keys {
         let matcher = Matcher::parse(*attribute, value).map_err(|e| Problem::bad_request(e.to_string()))?;
@@ -117,6 +117,35 @@ async fn retrieve(
     if instances.is_empty() {
         return Err(Problem::not_found());
     }
+    Ok(instances)
+}
+
+/// One instance named by its URL, if the principal can see it.
+pub(crate) async fn visible_instance(
+    state: &AppState,
+    principal: &Principal,
+    study: String,
+    series: String,
+    instance: String,
+) -> Result<StoredInstance, Problem> {
+    let keys = [
+        (Attribute::StudyInstanceUid, study),
+        (Attribute::SeriesInstanceUid, series),
+        (Attribute::SopInstanceUid, instance),
+    ];
+    let mut found = instances_under(state, principal, QueryLevel::Image, &keys).await?;
+    Ok(found.remove(0))
+}
+
+async fn retrieve(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    level: QueryLevel,
+    keys: &[(Attribute, String)],
+) -> Result<Response, Problem> {
+    let syntax = requested_syntax(headers)?;
+    let instances = instances_under(state, principal, level, keys).await?;
     if let Some(syntax) = &syntax
         && instances.iter().any(|i| i.transfer_syntax_uid.as_str() != syntax)
     {

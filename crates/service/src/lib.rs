@@ -206,6 +206,11 @@ impl Archive {
         Ok(self.instances.retrieve(facility, query).await?)
     }
 
+    /// Where the stored bytes of an instance are, for blocking readers.
+    pub fn blob_path(&self, instance: &StoredInstance) -> std::path::PathBuf {
+        self.blobs.path(&instance.blob)
+    }
+
     /// Opens the stored bytes of an instance (its dataset, as received).
     pub async fn open_instance(&self, instance: &StoredInstance) -> Result<tokio::fs::File, ServiceError> {
         Ok(self.blobs.open_blob(&instance.blob).await?)

@@ -330,7 +330,47 @@ fn wado_returns_every_instance_byte_for_byte() {
     let output = python("wado_study.py", &[&base, &east, &ct.study_uid]);
     let mut expected: Vec<&str> = study_files.iter().map(|f| f.sop_instance_uid.as_str()).collect();
     expected.sort();
-    let retrieved: Vec<String> = serde_json::from_str(text(&output).lines().last().unwrap_or(""))
+    let retrieved: serde_json::Value = serde_json::from_str(text(&output).lines().last().unwrap_or(""))
         .unwrap_or_else(|_| panic!("{}", text(&output)));
-    assert_eq!(retrieved, expected);
+    assert_eq!(retrieved["instances"], serde_json::json!(expected));
+    assert_eq!(
+        retrieved["names"],
+        serde_json::json!(vec!["山田^太郎"; expected.len()]),
+        "metadata, decoded from ISO 2022"
+    );
+}
+
+#[test]
+fn metadata_has_every_attribute_and_bulk_data_uris_that_resolve() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    let auth = format!("Bearer {}", token(&fixture, &["--facility", "east"]));
+    let ct = fixture.files("east")[0];
+    let (status, head, body) =
+        http(&hub, &format!("/dicom-web/studies/{}/metadata", ct.study_uid), &[("Authorization", &auth)]);
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("application/dicom+json"), "{head}");
+    let instances: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(instances.len(), 4, "three CT slices and the dose report");
+    let slice =
+        instances.iter().find(|i| i["00080018"]["Value"][0] == ct.sop_instance_uid.as_str()).expect("the first slice");
+    assert_eq!(
+        slice["00100010"]["Value"][0],
+        serde_json::json!({ "Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう" })
+    );
+    assert_eq!(slice["00280010"], serde_json::json!({ "vr": "US", "Value": [128] }));
+    let report = instances.iter().find(|i| i["00080060"]["Value"][0] == "SR").expect("the dose report");
+    let item = &report["0040A730"]["Value"][0];
+    assert_eq!(item["0040A043"]["Value"][0]["00080100"]["Value"][0], "113813", "nested content items: {item}");
+    // Pixel data is a Bulk Data URI that gives back exactly the pixel bytes.
+    let uri = slice["7FE00010"]["BulkDataURI"].as_str().expect("bulk data URI");
+    let path = &uri[uri.find("/dicom-web/").expect("path")..];
+    let (status, head, body) = get_bytes(&hub, path, &[("Authorization", &auth)]);
+    assert_eq!(status, 200, "{head}");
+    let pixels = &parts(&body, "renkei-bulk-boundary")[0];
+    let dataset = dataset_bytes(&ct.path);
+    assert_eq!(pixels.len(), 128 * 128 * 2);
+    assert!(pixels[..] == dataset[dataset.len() - pixels.len()..], "pixel data bytes differ");
+    assert_eq!(get_bytes(&hub, &path.replace("bulkdata/", "bulkdata/9"), &[("Authorization", &auth)]).0, 404);
 }

@@ -10,7 +10,8 @@ fn tag_key(attribute: Attribute) -> String {
     format!("{group:04X}{element:04X}")
 }
 
-fn person_name(value: &str) -> Value {
+/// A person name as a DICOM JSON PN object: its non-empty component groups.
+pub(crate) fn person_name(value: &str) -> Value {
     let name = PersonName::parse(value);
     let mut object = Map::new();
     for (key, group) in

@@ -15,7 +15,6 @@ use renkei_dicom::charset::{SpecificCharacterSet, TextKind};
 use renkei_dicom::tags::SPECIFIC_CHARACTER_SET;
 use renkei_dicom::walk::{Node, NodeValue, tree_file};
 use renkei_domain::model::{Principal, StoredInstance};
-use renkei_domain::names::PersonName;
 use renkei_domain::query::{Attribute, QueryLevel};
 use serde_json::{Map, Value, json};
 
@@ -183,25 +182,7 @@ fn value(vr: &str, bytes: &[u8], context: &Context) -> Option<(&'static str, Val
         "UR" => strings(vec![renkei_dicom::text::ascii(bytes)]),
         "LO" | "SH" | "UC" => strings(text(TextKind::MultiValued)),
         "ST" | "LT" | "UT" => strings(text(TextKind::Text)),
-        "PN" => Value::Array(
-            text(TextKind::PersonName)
-                .iter()
-                .map(|name| {
-                    let name = PersonName::parse(name);
-                    let mut groups = Map::new();
-                    for (key, group) in [
-                        ("Alphabetic", &name.alphabetic),
-                        ("Ideographic", &name.ideographic),
-                        ("Phonetic", &name.phonetic),
-                    ] {
-                        if !group.is_empty() {
-                            groups.insert(key.into(), Value::String(group.clone()));
-                        }
-                    }
-                    Value::Object(groups)
-                })
-                .collect(),
-        ),
+        "PN" => Value::Array(text(TextKind::PersonName).iter().map(|name| crate::json::person_name(name)).collect()),
         "IS" => Value::Array(
             text(TextKind::MultiValued).iter().filter_map(|v| v.parse::<i64>().ok()).map(Value::from).collect(),
         ),

@@ -1,8 +1,8 @@
 //! Renkei's HTTP surface.
 //!
 //! - `GET /healthz`: readiness, the only unauthenticated route.
-//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval, metadata and bulk data),
-//!   behind bearer tokens ([`auth`]).
+//! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval, metadata, bulk data,
+//!   frames, rendered images and thumbnails), behind bearer tokens ([`auth`]).
 //! - [`problem`]: every error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
@@ -11,6 +11,7 @@ pub mod json;
 pub mod metadata;
 pub mod problem;
 pub mod qido;
+pub mod rendered;
 pub mod stow;
 pub mod wado;
 
@@ -38,6 +39,14 @@ pub fn router(state: AppState) -> Router {
         .route("/studies/{study}/series/{series}/metadata", get(metadata::series))
         .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(metadata::instance))
         .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{range}", get(metadata::bulkdata))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(rendered::frames))
+        .route("/studies/{study}/series/{series}/instances/{instance}/rendered", get(rendered::instance_rendered))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+            get(rendered::frame_rendered),
+        )
+        .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(rendered::instance_thumbnail))
+        .route("/studies/{study}/series/{series}/thumbnail", get(rendered::series_thumbnail))
         .route("/series", get(qido::series))
         .route("/instances", get(qido::instances))
         .route("/studies/{study}/series", get(qido::study_series))

@@ -2,8 +2,6 @@
 //! text decoded through the character-set layer, large and binary values as BulkDataURIs
 //! served by [`bulkdata`].
 
-use std::io::{Read, Seek, SeekFrom};
-
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -118,7 +116,7 @@ fn instance_json(instance: &StoredInstance, path: &std::path::Path, host: &str) 
 }
 
 /// The VR of an implicit-VR element, from the standard data dictionary.
-fn dictionary_vr(tag: u32) -> [u8; 2] {
+pub(crate) fn dictionary_vr(tag: u32) -> [u8; 2] {
     if tag & 0xFFFF == 0 {
         return *b"UL"; // group length
     }
@@ -243,27 +241,10 @@ pub async fn bulkdata(
     }
     let syntax = Syntax::from_uid(stored.transfer_syntax_uid.as_str()).unwrap_or(Syntax::EXPLICIT_LE);
     let path = state.archive.blob_path(&stored);
-    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-        let file = std::fs::File::open(path)?;
-        let reader: Box<dyn Read> = if syntax.deflated {
-            let mut inflater = flate2::read::DeflateDecoder::new(std::io::BufReader::new(file));
-            std::io::copy(&mut (&mut inflater).take(offset), &mut std::io::sink())?;
-            Box::new(inflater)
-        } else {
-            let mut file = file;
-            file.seek(SeekFrom::Start(offset))?;
-            Box::new(file)
-        };
-        let mut bytes = Vec::with_capacity(length as usize);
-        reader.take(length).read_to_end(&mut bytes)?;
-        Ok(bytes)
-    })
-    .await
-    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?
-    .map_err(|_| Problem::not_found())?;
-    if bytes.len() as u64 != length {
-        return Err(Problem::not_found());
-    }
+    let bytes = tokio::task::spawn_blocking(move || renkei_imaging::read_range(&path, syntax, offset, length))
+        .await
+        .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?
+        .map_err(|_| Problem::not_found())?;
     const BOUNDARY: &str = "renkei-bulk-boundary";
     let mut body = format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
     body.extend_from_slice(&bytes);

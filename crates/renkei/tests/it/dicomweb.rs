@@ -374,3 +374,90 @@ fn metadata_has_every_attribute_and_bulk_data_uris_that_resolve() {
     assert!(pixels[..] == dataset[dataset.len() - pixels.len()..], "pixel data bytes differ");
     assert_eq!(get_bytes(&hub, &path.replace("bulkdata/", "bulkdata/9"), &[("Authorization", &auth)]).0, 404);
 }
+
+/// A PNG's width, height, colour channels and pixels.
+fn png_image(bytes: &[u8]) -> (u32, u32, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("a frame");
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, info.color_type.samples(), pixels)
+}
+
+#[test]
+fn frames_rendered_images_and_thumbnails() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    let auth = format!("Bearer {}", token(&fixture, &["--facility", "east"]));
+    let url = |f: &renkei_testkit::corpus::CorpusFile| {
+        format!("/dicom-web/studies/{}/series/{}/instances/{}", f.study_uid, f.series_uid, f.sop_instance_uid)
+    };
+    let png = [("Authorization", auth.as_str()), ("Accept", "image/png")];
+    let find = |modality: &str| fixture.files("east").into_iter().find(|f| f.modality == modality).expect("in corpus");
+
+    // A native 16-bit CT slice, windowed.
+    let ct = find("CT");
+    let (status, head, body) = get_bytes(&hub, &format!("{}/rendered?window=300,600", url(ct)), &png);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("image/png"), "{head}");
+    let (width, height, channels, pixels) = png_image(&body);
+    assert_eq!((width, height, channels), (128, 128, 1));
+    assert!(pixels.iter().any(|p| *p != pixels[0]), "a real image, not a flat one");
+    // The default is JPEG.
+    let (status, head, body) = get_bytes(&hub, &format!("{}/rendered", url(ct)), &[("Authorization", &auth)]);
+    assert_eq!(status, 200);
+    assert!(head.contains("image/jpeg") && body.starts_with(&[0xFF, 0xD8]), "{head}");
+    // The frame as stored is the pixel data itself.
+    let (_, _, body) = get_bytes(&hub, &format!("{}/frames/1", url(ct)), &[("Authorization", &auth)]);
+    let frame = &parts(&body, "renkei-frame-boundary")[0];
+    let dataset = dataset_bytes(&ct.path);
+    assert!(frame[..] == dataset[dataset.len() - frame.len()..] && frame.len() == 128 * 128 * 2);
+
+    // An RLE multi-frame colour ultrasound: frame 3 of 4.
+    let us = find("US");
+    let (status, _, body) = get_bytes(&hub, &format!("{}/frames/3/rendered", url(us)), &png);
+    assert_eq!(status, 200);
+    assert_eq!(png_image(&body).0..png_image(&body).2 as u32, 160..3, "160x120 RGB");
+    assert_eq!(get_bytes(&hub, &format!("{}/frames/5/rendered", url(us)), &png).0, 404, "there are four frames");
+
+    // Thumbnails fit 128 pixels: the 400x512 CR becomes 100x128.
+    let cr = find("CR");
+    let (status, _, body) = get_bytes(&hub, &format!("{}/thumbnail", url(cr)), &png);
+    assert_eq!(status, 200);
+    let (width, height, _, _) = png_image(&body);
+    assert_eq!((width, height), (100, 128));
+    let (status, _, body) =
+        get_bytes(&hub, &format!("/dicom-web/studies/{}/series/{}/thumbnail", ct.study_uid, ct.series_uid), &png);
+    assert_eq!((status, png_image(&body).0), (200, 128));
+
+    // JPEG Lossless made by DCMTK renders exactly like the uncompressed original. The corpus
+    // CR is deflated; DCMTK writes it out plain first, then compresses that. Both are the same
+    // SOP instance, so each send makes a new current version, rendered right after it lands.
+    let plain = fixture.root.path().join("cr-plain.dcm");
+    let lossless = fixture.root.path().join("cr-lossless.dcm");
+    let (plain, lossless) = (plain.to_str().expect("path"), lossless.to_str().expect("path"));
+    let converted = dcmtk("dcmconv", &["+te", cr.path.to_str().expect("path"), plain]);
+    assert!(converted.status.success(), "{}", text(&converted));
+    let compressed = dcmtk("dcmcjpeg", &["+e1", plain, lossless]);
+    assert!(compressed.status.success(), "{}", text(&compressed));
+    let mut renderings = Vec::new();
+    for file in [plain, lossless] {
+        let sent = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", file]);
+        assert!(text(&sent).contains("\"status\": 0"), "{}", text(&sent));
+        let (status, _, body) = get_bytes(&hub, &format!("{}/rendered", url(cr)), &png);
+        assert_eq!(status, 200, "{file} renders");
+        renderings.push(png_image(&body).3);
+    }
+    assert!(renderings[0] == renderings[1], "lossless compression must render identically");
+
+    // No pixel data, an unacceptable format, a bad window.
+    let pdf = find("DOC");
+    assert_eq!(get_bytes(&hub, &format!("{}/rendered", url(pdf)), &png).0, 404);
+    assert_eq!(
+        get_bytes(&hub, &format!("{}/rendered", url(ct)), &[("Authorization", &auth), ("Accept", "text/html")]).0,
+        406
+    );
+    assert_eq!(get_bytes(&hub, &format!("{}/rendered?window=40", url(ct)), &png).0, 400);
+}

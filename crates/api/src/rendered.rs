@@ -1,0 +1,207 @@
+//! WADO-RS frames, rendered images and thumbnails (PS3.18 10.4.1.1.3, 10.4.1.1.4, 10.4.1.1.5).
+
+use axum::extract::{Extension, Path, Query as QueryString, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use renkei_dicom::Syntax;
+use renkei_dicom::walk::tree_file;
+use renkei_domain::model::{Principal, StoredInstance};
+use renkei_domain::query::{Attribute, QueryLevel};
+use renkei_imaging::{ImageFormat, ImagingError, PixelModule};
+
+use crate::AppState;
+use crate::metadata::dictionary_vr;
+use crate::problem::Problem;
+use crate::wado::{instances_under, visible_instance};
+
+/// The longest side of a thumbnail, in pixels.
+const THUMBNAIL_SIDE: u32 = 128;
+
+type Params = QueryString<Vec<(String, String)>>;
+
+impl From<ImagingError> for Problem {
+    fn from(error: ImagingError) -> Self {
+        match error {
+            ImagingError::NoPixelData | ImagingError::NoSuchFrame(_) => Problem::not_found(),
+            ImagingError::Unsupported(_) => Problem::new(StatusCode::NOT_ACCEPTABLE, error.to_string()),
+            ImagingError::Malformed(_) | ImagingError::Io(_) => {
+                tracing::warn!(%error, "pixel data could not be read");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the stored pixel data could not be read; see server log",
+                )
+            }
+        }
+    }
+}
+
+/// The image format the client accepts: JPEG unless it prefers PNG.
+fn image_format(headers: &HeaderMap) -> Result<ImageFormat, Problem> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(ImageFormat::Jpeg) };
+    for media in accept.split(',') {
+        match media.split(';').next().unwrap_or("").trim() {
+            "image/jpeg" | "image/*" | "*/*" => return Ok(ImageFormat::Jpeg),
+            "image/png" => return Ok(ImageFormat::Png),
+            _ => {}
+        }
+    }
+    Err(Problem::new(StatusCode::NOT_ACCEPTABLE, "rendered images are image/jpeg or image/png"))
+}
+
+/// `window=center,width[,function]`: only the linear function is supported.
+fn window(params: &[(String, String)]) -> Result<Option<(f64, f64)>, Problem> {
+    let Some((_, value)) = params.iter().find(|(name, _)| name == "window") else { return Ok(None) };
+    let bad = || Problem::bad_request("window must be center,width[,linear]");
+    let mut parts = value.split(',');
+    let center: f64 = parts.next().and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
+    let width: f64 = parts.next().and_then(|v| v.trim().parse().ok()).filter(|w| *w >= 1.0).ok_or_else(bad)?;
+    match parts.next().map(|f| f.trim().to_ascii_lowercase()) {
+        None => {}
+        Some(function) if function == "linear" => {}
+        Some(_) => return Err(Problem::bad_request("only the linear window function is supported")),
+    }
+    Ok(Some((center, width)))
+}
+
+/// Reads, decodes and renders one frame, off the runtime.
+async fn render(
+    state: &AppState,
+    instance: StoredInstance,
+    number: u32,
+    window: Option<(f64, f64)>,
+    max_side: Option<u32>,
+    format: ImageFormat,
+) -> Result<Response, Problem> {
+    let path = state.archive.blob_path(&instance);
+    let image = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
+        let ts = instance.transfer_syntax_uid.as_str();
+        let syntax = Syntax::from_uid(ts).unwrap_or(Syntax::EXPLICIT_LE);
+        let mut file = std::fs::File::open(&path)?;
+        let nodes =
+            tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
+        let module = PixelModule::from_tree(&nodes, syntax.big_endian)?;
+        let frame = renkei_imaging::frame(&path, ts, &module, number)?;
+        let samples = renkei_imaging::decode(&frame, ts, &module)?;
+        renkei_imaging::render(&samples, &module, window, max_side, format)
+    })
+    .await
+    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "rendering task failed"))??;
+    let content_type = match format {
+        ImageFormat::Jpeg => "image/jpeg",
+        ImageFormat::Png => "image/png",
+    };
+    let mut response = image.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+pub async fn instance_rendered(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    params: Params,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let window = window(&params.0)?;
+    let instance = visible_instance(&state, &principal, study, series, instance).await?;
+    render(&state, instance, 1, window, None, format).await
+}
+
+pub async fn frame_rendered(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series, instance, frame)): Path<(String, String, String, u32)>,
+    params: Params,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let window = window(&params.0)?;
+    let instance = visible_instance(&state, &principal, study, series, instance).await?;
+    render(&state, instance, frame, window, None, format).await
+}
+
+pub async fn instance_thumbnail(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series, instance)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let instance = visible_instance(&state, &principal, study, series, instance).await?;
+    render(&state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await
+}
+
+/// A series' thumbnail is that of its middle image.
+pub async fn series_thumbnail(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let keys = [(Attribute::StudyInstanceUid, study), (Attribute::SeriesInstanceUid, series)];
+    let mut instances = instances_under(&state, &principal, QueryLevel::Series, &keys).await?;
+    let middle = instances.len() / 2;
+    render(&state, instances.swap_remove(middle), 1, None, Some(THUMBNAIL_SIDE), format).await
+}
+
+/// Frames as stored: `multipart/related; type="application/octet-stream"`.
+pub async fn frames(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+) -> Result<Response, Problem> {
+    let numbers: Vec<u32> = list
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Problem::bad_request("frames are listed as 1-based numbers separated by commas"))?;
+    let instance = visible_instance(&state, &principal, study, series, instance).await?;
+    let path = state.archive.blob_path(&instance);
+    let ts = instance.transfer_syntax_uid.to_string();
+    let transfer_syntax = ts.clone();
+    let frames = tokio::task::spawn_blocking(move || -> Result<Vec<renkei_imaging::Frame>, ImagingError> {
+        let syntax = Syntax::from_uid(&ts).unwrap_or(Syntax::EXPLICIT_LE);
+        let mut file = std::fs::File::open(&path)?;
+        let nodes =
+            tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
+        let module = PixelModule::from_tree(&nodes, syntax.big_endian)?;
+        numbers.into_iter().map(|n| renkei_imaging::frame(&path, &ts, &module, n)).collect()
+    })
+    .await
+    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "frame task failed"))??;
+    const BOUNDARY: &str = "renkei-frame-boundary";
+    let mut body = Vec::new();
+    for frame in frames {
+        let media = if frame.encapsulated {
+            format!("application/octet-stream; transfer-syntax={transfer_syntax}")
+        } else {
+            "application/octet-stream".to_owned()
+        };
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: {media}\r\n\r\n").as_bytes());
+        body.extend_from_slice(&frame.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut response = body.into_response();
+    let content_type = format!("multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}");
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_parameters() {
+        let params = |v: &str| vec![("window".to_owned(), v.to_owned())];
+        assert_eq!(window(&params("40,400")).ok(), Some(Some((40.0, 400.0))));
+        assert_eq!(window(&params("-600,1500,linear")).ok(), Some(Some((-600.0, 1500.0))));
+        assert!(window(&params("40")).is_err());
+        assert!(window(&params("40,400,sigmoid")).is_err());
+        assert!(window(&params("40,0")).is_err());
+        assert_eq!(window(&[]).ok(), Some(None));
+    }
+}

@@ -419,7 +419,8 @@ fn frames_rendered_images_and_thumbnails() {
     let us = find("US");
     let (status, _, body) = get_bytes(&hub, &format!("{}/frames/3/rendered", url(us)), &png);
     assert_eq!(status, 200);
-    assert_eq!(png_image(&body).0..png_image(&body).2 as u32, 160..3, "160x120 RGB");
+    let (width, height, channels, _) = png_image(&body);
+    assert_eq!((width, height, channels), (160, 120, 3), "an RGB frame, 160 columns by 120 rows");
     assert_eq!(get_bytes(&hub, &format!("{}/frames/5/rendered", url(us)), &png).0, 404, "there are four frames");
 
     // Thumbnails fit 128 pixels: the 400x512 CR becomes 100x128.

@@ -1,12 +1,14 @@
 //! Renkei's HTTP surface.
 //!
-//! - `GET /healthz`: readiness, the only unauthenticated route.
+//! - `GET /healthz`: readiness; `/`, `/console.js`, `/console.css`: the web console ([`console`]).
+//!   These are the only routes without a token; none of them holds patient data.
 //! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval, metadata, bulk data,
 //!   frames, rendered images and thumbnails), behind bearer tokens ([`auth`]).
 //! - [`problem`]: every error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
 pub mod auth;
+pub mod console;
 pub mod json;
 pub mod metadata;
 pub mod problem;
@@ -55,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/", get(console::index))
+        .route("/console.js", get(console::script))
+        .route("/console.css", get(console::stylesheet))
         .nest("/dicom-web", dicomweb)
         .fallback(|| async { problem::Problem::not_found() })
         .with_state(state)

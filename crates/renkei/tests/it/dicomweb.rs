@@ -462,3 +462,33 @@ fn frames_rendered_images_and_thumbnails() {
     );
     assert_eq!(get_bytes(&hub, &format!("{}/rendered?window=40", url(ct)), &png).0, 400);
 }
+
+#[test]
+fn the_web_console_works_in_headless_chromium() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    let viewer = token(&fixture, &["--facility", "east"]);
+    let (status, head, body) = http(&hub, "/", &[]);
+    assert_eq!(status, 200, "the console loads without a token");
+    assert!(head.contains("text/html") && body.contains("/console.js"), "{head}");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console.test.mjs");
+    let shots = fixture.root.path().join("screenshots");
+    std::fs::create_dir_all(&shots).expect("dir");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", hub.http))
+        .arg(&viewer)
+        .arg(&shots)
+        .output()
+        .expect("node runs");
+    assert!(output.status.success() && text(&output).contains("console ok"), "{}", text(&output));
+    for shot in ["studies.png", "study.png", "viewer.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
+    }
+    if let Some(keep) = std::env::var_os("RENKEI_KEEP_SCREENSHOTS") {
+        for shot in ["studies.png", "study.png", "viewer.png"] {
+            let _ = std::fs::copy(shots.join(shot), std::path::Path::new(&keep).join(shot));
+        }
+    }
+}

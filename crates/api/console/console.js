@@ -1,0 +1,242 @@
+// Renkei's web console: search studies, browse series, view images. It speaks only the
+// public DICOMweb API with the user's bearer token, so it can do nothing the token cannot.
+
+const TEXT = {
+  ja: {
+    subtitle: "画像ビューア", language: "English", logout: "ログアウト", login: "ログイン",
+    token: "アクセストークン", loginHint: "管理者から受け取ったトークンを入力してください。",
+    badToken: "トークンが無効です。", studies: "検査一覧", search: "検索", patientId: "患者ID",
+    patientName: "患者氏名（漢字・かな・ローマ字）", dateFrom: "検査日（から）", dateTo: "検査日（まで）",
+    modality: "モダリティ", date: "検査日", description: "検査内容", images: "画像数", noStudies: "該当する検査はありません。",
+    back: "戻る", series: "シリーズ", image: "画像", window: "ウィンドウ", presetDefault: "標準", presetSoft: "軟部",
+    presetLung: "肺野", presetBone: "骨", presetBrain: "脳", loading: "読み込み中…",
+  },
+  en: {
+    subtitle: "image viewer", language: "日本語", logout: "Log out", login: "Log in",
+    token: "Access token", loginHint: "Enter the token your administrator gave you.",
+    badToken: "This token is not valid.", studies: "Studies", search: "Search", patientId: "Patient ID",
+    patientName: "Patient name (kanji, kana or romaji)", dateFrom: "Study date from", dateTo: "Study date to",
+    modality: "Modality", date: "Date", description: "Description", images: "Images", noStudies: "No studies found.",
+    back: "Back", series: "Series", image: "Image", window: "Window", presetDefault: "Default", presetSoft: "Soft tissue",
+    presetLung: "Lung", presetBone: "Bone", presetBrain: "Brain", loading: "Loading…",
+  },
+};
+
+const PRESETS = [
+  ["presetDefault", null], ["presetSoft", "40,400"], ["presetLung", "-600,1500"], ["presetBone", "400,1800"], ["presetBrain", "40,80"],
+];
+
+let language = localStorage.getItem("renkei.language") || (navigator.language.startsWith("ja") ? "ja" : "en");
+let token = sessionStorage.getItem("renkei.token");
+const view = document.getElementById("view");
+const t = (key) => TEXT[language][key] ?? key;
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+class Unauthorized extends Error {}
+
+async function api(path, accept = "application/dicom+json") {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${token}`, Accept: accept } });
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}));
+    throw new Error(problem.detail || `${response.status}`);
+  }
+  return response;
+}
+
+const values = (dataset, tag) => (dataset[tag] && dataset[tag].Value) || [];
+const first = (dataset, tag) => values(dataset, tag)[0] ?? "";
+function personName(dataset, tag) {
+  const name = first(dataset, tag);
+  if (!name) return "";
+  return [name.Ideographic, name.Phonetic, name.Alphabetic].filter(Boolean).map((g) => g.replaceAll("^", " ")).join(" ／ ");
+}
+const formatDate = (d) => (d && d.length === 8 ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d);
+
+async function objectUrl(path) {
+  const response = await api(path, "image/jpeg");
+  return URL.createObjectURL(await response.blob());
+}
+
+function renderChrome() {
+  document.documentElement.lang = language;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  document.getElementById("language").textContent = t("language");
+  document.getElementById("logout").hidden = !token;
+}
+
+function loginView(message) {
+  const input = element("input", { type: "password", name: "token", "data-testid": "token", autocomplete: "off" });
+  const form = element("form", { class: "login", "data-testid": "login" },
+    element("h2", { text: t("login") }),
+    element("p", { class: "muted", text: t("loginHint") }),
+    element("label", {}, t("token"), input),
+    message ? element("p", { class: "error", "data-testid": "login-error", text: message }) : null,
+    element("button", { class: "primary", type: "submit", text: t("login") }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    token = input.value.trim();
+    try {
+      await api("/dicom-web/studies?limit=1");
+      sessionStorage.setItem("renkei.token", token);
+      location.hash = "#/studies";
+      route();
+    } catch (error) {
+      token = null;
+      loginView(t("badToken"));
+    }
+  });
+  view.replaceChildren(form);
+  renderChrome();
+}
+
+async function studiesView() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const field = (name, label, type = "text") =>
+    element("label", {}, t(label), element("input", { name, type, value: params.get(name) || "", "data-testid": `search-${name}` }));
+  const form = element("form", { class: "search", "data-testid": "search" },
+    field("PatientID", "patientId"), field("PatientName", "patientName"), field("from", "dateFrom", "date"),
+    field("to", "dateTo", "date"), field("ModalitiesInStudy", "modality"),
+    element("button", { class: "primary", type: "submit", text: t("search") }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const query = new URLSearchParams();
+    for (const [name, value] of data) if (value) query.set(name, value);
+    location.hash = `#/studies?${query}`;
+  });
+  const body = element("tbody", { "data-testid": "studies" });
+  view.replaceChildren(element("h2", { text: t("studies") }), form, element("table", {},
+    element("thead", {}, element("tr", {}, ...["patientName", "patientId", "date", "modality", "description", "images"].map((k) => element("th", { text: t(k) })))),
+    body));
+  renderChrome();
+  const query = new URLSearchParams();
+  for (const key of ["PatientID", "ModalitiesInStudy"]) if (params.get(key)) query.set(key, params.get(key));
+  if (params.get("PatientName")) {
+    const name = params.get("PatientName");
+    query.set("PatientName", /[*?]/.test(name) ? name : `${name}*`);
+  }
+  if (params.get("from") || params.get("to")) {
+    const strip = (d) => (d || "").replaceAll("-", "");
+    query.set("StudyDate", `${strip(params.get("from"))}-${strip(params.get("to"))}`);
+  }
+  query.set("limit", "200");
+  const studies = await (await api(`/dicom-web/studies?${query}`)).json();
+  if (studies.length === 0) body.append(element("tr", {}, element("td", { colspan: "6", class: "muted", text: t("noStudies") })));
+  for (const study of studies) {
+    const uid = first(study, "0020000D");
+    body.append(element("tr", { "data-testid": "study-row", onclick: () => { location.hash = `#/study/${uid}`; } },
+      element("td", { text: personName(study, "00100010") }),
+      element("td", { text: first(study, "00100020") }),
+      element("td", { text: formatDate(first(study, "00080020")) }),
+      element("td", { text: values(study, "00080061").join(", ") }),
+      element("td", { text: first(study, "00081030") }),
+      element("td", { text: String(first(study, "00201208")) })));
+  }
+}
+
+async function studyView(study) {
+  const grid = element("div", { class: "series", "data-testid": "series" });
+  view.replaceChildren(element("p", {}, element("button", { onclick: () => history.back(), text: t("back") })),
+    element("h2", { text: t("series") }), grid);
+  renderChrome();
+  const series = await (await api(`/dicom-web/studies/${study}/series`)).json();
+  series.sort((a, b) => Number(first(a, "00200011")) - Number(first(b, "00200011")));
+  for (const item of series) {
+    const uid = first(item, "0020000E");
+    const image = element("img", { alt: first(item, "0008103E"), "data-testid": "thumbnail" });
+    grid.append(element("figure", { "data-testid": "series-card", onclick: () => { location.hash = `#/viewer/${study}/${uid}`; } },
+      image, element("figcaption", { text: `${first(item, "00080060")} ${first(item, "0008103E")} (${first(item, "00201209")})` })));
+    objectUrl(`/dicom-web/studies/${study}/series/${uid}/thumbnail`).then((url) => { image.src = url; }).catch(() => { image.alt = "—"; });
+  }
+}
+
+async function viewerView(study, series) {
+  const image = element("img", { "data-testid": "image", alt: "" });
+  const counter = element("span", { "data-testid": "counter", text: t("loading") });
+  const slider = element("input", { type: "range", min: "0", max: "0", value: "0", "data-testid": "slider" });
+  let windowing = null;
+  let frames = [];
+  let current = 0;
+  const presets = element("div", { class: "presets" }, element("strong", { text: t("window") }));
+  const show = async () => {
+    if (!frames.length) return;
+    const [instance, frame] = frames[current];
+    counter.textContent = `${t("image")} ${current + 1} / ${frames.length}`;
+    slider.value = String(current);
+    const path = `/dicom-web/studies/${study}/series/${series}/instances/${instance}/frames/${frame}/rendered`;
+    const url = await objectUrl(windowing ? `${path}?window=${windowing}` : path);
+    image.dataset.src = windowing ? `${path}?window=${windowing}` : path;
+    image.src = url;
+  };
+  for (const [label, value] of PRESETS) {
+    const button = element("button", { "data-testid": `preset-${label}`, text: t(label), onclick: () => {
+      windowing = value;
+      for (const b of presets.querySelectorAll("button")) b.classList.toggle("active", b === button);
+      show();
+    } });
+    if (value === null) button.classList.add("active");
+    presets.append(button);
+  }
+  const step = (delta) => { current = Math.max(0, Math.min(frames.length - 1, current + delta)); show(); };
+  slider.addEventListener("input", () => { current = Number(slider.value); show(); });
+  const stage = element("div", { class: "stage", tabindex: "0", "data-testid": "stage" }, image);
+  stage.addEventListener("wheel", (event) => { event.preventDefault(); step(Math.sign(event.deltaY)); });
+  stage.addEventListener("keydown", (event) => {
+    if (event.key === "ArrowDown" || event.key === "ArrowRight") step(1);
+    if (event.key === "ArrowUp" || event.key === "ArrowLeft") step(-1);
+  });
+  view.replaceChildren(element("p", {}, element("button", { onclick: () => history.back(), text: t("back") })),
+    element("div", { class: "viewer" }, stage, element("aside", {}, counter, slider, presets)));
+  renderChrome();
+  const metadata = await (await api(`/dicom-web/studies/${study}/series/${series}/metadata`)).json();
+  metadata.sort((a, b) => Number(first(a, "00200013")) - Number(first(b, "00200013")));
+  frames = metadata.flatMap((instance) => {
+    const count = Number(first(instance, "00280008") || 1);
+    return Array.from({ length: count }, (_, i) => [first(instance, "00080018"), i + 1]);
+  });
+  slider.max = String(Math.max(0, frames.length - 1));
+  stage.focus();
+  await show();
+}
+
+async function route() {
+  try {
+    if (!token) return loginView();
+    const [, page, ...rest] = location.hash.split("?")[0].split("/");
+    if (page === "study") return await studyView(rest[0]);
+    if (page === "viewer") return await viewerView(rest[0], rest[1]);
+    return await studiesView();
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      sessionStorage.removeItem("renkei.token");
+      token = null;
+      return loginView(t("badToken"));
+    }
+    view.append(element("p", { class: "error", "data-testid": "error", text: error.message }));
+  }
+}
+
+document.getElementById("language").addEventListener("click", () => {
+  language = language === "ja" ? "en" : "ja";
+  localStorage.setItem("renkei.language", language);
+  route();
+});
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem("renkei.token");
+  token = null;
+  location.hash = "";
+  route();
+});
+window.addEventListener("hashchange", route);
+route();

@@ -346,6 +346,62 @@ pub fn ct_slice(size: u16, n: u64) -> Spec {
     }
 }
 
+/// Instances in an index layout for benchmarks: 100 small CT slices per study, two studies
+/// per patient, study dates spread over 2016–2025, and common Japanese names (romaji, kanji
+/// and kana) so that name prefixes match a realistic handful of patients. Patient IDs are
+/// `BP` and seven digits, numbered from 0.
+pub fn index_instance(namespace: u64, n: u64) -> Spec {
+    const FAMILY: [(&str, &str, &str); 10] = [
+        ("Yamada", "山田", "やまだ"),
+        ("Satou", "佐藤", "さとう"),
+        ("Suzuki", "鈴木", "すずき"),
+        ("Takahashi", "高橋", "たかはし"),
+        ("Tanaka", "田中", "たなか"),
+        ("Itou", "伊藤", "いとう"),
+        ("Watanabe", "渡邊", "わたなべ"),
+        ("Nakamura", "中村", "なかむら"),
+        ("Kobayashi", "小林", "こばやし"),
+        ("Katou", "加藤", "かとう"),
+    ];
+    const GIVEN: [(&str, &str, &str); 8] = [
+        ("Tarou", "太郎", "たろう"),
+        ("Hanako", "花子", "はなこ"),
+        ("Ichirou", "一郎", "いちろう"),
+        ("Yuki", "由紀", "ゆき"),
+        ("Kenji", "健二", "けんじ"),
+        ("Akiko", "明子", "あきこ"),
+        ("Hiroshi", "博", "ひろし"),
+        ("Keiko", "恵子", "けいこ"),
+    ];
+    let study = n / 100;
+    let patient = study / 2;
+    let family = FAMILY[(splitmix(patient) % 10) as usize];
+    let given = GIVEN[(splitmix(patient ^ 0xF00D) % 8) as usize];
+    let days = splitmix(study ^ 0xDA7E) % 3650;
+    let (year, day_of_year) = (2016 + days / 365, days % 365);
+    let study_date = format!("{year}{:02}{:02}", day_of_year / 31 % 12 + 1, day_of_year % 28 + 1);
+    Spec {
+        patient: Patient {
+            id: format!("BP{patient:07}"),
+            name: format!("{}^{}={}^{}={}^{}", family.0, given.0, family.1, given.1, family.2, given.2),
+            birth_date: format!("19{:02}0{}1{}", 30 + patient % 60, 1 + patient % 9, patient % 10),
+            sex: if patient.is_multiple_of(2) { "M" } else { "F" }.into(),
+            character_set: None,
+        },
+        kind: Kind::Ct { size: 16 },
+        study_uid: uid(namespace ^ 0x57D1, study),
+        series_uid: uid(namespace ^ 0x5E71, study),
+        sop_instance_uid: uid(namespace ^ 0x1257, n),
+        study_date,
+        study_time: "093000".into(),
+        accession: format!("A{study:08}"),
+        series_number: 1,
+        instance_number: (n % 100) as u32 + 1,
+        transfer_syntax: EXPLICIT_VR_LE.into(),
+        seed: n,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use renkei_dicom::extract::{extract, is_index_tag};

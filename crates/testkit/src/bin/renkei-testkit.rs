@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use renkei_dimse::scu::Scu;
-use renkei_testkit::generate::{CT_IMAGE, ct_slice, dataset, uid};
+use renkei_testkit::generate::{CT_IMAGE, Spec, ct_slice, dataset, index_instance, uid};
 
 #[derive(Parser)]
 #[command(name = "renkei-testkit", about = "Synthetic DICOM and the benchmark SCU")]
@@ -49,6 +49,10 @@ enum Command {
         /// Distinguishes the UIDs of one run from another's.
         #[arg(long, default_value_t = 1)]
         run: u64,
+        /// Send small slices in a benchmark index layout (many patients, studies and dates;
+        /// see `generate::index_instance`) instead of one study of `--size` slices.
+        #[arg(long)]
+        index: bool,
     },
 }
 
@@ -86,10 +90,21 @@ async fn main() -> anyhow::Result<()> {
             );
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
         }
-        Command::Send { address, called, calling, associations, count, size, run } => {
-            send(&address, &called, &calling, associations.max(1), count, size, run).await
+        Command::Send { address, called, calling, associations, count, size, run, index } => {
+            let instances = (0..count).map(|n| if index { index_instance(run, n) } else { bench_slice(size, run, n) });
+            let instances = instances.map(|spec| (spec.sop_instance_uid.clone(), dataset(&spec))).collect();
+            send(&address, &called, &calling, associations.max(1), instances).await
         }
     }
+}
+
+/// Slice `n` of run `run`'s one study.
+fn bench_slice(size: u16, run: u64, n: u64) -> Spec {
+    let mut spec = ct_slice(size, n);
+    spec.sop_instance_uid = uid(run.wrapping_mul(7919).wrapping_add(11), n);
+    spec.series_uid = uid(run.wrapping_mul(7919).wrapping_add(12), 0);
+    spec.study_uid = uid(run.wrapping_mul(7919).wrapping_add(13), 0);
+    spec
 }
 
 async fn send(
@@ -97,19 +112,9 @@ async fn send(
     called: &str,
     calling: &str,
     associations: usize,
-    count: u64,
-    size: u16,
-    run: u64,
+    instances: Vec<(String, Vec<u8>)>,
 ) -> anyhow::Result<()> {
-    let mut instances = Vec::with_capacity(count as usize);
-    for n in 0..count {
-        let mut spec = ct_slice(size, n);
-        spec.sop_instance_uid = uid(run.wrapping_mul(7919).wrapping_add(11), n);
-        spec.series_uid = uid(run.wrapping_mul(7919).wrapping_add(12), 0);
-        spec.study_uid = uid(run.wrapping_mul(7919).wrapping_add(13), 0);
-        let bytes = dataset(&spec);
-        instances.push((spec.sop_instance_uid, bytes));
-    }
+    let count = instances.len();
     let bytes_total: usize = instances.iter().map(|(_, b)| b.len()).sum();
     let instances = Arc::new(instances);
     let started = Instant::now();

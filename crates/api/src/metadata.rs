@@ -2,6 +2,8 @@
 //! text decoded through the character-set layer, large and binary values as BulkDataURIs
 //! served by [`bulkdata`].
 
+use std::path::PathBuf;
+
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -65,30 +67,56 @@ async fn metadata(
 ) -> Result<Response, Problem> {
     let instances = instances_under(state, principal, level, &keys).await?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_owned();
-    let blobs: Vec<(StoredInstance, std::path::PathBuf)> = instances
+    let blobs: Vec<(StoredInstance, PathBuf)> = instances
         .into_iter()
         .map(|i| {
             let path = state.archive.blob_path(&i);
             (i, path)
         })
         .collect();
-    // Parsing and JSON building are CPU work: off the runtime.
-    let json = tokio::task::spawn_blocking(move || -> Result<Value, std::io::Error> {
-        let mut all = Vec::with_capacity(blobs.len());
-        for (instance, path) in blobs {
-            all.push(instance_json(&instance, &path, &host)?);
-        }
-        Ok(Value::Array(all))
-    })
-    .await
-    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metadata task failed"))?
-    .map_err(|error| {
-        tracing::warn!(%error, "reading an instance for metadata failed");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "a stored instance could not be read; see server log")
-    })?;
-    let mut response = json.to_string().into_response();
+    // Parsing and JSON writing are CPU work: off the runtime, and over every core for a
+    // series or study.
+    let json = tokio::task::spawn_blocking(move || metadata_json(&blobs, &host))
+        .await
+        .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metadata task failed"))?
+        .map_err(|error| {
+            tracing::warn!(%error, "reading an instance for metadata failed");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "a stored instance could not be read; see server log")
+        })?;
+    let mut response = json.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom+json"));
     Ok(response)
+}
+
+/// The DICOM JSON array of `blobs`' metadata, written by up to one thread per core.
+fn metadata_json(blobs: &[(StoredInstance, PathBuf)], host: &str) -> Result<String, std::io::Error> {
+    const PER_THREAD_AT_LEAST: usize = 16;
+    let write = |share: &[(StoredInstance, PathBuf)]| -> Result<Vec<String>, std::io::Error> {
+        share.iter().map(|(instance, path)| Ok(instance_json(instance, path, host)?.to_string())).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (blobs.len() / PER_THREAD_AT_LEAST).clamp(1, cores);
+    let shares: Vec<Vec<String>> = if threads == 1 {
+        vec![write(blobs)?]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> =
+                blobs.chunks(blobs.len().div_ceil(threads)).map(|share| scope.spawn(move || write(share))).collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap_or_else(|_| Err(std::io::Error::other("metadata worker panicked"))))
+                .collect::<Result<_, _>>()
+        })?
+    };
+    let mut json = String::from("[");
+    for (n, instance) in shares.iter().flatten().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(instance);
+    }
+    json.push(']');
+    Ok(json)
 }
 
 fn instance_url(instance: &StoredInstance, host: &str) -> String {

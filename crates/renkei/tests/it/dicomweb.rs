@@ -375,6 +375,37 @@ fn metadata_has_every_attribute_and_bulk_data_uris_that_resolve() {
     assert_eq!(get_bytes(&hub, &path.replace("bulkdata/", "bulkdata/9"), &[("Authorization", &auth)]).0, 404);
 }
 
+#[test]
+fn metadata_of_a_large_series_lists_every_instance_once() {
+    use renkei_testkit::generate::{CT_IMAGE, ct_slice, dataset, part10};
+    let fixture = Fixture::new();
+    let slices = fixture.root.path().join("slices");
+    std::fs::create_dir_all(&slices).expect("dir");
+    let specs: Vec<_> = (0..40).map(|n| ct_slice(16, n)).collect();
+    for spec in &specs {
+        let file = part10(&dataset(spec), CT_IMAGE, &spec.sop_instance_uid, &spec.transfer_syntax);
+        std::fs::write(slices.join(format!("{}.dcm", spec.instance_number)), file).expect("slice written");
+    }
+    renkei(&fixture.data_dir, &["import", slices.to_str().expect("utf-8"), "--facility", "east"]);
+    let hub = Hub::start(&fixture.data_dir);
+    let auth = format!("Bearer {}", token(&fixture, &["--facility", "east"]));
+    let path = format!("/dicom-web/studies/{}/series/{}/metadata", specs[0].study_uid, specs[0].series_uid);
+    let (status, _, body) = http(&hub, &path, &[("Authorization", &auth)]);
+    assert_eq!(status, 200, "{body}");
+    let instances: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    let mut listed: Vec<(String, u64)> = instances
+        .iter()
+        .map(|i| {
+            let uid = i["00080018"]["Value"][0].as_str().expect("SOP Instance UID").to_owned();
+            (uid, i["00200013"]["Value"][0].as_u64().expect("Instance Number"))
+        })
+        .collect();
+    listed.sort_by_key(|(_, number)| *number);
+    let expected: Vec<(String, u64)> =
+        specs.iter().map(|s| (s.sop_instance_uid.clone(), u64::from(s.instance_number))).collect();
+    assert_eq!(listed, expected, "each slice exactly once, with its own attributes");
+}
+
 /// A PNG's width, height, colour channels and pixels.
 fn png_image(bytes: &[u8]) -> (u32, u32, usize, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

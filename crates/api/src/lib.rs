@@ -48,7 +48,14 @@ pub fn router(state: AppState) -> Router {
             get(rendered::frame_rendered),
         )
         .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(rendered::instance_thumbnail))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/thumbnail",
+            get(rendered::frame_thumbnail),
+        )
         .route("/studies/{study}/series/{series}/thumbnail", get(rendered::series_thumbnail))
+        .route("/studies/{study}/series/{series}/rendered", get(rendered::series_rendered))
+        .route("/studies/{study}/thumbnail", get(rendered::study_thumbnail))
+        .route("/studies/{study}/rendered", get(rendered::study_rendered))
         .route("/series", get(qido::series))
         .route("/instances", get(qido::instances))
         .route("/studies/{study}/series", get(qido::study_series))

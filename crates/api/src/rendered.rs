@@ -64,16 +64,16 @@ fn window(params: &[(String, String)]) -> Result<Option<(f64, f64)>, Problem> {
 }
 
 /// Reads, decodes and renders one frame, off the runtime.
-async fn render(
+async fn render_image(
     state: &AppState,
     instance: StoredInstance,
     number: u32,
     window: Option<(f64, f64)>,
     max_side: Option<u32>,
     format: ImageFormat,
-) -> Result<Response, Problem> {
+) -> Result<Vec<u8>, ImagingError> {
     let path = state.archive.blob_path(&instance);
-    let image = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
         let ts = instance.transfer_syntax_uid.as_str();
         let syntax = Syntax::from_uid(ts).unwrap_or(Syntax::EXPLICIT_LE);
         let mut file = std::fs::File::open(&path)?;
@@ -85,14 +85,81 @@ async fn render(
         renkei_imaging::render(&samples, &module, window, max_side, format)
     })
     .await
-    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "rendering task failed"))??;
-    let content_type = match format {
+    .unwrap_or(Err(ImagingError::Malformed("the rendering task failed")))
+}
+
+fn media_type(format: ImageFormat) -> &'static str {
+    match format {
         ImageFormat::Jpeg => "image/jpeg",
         ImageFormat::Png => "image/png",
-    };
+    }
+}
+
+async fn render(
+    state: &AppState,
+    instance: StoredInstance,
+    number: u32,
+    window: Option<(f64, f64)>,
+    max_side: Option<u32>,
+    format: ImageFormat,
+) -> Result<Response, Problem> {
+    let image = render_image(state, instance, number, window, max_side, format).await?;
     let mut response = image.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type(format)));
     Ok(response)
+}
+
+/// Every image of a study or series, each instance's first frame in the order stored, as
+/// `multipart/related; type="image/jpeg"` (or PNG). Objects without pixel data (reports,
+/// documents) are left out; if nothing is left the answer is 404.
+async fn render_all(
+    state: &AppState,
+    instances: Vec<StoredInstance>,
+    window: Option<(f64, f64)>,
+    format: ImageFormat,
+) -> Result<Response, Problem> {
+    const BOUNDARY: &str = "renkei-rendered-boundary";
+    let media = media_type(format);
+    let mut body = Vec::new();
+    let mut rendered = 0;
+    for instance in instances {
+        match render_image(state, instance, 1, window, None, format).await {
+            Ok(image) => {
+                body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: {media}\r\n\r\n").as_bytes());
+                body.extend_from_slice(&image);
+                body.extend_from_slice(b"\r\n");
+                rendered += 1;
+            }
+            Err(ImagingError::NoPixelData) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if rendered == 0 {
+        return Err(Problem::not_found());
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut response = body.into_response();
+    let content_type = format!("multipart/related; type=\"{media}\"; boundary={BOUNDARY}");
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
+    Ok(response)
+}
+
+/// The thumbnail of a study or series: that of its middle instance (in the order stored), or
+/// of the next one that has pixel data (a study may hold reports and documents too).
+async fn thumbnail_of(
+    state: &AppState,
+    mut instances: Vec<StoredInstance>,
+    format: ImageFormat,
+) -> Result<Response, Problem> {
+    let middle = instances.len() / 2;
+    instances.rotate_left(middle);
+    for instance in instances {
+        match render(state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await {
+            Err(problem) if problem.status == StatusCode::NOT_FOUND => continue,
+            answer => return answer,
+        }
+    }
+    Err(Problem::not_found())
 }
 
 pub async fn instance_rendered(
@@ -132,7 +199,17 @@ pub async fn instance_thumbnail(
     render(&state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await
 }
 
-/// A series' thumbnail is that of its middle image.
+pub async fn frame_thumbnail(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series, instance, frame)): Path<(String, String, String, u32)>,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let instance = visible_instance(&state, &principal, study, series, instance).await?;
+    render(&state, instance, frame, None, Some(THUMBNAIL_SIDE), format).await
+}
+
 pub async fn series_thumbnail(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -141,9 +218,42 @@ pub async fn series_thumbnail(
 ) -> Result<Response, Problem> {
     let format = image_format(&headers)?;
     let keys = [(Attribute::StudyInstanceUid, study), (Attribute::SeriesInstanceUid, series)];
-    let mut instances = instances_under(&state, &principal, QueryLevel::Series, &keys).await?;
-    let middle = instances.len() / 2;
-    render(&state, instances.swap_remove(middle), 1, None, Some(THUMBNAIL_SIDE), format).await
+    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, format).await
+}
+
+pub async fn study_thumbnail(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path(study): Path<String>,
+) -> Result<Response, Problem> {
+    let format = image_format(&headers)?;
+    let keys = [(Attribute::StudyInstanceUid, study)];
+    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, format).await
+}
+
+pub async fn series_rendered(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path((study, series)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, Problem> {
+    let (format, window) = (image_format(&headers)?, window(&params.0)?);
+    let keys = [(Attribute::StudyInstanceUid, study), (Attribute::SeriesInstanceUid, series)];
+    render_all(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, window, format).await
+}
+
+pub async fn study_rendered(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path(study): Path<String>,
+    params: Params,
+) -> Result<Response, Problem> {
+    let (format, window) = (image_format(&headers)?, window(&params.0)?);
+    let keys = [(Attribute::StudyInstanceUid, study)];
+    render_all(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, window, format).await
 }
 
 /// Frames as stored: `multipart/related; type="application/octet-stream"`.

@@ -463,6 +463,25 @@ fn frames_rendered_images_and_thumbnails() {
     let (status, _, body) =
         get_bytes(&hub, &format!("/dicom-web/studies/{}/series/{}/thumbnail", ct.study_uid, ct.series_uid), &png);
     assert_eq!((status, png_image(&body).0), (200, 128));
+    let (status, _, body) = get_bytes(&hub, &format!("{}/frames/2/thumbnail", url(us)), &png);
+    assert_eq!(status, 200);
+    assert_eq!(png_image(&body).0, 128, "frame 2 of the ultrasound, 160 wide, made 128 wide");
+    // A study's thumbnail skips its dose report; rendering a study or series gives one image per
+    // instance with pixel data: the CT study is three slices and a dose report.
+    let study = format!("/dicom-web/studies/{}", ct.study_uid);
+    let (status, _, body) = get_bytes(&hub, &format!("{study}/thumbnail"), &png);
+    assert_eq!((status, png_image(&body).0), (200, 128));
+    let slices =
+        fixture.files("east").into_iter().filter(|f| f.study_uid == ct.study_uid && f.modality == "CT").count();
+    assert_eq!(slices, 3);
+    for path in [format!("{study}/rendered"), format!("{study}/series/{}/rendered", ct.series_uid)] {
+        let (status, head, body) = get_bytes(&hub, &path, &png);
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(head.contains("multipart/related; type=\"image/png\""), "{head}");
+        let images = parts(&body, "renkei-rendered-boundary");
+        assert_eq!(images.len(), slices, "{path}");
+        assert!(images.iter().all(|image| png_image(image).0 == 128));
+    }
 
     // JPEG Lossless made by DCMTK renders exactly like the uncompressed original. The corpus
     // CR is deflated; DCMTK writes it out plain first, then compresses that. Both are the same

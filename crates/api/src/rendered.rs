@@ -95,18 +95,10 @@ fn media_type(format: ImageFormat) -> &'static str {
     }
 }
 
-async fn render(
-    state: &AppState,
-    instance: StoredInstance,
-    number: u32,
-    window: Option<(f64, f64)>,
-    max_side: Option<u32>,
-    format: ImageFormat,
-) -> Result<Response, Problem> {
-    let image = render_image(state, instance, number, window, max_side, format).await?;
+fn image_response(image: Vec<u8>, format: ImageFormat) -> Response {
     let mut response = image.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type(format)));
-    Ok(response)
+    response
 }
 
 /// Every image of a study or series, each instance's first frame in the order stored, as
@@ -154,9 +146,9 @@ async fn thumbnail_of(
     let middle = instances.len() / 2;
     instances.rotate_left(middle);
     for instance in instances {
-        match render(state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await {
-            Err(problem) if problem.status == StatusCode::NOT_FOUND => continue,
-            answer => return answer,
+        match render_image(state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await {
+            Err(ImagingError::NoPixelData) => continue,
+            answer => return Ok(image_response(answer?, format)),
         }
     }
     Err(Problem::not_found())
@@ -172,7 +164,7 @@ pub async fn instance_rendered(
     let format = image_format(&headers)?;
     let window = window(&params.0)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    render(&state, instance, 1, window, None, format).await
+    Ok(image_response(render_image(&state, instance, 1, window, None, format).await?, format))
 }
 
 pub async fn frame_rendered(
@@ -185,7 +177,7 @@ pub async fn frame_rendered(
     let format = image_format(&headers)?;
     let window = window(&params.0)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    render(&state, instance, frame, window, None, format).await
+    Ok(image_response(render_image(&state, instance, frame, window, None, format).await?, format))
 }
 
 pub async fn instance_thumbnail(
@@ -196,7 +188,7 @@ pub async fn instance_thumbnail(
 ) -> Result<Response, Problem> {
     let format = image_format(&headers)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    render(&state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await
+    Ok(image_response(render_image(&state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await?, format))
 }
 
 pub async fn frame_thumbnail(
@@ -207,7 +199,7 @@ pub async fn frame_thumbnail(
 ) -> Result<Response, Problem> {
     let format = image_format(&headers)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    render(&state, instance, frame, None, Some(THUMBNAIL_SIDE), format).await
+    Ok(image_response(render_image(&state, instance, frame, None, Some(THUMBNAIL_SIDE), format).await?, format))
 }
 
 pub async fn series_thumbnail(

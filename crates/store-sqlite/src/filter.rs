@@ -14,7 +14,7 @@ pub(crate) struct Statement {
     pub binds: Vec<Bind>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Bind {
     Text(String),
     Int(i64),
@@ -108,12 +108,18 @@ fn from_clause(level: QueryLevel) -> &'static str {
     }
 }
 
-fn main_alias(level: QueryLevel) -> &'static str {
+/// The alias of the table a column such as `se.modality` belongs to.
+fn table_of(column: &str) -> &str {
+    column.split_once('.').map_or(column, |(alias, _)| alias)
+}
+
+/// The aliases `from_clause` joins, the main table first.
+fn joined_aliases(level: QueryLevel) -> &'static [&'static str] {
     match level {
-        QueryLevel::Patient => "p",
-        QueryLevel::Study => "s",
-        QueryLevel::Series => "se",
-        QueryLevel::Image => "i",
+        QueryLevel::Patient => &["p"],
+        QueryLevel::Study => &["s", "p"],
+        QueryLevel::Series => &["se", "s", "p"],
+        QueryLevel::Image => &["i", "se", "s", "p"],
     }
 }
 
@@ -161,13 +167,30 @@ pub(crate) fn retrieve_statement(facility: &str, query: &Query) -> Statement {
 }
 
 fn select_statement(select: &str, from_level: QueryLevel, facility: &str, query: &Query) -> Statement {
-    let alias = main_alias(from_level);
-    let mut sql = format!("SELECT {select} {} WHERE {alias}.facility_id = ?", from_clause(from_level));
-    let mut binds = vec![Bind::Text(facility.to_owned())];
+    // The facility is stated for every joined table, not only the main one, so that SQLite
+    // can use each table's (facility_id, uid or name) index for a key on that table. When
+    // keys exist but none is on the main table, its facility term is written `+x.facility_id`,
+    // which SQLite never uses as an index: otherwise the planner, having no statistics,
+    // takes "all of the facility's instances" for selective and scans them to find one
+    // study (0.4 s at 100,000 instances) instead of walking down from the study.
+    let aliases = joined_aliases(from_level);
+    let keyed_tables: Vec<&str> =
+        query.constraints().filter_map(|(attribute, _)| column(*attribute).map(|c| table_of(c.key))).collect();
+    let keys_only_on_joins = !keyed_tables.is_empty() && !keyed_tables.contains(&aliases[0]);
+    let facility_is = aliases
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            if n == 0 && keys_only_on_joins { format!("+{a}.facility_id = ?") } else { format!("{a}.facility_id = ?") }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut sql = format!("SELECT {select} {} WHERE {facility_is}", from_clause(from_level));
+    let mut binds = vec![Bind::Text(facility.to_owned()); aliases.len()];
     for (attribute, matcher) in query.constraints() {
         push_constraint(&mut sql, &mut binds, *attribute, matcher, query.fuzzy);
     }
-    sql.push_str(&format!(" ORDER BY {alias}.pk LIMIT ? OFFSET ?"));
+    sql.push_str(&format!(" ORDER BY {}.pk LIMIT ? OFFSET ?", aliases[0]));
     binds.push(Bind::Int(query.limit.map_or(-1, i64::from)));
     binds.push(Bind::Int(i64::from(query.offset)));
     Statement { sql, binds }
@@ -293,7 +316,7 @@ mod tests {
         let (_, where_clause) = statement.sql.split_once("ON p.pk = s.patient_pk WHERE ").expect("where clause");
         assert_eq!(
             where_clause,
-            "s.facility_id = ? AND (p.name_a LIKE ? ESCAPE '\\' OR p.name_i LIKE ? ESCAPE '\\' \
+            "s.facility_id = ? AND p.facility_id = ? AND (p.name_a LIKE ? ESCAPE '\\' OR p.name_i LIKE ? ESCAPE '\\' \
              OR p.name_p LIKE ? ESCAPE '\\') AND s.study_date_key <> '' \
              AND s.study_date_key >= ? AND EXISTS (SELECT 1 FROM series x \
              WHERE x.study_pk = s.pk AND x.modality IN (?, ?)) AND s.study_uid IN (?, ?) ORDER BY s.pk LIMIT ? OFFSET ?"
@@ -301,6 +324,7 @@ mod tests {
         assert_eq!(
             statement.binds,
             vec![
+                Bind::Text("east".into()),
                 Bind::Text("east".into()),
                 Bind::Text("ヤマ%".into()),
                 Bind::Text("ヤマ%".into()),
@@ -341,6 +365,12 @@ mod tests {
         };
         let statement = retrieve_statement("east", &query);
         assert!(statement.sql.contains("FROM instance i JOIN series se"));
+        // Found from the series down, never by scanning the facility's instances.
+        assert!(
+            statement.sql.contains(
+                "WHERE +i.facility_id = ? AND se.facility_id = ? AND s.facility_id = ? AND p.facility_id = ?"
+            )
+        );
         assert!(statement.sql.ends_with("AND se.series_uid = ? ORDER BY i.pk LIMIT ? OFFSET ?"));
         assert_eq!(statement.binds.last(), Some(&Bind::Int(0)));
         assert_eq!(statement.binds[statement.binds.len() - 2], Bind::Int(-1));

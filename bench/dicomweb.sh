@@ -13,19 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 index=${1:-100000}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/renkei-target}"
-export RENKEI_LOG=warn
-cargo build -q --release -p renkei -p renkei-testkit
-bin="$CARGO_TARGET_DIR/release"
-anchor=../shared/bench/orthanc-anchor.sh
-work=$(mktemp -d /var/tmp/renkei-bench.XXXXXX)
-out=bench/out; mkdir -p "$out"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$out/dicomweb-$stamp.jsonl"
-trap 'bash "$anchor" stop "$work/orthanc" >/dev/null 2>&1 || true; kill "${renkei_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+source bench/lib.sh
+bench_setup dicomweb
 
 data="$work/renkei/data"
 "$bin/renkei" --data-dir "$data" facility add bench --name Bench --ae BENCH >/dev/null

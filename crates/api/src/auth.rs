@@ -5,10 +5,13 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use renkei_domain::FacilityId;
+use renkei_domain::model::Principal;
+
 use crate::AppState;
 use crate::problem::Problem;
 
-/// Resolves `Authorization: Bearer <token>` to a [`Principal`](renkei_domain::model::Principal)
+/// Resolves `Authorization: Bearer <token>` to a [`Principal`]
 /// in the request's extensions, or answers 401.
 pub async fn require_token(
     State(state): State<AppState>,
@@ -26,4 +29,12 @@ pub async fn require_token(
     let principal = state.archive.authenticate(token).await?.ok_or_else(unauthorized)?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// The facilities whose data `principal` may see: its own, or every one for an administrator.
+pub(crate) async fn visible_facilities(state: &AppState, principal: &Principal) -> Result<Vec<FacilityId>, Problem> {
+    match &principal.facility {
+        Some(facility) => Ok(vec![facility.clone()]),
+        None => Ok(state.archive.facilities().await?.into_iter().map(|f| f.id).collect()),
+    }
 }

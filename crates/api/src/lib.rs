@@ -11,6 +11,7 @@ pub mod auth;
 pub mod console;
 pub mod json;
 pub mod metadata;
+mod multipart;
 pub mod problem;
 pub mod qido;
 pub mod rendered;

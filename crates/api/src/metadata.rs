@@ -19,6 +19,7 @@ use renkei_domain::query::{Attribute, QueryLevel};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::multipart;
 use crate::problem::Problem;
 use crate::wado::{instances_under, visible_instance};
 
@@ -273,12 +274,6 @@ pub async fn bulkdata(
         .await
         .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?
         .map_err(|_| Problem::not_found())?;
-    const BOUNDARY: &str = "renkei-bulk-boundary";
-    let mut body = format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
-    body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let mut response = body.into_response();
-    let content_type = format!("multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}");
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
-    Ok(response)
+    let part = ("application/octet-stream".to_owned(), bytes);
+    Ok(multipart::response("application/octet-stream", "renkei-bulk-boundary", [part]))
 }

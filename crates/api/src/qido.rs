@@ -4,11 +4,11 @@
 use axum::extract::{Extension, Path, Query as QueryString, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use renkei_domain::FacilityId;
 use renkei_domain::model::Principal;
 use renkei_domain::query::{Attribute, MatchKind, Matcher, Query, QueryKey, QueryLevel, QueryMatch};
 
 use crate::AppState;
+use crate::auth::visible_facilities;
 use crate::json;
 use crate::problem::Problem;
 
@@ -139,13 +139,6 @@ fn build_query(
         query.keys.push(QueryKey { attribute, matcher });
     }
     Ok(query)
-}
-
-async fn visible_facilities(state: &AppState, principal: &Principal) -> Result<Vec<FacilityId>, Problem> {
-    match &principal.facility {
-        Some(facility) => Ok(vec![facility.clone()]),
-        None => Ok(state.archive.facilities().await?.into_iter().map(|f| f.id).collect()),
-    }
 }
 
 fn retrieve_url(headers: &HeaderMap, level: QueryLevel, found: &QueryMatch) -> Option<String> {

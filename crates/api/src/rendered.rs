@@ -11,6 +11,7 @@ use renkei_imaging::{ImageFormat, ImagingError, PixelModule};
 
 use crate::AppState;
 use crate::metadata::dictionary_vr;
+use crate::multipart;
 use crate::problem::Problem;
 use crate::wado::{instances_under, visible_instance};
 
@@ -63,6 +64,14 @@ fn window(params: &[(String, String)]) -> Result<Option<(f64, f64)>, Problem> {
     Ok(Some((center, width)))
 }
 
+/// The Image Pixel Module of the object stored at `path` in `transfer_syntax`. Blocking.
+fn pixel_module(path: &std::path::Path, transfer_syntax: &str) -> Result<PixelModule, ImagingError> {
+    let syntax = Syntax::from_uid(transfer_syntax).unwrap_or(Syntax::EXPLICIT_LE);
+    let mut file = std::fs::File::open(path)?;
+    let nodes = tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
+    PixelModule::from_tree(&nodes, syntax.big_endian)
+}
+
 /// Reads, decodes and renders one frame, off the runtime.
 async fn render_image(
     state: &AppState,
@@ -75,11 +84,7 @@ async fn render_image(
     let path = state.archive.blob_path(&instance);
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
         let ts = instance.transfer_syntax_uid.as_str();
-        let syntax = Syntax::from_uid(ts).unwrap_or(Syntax::EXPLICIT_LE);
-        let mut file = std::fs::File::open(&path)?;
-        let nodes =
-            tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
-        let module = PixelModule::from_tree(&nodes, syntax.big_endian)?;
+        let module = pixel_module(&path, ts)?;
         let frame = renkei_imaging::frame(&path, ts, &module, number)?;
         let samples = renkei_imaging::decode(&frame, ts, &module)?;
         renkei_imaging::render(&samples, &module, window, max_side, format)
@@ -110,30 +115,19 @@ async fn render_all(
     window: Option<(f64, f64)>,
     format: ImageFormat,
 ) -> Result<Response, Problem> {
-    const BOUNDARY: &str = "renkei-rendered-boundary";
     let media = media_type(format);
-    let mut body = Vec::new();
-    let mut rendered = 0;
+    let mut images = Vec::new();
     for instance in instances {
         match render_image(state, instance, 1, window, None, format).await {
-            Ok(image) => {
-                body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: {media}\r\n\r\n").as_bytes());
-                body.extend_from_slice(&image);
-                body.extend_from_slice(b"\r\n");
-                rendered += 1;
-            }
+            Ok(image) => images.push((media.to_owned(), image)),
             Err(ImagingError::NoPixelData) => {}
             Err(error) => return Err(error.into()),
         }
     }
-    if rendered == 0 {
+    if images.is_empty() {
         return Err(Problem::not_found());
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut response = body.into_response();
-    let content_type = format!("multipart/related; type=\"{media}\"; boundary={BOUNDARY}");
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
-    Ok(response)
+    Ok(multipart::response(media, "renkei-rendered-boundary", images))
 }
 
 /// The thumbnail of a study or series: that of its middle instance (in the order stored), or
@@ -264,32 +258,20 @@ pub async fn frames(
     let ts = instance.transfer_syntax_uid.to_string();
     let transfer_syntax = ts.clone();
     let frames = tokio::task::spawn_blocking(move || -> Result<Vec<renkei_imaging::Frame>, ImagingError> {
-        let syntax = Syntax::from_uid(&ts).unwrap_or(Syntax::EXPLICIT_LE);
-        let mut file = std::fs::File::open(&path)?;
-        let nodes =
-            tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
-        let module = PixelModule::from_tree(&nodes, syntax.big_endian)?;
+        let module = pixel_module(&path, &ts)?;
         numbers.into_iter().map(|n| renkei_imaging::frame(&path, &ts, &module, n)).collect()
     })
     .await
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "frame task failed"))??;
-    const BOUNDARY: &str = "renkei-frame-boundary";
-    let mut body = Vec::new();
-    for frame in frames {
+    let parts = frames.into_iter().map(|frame| {
         let media = if frame.encapsulated {
             format!("application/octet-stream; transfer-syntax={transfer_syntax}")
         } else {
             "application/octet-stream".to_owned()
         };
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: {media}\r\n\r\n").as_bytes());
-        body.extend_from_slice(&frame.bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut response = body.into_response();
-    let content_type = format!("multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}");
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
-    Ok(response)
+        (media, frame.bytes)
+    });
+    Ok(multipart::response("application/octet-stream", "renkei-frame-boundary", parts))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use renkei_domain::model::{Principal, StoredInstance};
@@ -17,6 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::AppState;
+use crate::auth::visible_facilities;
+use crate::multipart;
 use crate::problem::Problem;
 
 const BOUNDARY: &str = "renkei-wado-boundary";
@@ -106,12 +108,8 @@ pub(crate) async fn instances_under(
         }
         query.keys.push(QueryKey { attribute: *attribute, matcher });
     }
-    let facilities = match &principal.facility {
-        Some(facility) => vec![facility.clone()],
-        None => state.archive.facilities().await?.into_iter().map(|f| f.id).collect(),
-    };
     let mut instances = Vec::new();
-    for facility in &facilities {
+    for facility in &visible_facilities(state, principal).await? {
         instances.extend(state.archive.retrieve(facility, &query).await?);
     }
     if instances.is_empty() {
@@ -164,8 +162,7 @@ async fn retrieve(
         }
     });
     let mut response = Body::from_stream(ChannelBody(receiver)).into_response();
-    let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}");
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("static header"));
+    response.headers_mut().insert(header::CONTENT_TYPE, multipart::content_type("application/dicom", BOUNDARY));
     Ok(response)
 }
 
@@ -179,8 +176,7 @@ async fn stream_instances(
     for instance in instances {
         let mut file = archive.open_instance(&instance).await?;
         let ts = instance.transfer_syntax_uid.as_str();
-        let mut head =
-            format!("--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n").into_bytes();
+        let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
         head.extend(renkei_dicom::write::part10_header(
             instance.sop_class_uid.as_str(),
             instance.sop_instance_uid.as_str(),
@@ -198,7 +194,7 @@ async fn stream_instances(
         }
         sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;
     }
-    sender.send(Ok(Bytes::from(format!("--{BOUNDARY}--\r\n")))).await?;
+    sender.send(Ok(Bytes::from(multipart::end(BOUNDARY)))).await?;
     Ok(())
 }
 
@@ -215,6 +211,8 @@ impl futures_core::Stream for ChannelBody {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     fn accept(value: &str) -> HeaderMap {

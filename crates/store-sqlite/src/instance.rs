@@ -202,18 +202,14 @@ async fn upsert_hierarchy(
     let patient_pk = match cache.patients.get(&patient) {
         Some(pk) => *pk,
         None => {
-            let patient_keys = name_keys(&a.patient_name);
-            let pk: i64 = sqlx::query(UPSERT_PATIENT)
+            let query = sqlx::query(UPSERT_PATIENT)
                 .bind(facility)
                 .bind(a.patient_id.as_deref().unwrap_or(""))
                 .bind(a.issuer_of_patient_id.as_deref().unwrap_or(""))
-                .bind(&a.patient_name)
-                .bind(patient_keys[0].clone())
-                .bind(patient_keys[1].clone())
-                .bind(patient_keys[2].clone())
-                .bind(patient_keys[3].clone())
-                .bind(patient_keys[4].clone())
-                .bind(patient_keys[5].clone())
+                .bind(&a.patient_name);
+            let pk: i64 = name_keys(&a.patient_name)
+                .into_iter()
+                .fold(query, |query, key| query.bind(key))
                 .bind(&a.patient_birth_date)
                 .bind(key(&a.patient_birth_date, normalize_date))
                 .bind(&a.patient_sex)
@@ -241,8 +237,7 @@ async fn upsert_hierarchy(
     let study_pk = match cache.studies.get(&study) {
         Some(pk) => *pk,
         None => {
-            let referring_keys = name_keys(&a.referring_physician_name);
-            let pk: i64 = sqlx::query(UPSERT_STUDY)
+            let query = sqlx::query(UPSERT_STUDY)
                 .bind(facility)
                 .bind(patient_pk)
                 .bind(item.study_uid.as_str())
@@ -253,13 +248,10 @@ async fn upsert_hierarchy(
                 .bind(&a.accession_number)
                 .bind(&a.study_id)
                 .bind(&a.study_description)
-                .bind(&a.referring_physician_name)
-                .bind(referring_keys[0].clone())
-                .bind(referring_keys[1].clone())
-                .bind(referring_keys[2].clone())
-                .bind(referring_keys[3].clone())
-                .bind(referring_keys[4].clone())
-                .bind(referring_keys[5].clone())
+                .bind(&a.referring_physician_name);
+            let pk: i64 = name_keys(&a.referring_physician_name)
+                .into_iter()
+                .fold(query, |query, key| query.bind(key))
                 .bind(&a.specific_character_set)
                 .fetch_one(&mut *conn)
                 .await

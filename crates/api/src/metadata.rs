@@ -8,10 +8,9 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use dicom_core::dictionary::DataDictionary;
-use dicom_dictionary_std::StandardDataDictionary;
 use renkei_dicom::Syntax;
 use renkei_dicom::charset::{SpecificCharacterSet, TextKind};
+use renkei_dicom::dictionary::implicit_vr;
 use renkei_dicom::tags::SPECIFIC_CHARACTER_SET;
 use renkei_dicom::walk::{Node, NodeValue, tree_file};
 use renkei_domain::model::{Principal, StoredInstance};
@@ -130,7 +129,7 @@ fn instance_url(instance: &StoredInstance, host: &str) -> String {
 fn instance_json(instance: &StoredInstance, path: &std::path::Path, host: &str) -> Result<Value, std::io::Error> {
     let syntax = Syntax::from_uid(instance.transfer_syntax_uid.as_str()).unwrap_or(Syntax::EXPLICIT_LE);
     let mut file = std::fs::File::open(path)?;
-    let nodes = tree_file(&mut file, syntax, MAX_INLINE, &dictionary_vr).map_err(std::io::Error::other)?;
+    let nodes = tree_file(&mut file, syntax, MAX_INLINE, &implicit_vr).map_err(std::io::Error::other)?;
     let charset = nodes
         .iter()
         .find(|n| n.tag == SPECIFIC_CHARACTER_SET)
@@ -142,20 +141,6 @@ fn instance_json(instance: &StoredInstance, path: &std::path::Path, host: &str) 
     let base = instance_url(instance, host);
     let context = Context { charset, big_endian: syntax.big_endian, base };
     Ok(object(&nodes, &context))
-}
-
-/// The VR of an implicit-VR element, from the standard data dictionary.
-pub(crate) fn dictionary_vr(tag: u32) -> [u8; 2] {
-    if tag & 0xFFFF == 0 {
-        return *b"UL"; // group length
-    }
-    match StandardDataDictionary.by_tag(dicom_core::Tag((tag >> 16) as u16, tag as u16)) {
-        Some(entry) => {
-            let vr = entry.vr.relaxed().to_string().as_bytes();
-            [vr[0], vr[1]]
-        }
-        None => *b"UN",
-    }
 }
 
 struct Context {

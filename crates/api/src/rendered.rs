@@ -4,16 +4,17 @@ use axum::extract::{Extension, Path, Query as QueryString, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renkei_dicom::Syntax;
+use renkei_dicom::syntax::{EXPLICIT_VR_BE, EXPLICIT_VR_LE};
 use renkei_dicom::walk::tree_file;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, QueryLevel};
+use renkei_imaging::transcode::native_bytes;
 use renkei_imaging::{ImageFormat, ImagingError, PixelModule};
 
 use crate::AppState;
-use crate::metadata::dictionary_vr;
 use crate::multipart;
 use crate::problem::Problem;
-use crate::wado::{instances_under, visible_instance};
+use crate::wado::{Acceptable, Delivery, instances_under, visible_instance};
 
 /// The longest side of a thumbnail, in pixels.
 const THUMBNAIL_SIDE: u32 = 128;
@@ -68,7 +69,8 @@ fn window(params: &[(String, String)]) -> Result<Option<(f64, f64)>, Problem> {
 fn pixel_module(path: &std::path::Path, transfer_syntax: &str) -> Result<PixelModule, ImagingError> {
     let syntax = Syntax::from_uid(transfer_syntax).unwrap_or(Syntax::EXPLICIT_LE);
     let mut file = std::fs::File::open(path)?;
-    let nodes = tree_file(&mut file, syntax, 1024, &dictionary_vr).map_err(|_| ImagingError::Malformed("data set"))?;
+    let nodes = tree_file(&mut file, syntax, 1024, &renkei_dicom::dictionary::implicit_vr)
+        .map_err(|_| ImagingError::Malformed("data set"))?;
     PixelModule::from_tree(&nodes, syntax.big_endian)
 }
 
@@ -242,10 +244,12 @@ pub async fn study_rendered(
     render_all(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, window, format).await
 }
 
-/// Frames as stored: `multipart/related; type="application/octet-stream"`.
+/// Frames (PS3.18 10.4.1.1.3) as `multipart/related; type="application/octet-stream"`:
+/// uncompressed by default, compressed frames decoded; as stored with `transfer-syntax=*`.
 pub async fn frames(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     Path((study, series, instance, list)): Path<(String, String, String, String)>,
 ) -> Result<Response, Problem> {
     let numbers: Vec<u32> = list
@@ -253,13 +257,35 @@ pub async fn frames(
         .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| Problem::bad_request("frames are listed as 1-based numbers separated by commas"))?;
+    let acceptable = Acceptable::parse(&headers, "application/octet-stream")?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
     let path = state.archive.blob_path(&instance);
     let ts = instance.transfer_syntax_uid.to_string();
+    let decoded = match acceptable.delivery(&ts) {
+        Some(Delivery::AsStored) => false,
+        // Native little-endian frames are the same bytes in every syntax.
+        Some(Delivery::ExplicitLittleEndian) => renkei_imaging::is_encapsulated(&ts) || ts == EXPLICIT_VR_BE,
+        None => {
+            return Err(Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!("frames are stored in {ts} and cannot be decoded"),
+            ));
+        }
+    };
     let transfer_syntax = ts.clone();
     let frames = tokio::task::spawn_blocking(move || -> Result<Vec<renkei_imaging::Frame>, ImagingError> {
         let module = pixel_module(&path, &ts)?;
-        numbers.into_iter().map(|n| renkei_imaging::frame(&path, &ts, &module, n)).collect()
+        numbers
+            .into_iter()
+            .map(|n| {
+                let frame = renkei_imaging::frame(&path, &ts, &module, n)?;
+                if !decoded {
+                    return Ok(frame);
+                }
+                let samples = renkei_imaging::decode(&frame, &ts, &module)?;
+                Ok(renkei_imaging::Frame { bytes: native_bytes(&samples, &module)?, encapsulated: false })
+            })
+            .collect()
     })
     .await
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "frame task failed"))??;
@@ -267,7 +293,7 @@ pub async fn frames(
         let media = if frame.encapsulated {
             format!("application/octet-stream; transfer-syntax={transfer_syntax}")
         } else {
-            "application/octet-stream".to_owned()
+            format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}")
         };
         (media, frame.bytes)
     });

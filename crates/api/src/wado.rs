@@ -1,7 +1,9 @@
 //! WADO-RS retrieval (PS3.18 10.4) of studies, series and instances as
-//! `multipart/related; type="application/dicom"`: each part a Part-10 object whose data set
-//! is the stored bytes, unchanged. The body is streamed from the blob files through a small
-//! bounded channel, so a study of any size never sits in memory.
+//! `multipart/related; type="application/dicom"`: each part a Part-10 object. With
+//! `transfer-syntax=*` (or the stored syntax) the data set is the stored bytes, unchanged;
+//! otherwise it is transcoded to Explicit VR Little Endian, the default syntax, decoding
+//! compressed pixel data. The body is streamed through a small bounded channel, so a study
+//! of any size never sits in memory.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +17,9 @@ use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
+
+use renkei_dicom::syntax::EXPLICIT_VR_LE;
+use renkei_imaging::transcode;
 
 use crate::AppState;
 use crate::auth::visible_facilities;
@@ -58,38 +63,97 @@ pub async fn instance(
     retrieve(&state, &principal, &headers, QueryLevel::Image, &keys).await
 }
 
-/// The transfer syntax the client asks for: `None` means as stored (`transfer-syntax=*`,
-/// or no preference). Renkei does not transcode yet, so another syntax is honoured only for
-/// objects stored in it.
-fn requested_syntax(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let not_acceptable =
-        || Problem::new(StatusCode::NOT_ACCEPTABLE, "instances are multipart/related; type=\"application/dicom\"");
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    for media in accept.split(',') {
-        let mut parts = media.split(';').map(str::trim);
-        let essence = parts.next().unwrap_or("");
-        if essence == "*/*" {
-            return Ok(None);
-        }
-        if !essence.eq_ignore_ascii_case("multipart/related") {
-            continue;
-        }
-        let mut dicom = true;
-        let mut syntax = None;
-        for parameter in parts {
-            let Some((name, value)) = parameter.split_once('=') else { continue };
-            let value = value.trim().trim_matches('"');
-            match name.trim().to_ascii_lowercase().as_str() {
-                "type" => dicom = value.eq_ignore_ascii_case("application/dicom"),
-                "transfer-syntax" if value != "*" => syntax = Some(value.to_owned()),
-                _ => {}
+/// The transfer syntaxes an Accept header allows for parts of one media type
+/// (`application/dicom` for instances, `application/octet-stream` for frames).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Acceptable {
+    /// `transfer-syntax=*`: as stored, whatever it is.
+    any: bool,
+    syntaxes: Vec<String>,
+    /// No syntax was named anywhere: the default applies, Explicit VR Little Endian, and an
+    /// object that cannot be decoded to it is sent as stored rather than refused.
+    by_default: bool,
+}
+
+/// How one instance goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    AsStored,
+    ExplicitLittleEndian,
+}
+
+impl Acceptable {
+    pub(crate) fn parse(headers: &HeaderMap, part_type: &str) -> Result<Self, Problem> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Ok(Self::default_syntax());
+        };
+        let mut acceptable = Self::default();
+        let mut type_at_all = false;
+        for media in accept.split(',') {
+            let mut parts = media.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or("");
+            if essence == "*/*" {
+                acceptable.merge(Self::default_syntax());
+                type_at_all = true;
+                continue;
+            }
+            // A bare part type is taken as asking for a multipart of that type.
+            let bare = essence.eq_ignore_ascii_case(part_type);
+            if !bare && !essence.eq_ignore_ascii_case("multipart/related") {
+                continue;
+            }
+            let (mut wanted, mut syntax) = (true, None);
+            for parameter in parts {
+                let Some((name, value)) = parameter.split_once('=') else { continue };
+                let value = value.trim().trim_matches('"');
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "type" => wanted = value.eq_ignore_ascii_case(part_type),
+                    "transfer-syntax" => syntax = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            if !wanted {
+                continue;
+            }
+            type_at_all = true;
+            match syntax.as_deref() {
+                Some("*") => acceptable.any = true,
+                Some(uid) => acceptable.syntaxes.push(uid.to_owned()),
+                None => acceptable.merge(Self::default_syntax()),
             }
         }
-        if dicom {
-            return Ok(syntax);
+        if !type_at_all {
+            return Err(Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!("this resource is multipart/related; type=\"{part_type}\""),
+            ));
+        }
+        Ok(acceptable)
+    }
+
+    fn default_syntax() -> Self {
+        Self { any: false, syntaxes: vec![EXPLICIT_VR_LE.to_owned()], by_default: true }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.any |= other.any;
+        self.by_default |= other.by_default;
+        self.syntaxes.extend(other.syntaxes);
+    }
+
+    /// How an instance stored in `stored` goes out, if it can.
+    pub(crate) fn delivery(&self, stored: &str) -> Option<Delivery> {
+        let named = |uid: &str| self.syntaxes.iter().any(|s| s == uid);
+        if self.any || named(stored) {
+            Some(Delivery::AsStored)
+        } else if named(EXPLICIT_VR_LE) && transcode::can_decode(stored) {
+            Some(Delivery::ExplicitLittleEndian)
+        } else if self.by_default {
+            Some(Delivery::AsStored)
+        } else {
+            None
         }
     }
-    Err(not_acceptable())
 }
 
 /// The current instances under the entity the URL names, at every facility the principal
@@ -142,20 +206,25 @@ async fn retrieve(
     level: QueryLevel,
     keys: &[(Attribute, String)],
 ) -> Result<Response, Problem> {
-    let syntax = requested_syntax(headers)?;
+    let acceptable = Acceptable::parse(headers, "application/dicom")?;
     let instances = instances_under(state, principal, level, keys).await?;
-    if let Some(syntax) = &syntax
-        && instances.iter().any(|i| i.transfer_syntax_uid.as_str() != syntax)
-    {
-        return Err(Problem::new(
-            StatusCode::NOT_ACCEPTABLE,
-            format!("not every instance is stored in {syntax}; ask for transfer-syntax=* to get them as stored"),
-        ));
+    let mut deliveries = Vec::with_capacity(instances.len());
+    for instance in instances {
+        let stored = instance.transfer_syntax_uid.as_str();
+        let Some(delivery) = acceptable.delivery(stored) else {
+            return Err(Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!(
+                    "an instance is stored in {stored} and cannot be transcoded to the syntaxes asked for; transfer-syntax=* sends it as stored"
+                ),
+            ));
+        };
+        deliveries.push((instance, delivery));
     }
     let (sender, receiver) = mpsc::channel(4);
     let archive = state.archive.clone();
     tokio::spawn(async move {
-        if let Err(error) = stream_instances(&archive, instances, &sender).await {
+        if let Err(error) = stream_instances(&archive, deliveries, &sender).await {
             // The client sees a truncated body; the cause goes to the log.
             tracing::warn!(%error, "WADO-RS retrieval stopped");
             let _ = sender.send(Err(std::io::Error::other("retrieval failed"))).await;
@@ -170,12 +239,14 @@ type Chunk = Result<Bytes, std::io::Error>;
 
 async fn stream_instances(
     archive: &renkei_service::Archive,
-    instances: Vec<StoredInstance>,
+    deliveries: Vec<(StoredInstance, Delivery)>,
     sender: &mpsc::Sender<Chunk>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    for instance in instances {
-        let mut file = archive.open_instance(&instance).await?;
-        let ts = instance.transfer_syntax_uid.as_str();
+    for (instance, delivery) in deliveries {
+        let ts = match delivery {
+            Delivery::AsStored => instance.transfer_syntax_uid.as_str(),
+            Delivery::ExplicitLittleEndian => EXPLICIT_VR_LE,
+        };
         let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
         head.extend(renkei_dicom::write::part10_header(
             instance.sop_class_uid.as_str(),
@@ -183,19 +254,53 @@ async fn stream_instances(
             ts,
         ));
         sender.send(Ok(Bytes::from(head))).await?;
-        loop {
-            let mut chunk = vec![0u8; CHUNK];
-            let read = file.read(&mut chunk).await?;
-            if read == 0 {
-                break;
+        match delivery {
+            Delivery::AsStored => send_stored(archive, &instance, sender).await?,
+            Delivery::ExplicitLittleEndian => {
+                let path = archive.blob_path(&instance);
+                let stored = instance.transfer_syntax_uid.to_string();
+                let mut writer = ChannelWriter { sender: sender.clone() };
+                tokio::task::spawn_blocking(move || transcode::to_explicit_le(&path, &stored, &mut writer)).await??;
             }
-            chunk.truncate(read);
-            sender.send(Ok(Bytes::from(chunk))).await?;
         }
         sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;
     }
     sender.send(Ok(Bytes::from(multipart::end(BOUNDARY)))).await?;
     Ok(())
+}
+
+async fn send_stored(
+    archive: &renkei_service::Archive,
+    instance: &StoredInstance,
+    sender: &mpsc::Sender<Chunk>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut file = archive.open_instance(instance).await?;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let read = file.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        chunk.truncate(read);
+        sender.send(Ok(Bytes::from(chunk))).await?;
+    }
+}
+
+/// A blocking writer into the response channel, for the transcoder.
+struct ChannelWriter {
+    sender: mpsc::Sender<Chunk>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let chunk = Ok(Bytes::copy_from_slice(bytes));
+        self.sender.blocking_send(chunk).map_err(|_| std::io::Error::other("the client went away"))?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A response body fed by a bounded channel.
@@ -223,19 +328,22 @@ mod tests {
 
     #[test]
     fn accept_headers() {
-        assert_eq!(requested_syntax(&HeaderMap::new()).ok(), Some(None));
-        assert_eq!(
-            requested_syntax(&accept("multipart/related; type=\"application/dicom\"; transfer-syntax=*")).ok(),
-            Some(None)
-        );
-        assert_eq!(
-            requested_syntax(&accept(
-                "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.1"
-            ))
-            .ok(),
-            Some(Some("1.2.840.10008.1.2.1".into()))
-        );
-        assert!(requested_syntax(&accept("application/dicom+json")).is_err());
-        assert!(requested_syntax(&accept("multipart/related; type=\"image/jpeg\"")).is_err());
+        let parsed = |value: &str| Acceptable::parse(&accept(value), "application/dicom");
+        assert_eq!(Acceptable::parse(&HeaderMap::new(), "application/dicom").ok(), Some(Acceptable::default_syntax()));
+        let any = parsed("multipart/related; type=\"application/dicom\"; transfer-syntax=*").expect("ok");
+        assert_eq!(any.delivery("1.2.840.10008.1.2.4.80"), Some(Delivery::AsStored));
+        let default = parsed("multipart/related; type=\"application/dicom\"").expect("ok");
+        assert_eq!(default.delivery(EXPLICIT_VR_LE), Some(Delivery::AsStored));
+        assert_eq!(default.delivery("1.2.840.10008.1.2.4.80"), Some(Delivery::ExplicitLittleEndian));
+        assert_eq!(default.delivery("1.2.840.10008.1.2.4.100"), Some(Delivery::AsStored), "MPEG-2 cannot be decoded");
+        let named = parsed(&format!("multipart/related; type=\"application/dicom\"; transfer-syntax={EXPLICIT_VR_LE}"))
+            .expect("ok");
+        assert_eq!(named.delivery("1.2.840.10008.1.2"), Some(Delivery::ExplicitLittleEndian));
+        assert_eq!(named.delivery("1.2.840.10008.1.2.4.100"), None);
+        let jpeg_ls = parsed("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.80")
+            .expect("ok");
+        assert_eq!(jpeg_ls.delivery(EXPLICIT_VR_LE), None, "no encoder: Explicit VR LE was not asked for");
+        assert!(parsed("application/dicom+json").is_err());
+        assert!(parsed("multipart/related; type=\"image/jpeg\"").is_err());
     }
 }

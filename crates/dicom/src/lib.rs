@@ -9,8 +9,10 @@
 //! - [`charset`]: Specific Character Set: ISO 2022 code extensions (Japanese above all), decode and encode.
 //! - [`text`]: values that are ASCII by definition (UIDs, code strings, AE titles).
 //! - [`tags`]: the tags Renkei reads by number.
+//! - [`dictionary`]: the VR of an implicit-VR element, from the standard data dictionary.
 
 pub mod charset;
+pub mod dictionary;
 pub mod extract;
 pub mod syntax;
 pub mod tags;

@@ -29,6 +29,22 @@ impl DatasetWriter {
         encoder.finish().unwrap_or_default()
     }
 
+    /// Takes what is encoded so far, for writers that stream a large data set out in pieces.
+    /// Not for deflated syntaxes, whose stream is deflated as a whole.
+    pub fn take(&mut self) -> Vec<u8> {
+        debug_assert!(!self.syntax.deflated);
+        std::mem::take(&mut self.out)
+    }
+
+    /// How many encoded bytes are held.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
     fn u16(&mut self, v: u16) {
         let bytes = if self.syntax.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
         self.out.extend_from_slice(&bytes);

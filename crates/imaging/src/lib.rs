@@ -3,8 +3,8 @@
 //! - [`PixelModule`]: the Image Pixel module of an instance, read from the walker's tree.
 //! - [`read_range`]: bytes of a stored data set by position (inflating deflated ones).
 //! - [`frame`]: one frame, as stored: native bytes, or the compressed fragment(s).
-//! - [`decode`]: native, RLE Lossless, and the JPEG family (baseline, extended 8-bit, lossless)
-//!   to samples. JPEG-LS and JPEG 2000 are not decoded yet.
+//! - [`decode`]: native, RLE Lossless, the JPEG family (baseline, extended 8-bit, lossless),
+//!   JPEG-LS ([`jpegls`], our own decoder) and JPEG 2000 (OpenJPEG's Rust port) to samples.
 //! - [`render`]: modality rescale, windowing (PS3.3 C.11.2.1.2), MONOCHROME1 inversion,
 //!   optional downscaling for thumbnails, then PNG or JPEG.
 //!
@@ -12,6 +12,9 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+pub mod jpegls;
+pub mod transcode;
 
 use renkei_dicom::Syntax;
 use renkei_dicom::tags::tag;
@@ -115,21 +118,25 @@ impl PixelModule {
     }
 }
 
-/// `length` bytes of a stored data set from `offset` (positions in the inflated stream for
+/// A reader of a stored data set from `offset` (a position in the inflated stream for
 /// deflated syntaxes).
-pub fn read_range(path: &Path, syntax: Syntax, offset: u64, length: u64) -> Result<Vec<u8>, std::io::Error> {
+pub fn open_at(path: &Path, syntax: Syntax, offset: u64) -> Result<Box<dyn Read>, std::io::Error> {
     let file = std::fs::File::open(path)?;
-    let reader: Box<dyn Read> = if syntax.deflated {
+    if syntax.deflated {
         let mut inflater = flate2::read::DeflateDecoder::new(std::io::BufReader::new(file));
         std::io::copy(&mut (&mut inflater).take(offset), &mut std::io::sink())?;
-        Box::new(inflater)
+        Ok(Box::new(inflater))
     } else {
         let mut file = file;
         file.seek(SeekFrom::Start(offset))?;
-        Box::new(file)
-    };
+        Ok(Box::new(file))
+    }
+}
+
+/// `length` bytes of a stored data set from `offset`.
+pub fn read_range(path: &Path, syntax: Syntax, offset: u64, length: u64) -> Result<Vec<u8>, std::io::Error> {
     let mut bytes = Vec::with_capacity(length.min(1 << 30) as usize);
-    reader.take(length).read_to_end(&mut bytes)?;
+    open_at(path, syntax, offset)?.take(length).read_to_end(&mut bytes)?;
     if bytes.len() as u64 != length {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
@@ -149,65 +156,74 @@ pub fn frame(path: &Path, transfer_syntax: &str, module: &PixelModule, number: u
     if number == 0 || number > module.frames {
         return Err(ImagingError::NoSuchFrame(number));
     }
-    let syntax = Syntax::from_uid(transfer_syntax).unwrap_or(Syntax::EXPLICIT_LE);
-    let encapsulated = is_encapsulated(transfer_syntax);
-    let all = match &module.location {
-        PixelLocation::Inline(bytes) => bytes.clone(),
-        PixelLocation::At { offset, length } if !encapsulated => {
-            let size = module.frame_size() as u64;
-            let start = offset + size * (number as u64 - 1);
-            if start + size > offset + length {
-                return Err(ImagingError::Malformed("pixel data shorter than its frames"));
-            }
-            return Ok(Frame { bytes: read_range(path, syntax, start, size)?, encapsulated: false });
-        }
-        PixelLocation::At { offset, length } => read_range(path, syntax, *offset, *length)?,
-    };
-    if !encapsulated {
-        let size = module.frame_size();
-        let start = size * (number as usize - 1);
-        let bytes =
-            all.get(start..start + size).ok_or(ImagingError::Malformed("pixel data shorter than its frames"))?;
-        return Ok(Frame { bytes: bytes.to_vec(), encapsulated: false });
+    if is_encapsulated(transfer_syntax) {
+        let value = pixel_data_value(path, transfer_syntax, module)?;
+        return Ok(Frame { bytes: frame_of_encapsulated(&value, module, number)?, encapsulated: true });
     }
-    let fragments = fragments(&all, syntax.big_endian)?;
-    let (offset_table, fragments) = fragments.split_first().ok_or(ImagingError::Malformed("no offset table"))?;
-    let bytes = if fragments.len() == module.frames as usize {
-        fragments[number as usize - 1].to_vec()
-    } else if module.frames == 1 {
-        fragments.concat()
-    } else if !offset_table.is_empty() {
-        frame_from_offset_table(offset_table, fragments, number, syntax.big_endian)?
-    } else {
-        return Err(ImagingError::Malformed("cannot tell the frames' fragments apart"));
+    let size = module.frame_size();
+    let start = size * (number as usize - 1);
+    let short = || ImagingError::Malformed("pixel data shorter than its frames");
+    let bytes = match &module.location {
+        PixelLocation::Inline(bytes) => bytes.get(start..start + size).ok_or_else(short)?.to_vec(),
+        PixelLocation::At { offset, length } => {
+            if (start + size) as u64 > *length {
+                return Err(short());
+            }
+            let syntax = Syntax::from_uid(transfer_syntax).unwrap_or(Syntax::EXPLICIT_LE);
+            read_range(path, syntax, offset + start as u64, size as u64)?
+        }
     };
-    Ok(Frame { bytes, encapsulated: true })
+    Ok(Frame { bytes, encapsulated: false })
 }
 
-fn is_encapsulated(transfer_syntax: &str) -> bool {
+/// The whole pixel data value, as stored: for taking every frame of an encapsulated one.
+pub fn pixel_data_value(path: &Path, transfer_syntax: &str, module: &PixelModule) -> Result<Vec<u8>, ImagingError> {
+    match &module.location {
+        PixelLocation::Inline(bytes) => Ok(bytes.clone()),
+        PixelLocation::At { offset, length } => {
+            let syntax = Syntax::from_uid(transfer_syntax).unwrap_or(Syntax::EXPLICIT_LE);
+            Ok(read_range(path, syntax, *offset, *length)?)
+        }
+    }
+}
+
+/// Frame `number` (1-based) of an encapsulated pixel data value: its fragment(s).
+pub fn frame_of_encapsulated(value: &[u8], module: &PixelModule, number: u32) -> Result<Vec<u8>, ImagingError> {
+    let fragments = fragments(value)?;
+    let (offset_table, fragments) = fragments.split_first().ok_or(ImagingError::Malformed("no offset table"))?;
+    if fragments.len() == module.frames as usize {
+        Ok(fragments[number as usize - 1].to_vec())
+    } else if module.frames == 1 {
+        Ok(fragments.concat())
+    } else if !offset_table.is_empty() {
+        frame_from_offset_table(offset_table, fragments, number)
+    } else {
+        Err(ImagingError::Malformed("cannot tell the frames' fragments apart"))
+    }
+}
+
+pub fn is_encapsulated(transfer_syntax: &str) -> bool {
     !matches!(
         transfer_syntax,
         "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.2"
     )
 }
 
+fn u32_le(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
 /// The items of an encapsulated pixel data value (offset table first).
-fn fragments(bytes: &[u8], big_endian: bool) -> Result<Vec<&[u8]>, ImagingError> {
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-    };
+fn fragments(bytes: &[u8]) -> Result<Vec<&[u8]>, ImagingError> {
     let mut found = Vec::new();
     let mut at = 0;
     while at + 8 <= bytes.len() {
-        let item = u32_at(at).ok_or(ImagingError::Malformed("fragment header"))?;
-        let length = u32_at(at + 4).ok_or(ImagingError::Malformed("fragment header"))? as usize;
-        let item_tag = if big_endian { 0xFFFE_E000 } else { 0xE000_FFFE };
-        let delimiter = if big_endian { 0xFFFE_E0DD } else { 0xE0DD_FFFE };
-        if item == delimiter {
+        let item = u32_le(bytes, at).ok_or(ImagingError::Malformed("fragment header"))?;
+        let length = u32_le(bytes, at + 4).ok_or(ImagingError::Malformed("fragment header"))? as usize;
+        if item == 0xE0DD_FFFE {
             break;
         }
-        if item != item_tag {
+        if item != 0xE000_FFFE {
             return Err(ImagingError::Malformed("expected a fragment item"));
         }
         let value =
@@ -218,19 +234,8 @@ fn fragments(bytes: &[u8], big_endian: bool) -> Result<Vec<&[u8]>, ImagingError>
     Ok(found)
 }
 
-fn frame_from_offset_table(
-    table: &[u8],
-    fragments: &[&[u8]],
-    number: u32,
-    big_endian: bool,
-) -> Result<Vec<u8>, ImagingError> {
-    let offsets: Vec<usize> = table
-        .chunks_exact(4)
-        .map(|b| {
-            let b = [b[0], b[1], b[2], b[3]];
-            (if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }) as usize
-        })
-        .collect();
+fn frame_from_offset_table(table: &[u8], fragments: &[&[u8]], number: u32) -> Result<Vec<u8>, ImagingError> {
+    let offsets: Vec<usize> = (0..table.len() / 4).filter_map(|i| u32_le(table, 4 * i)).map(|o| o as usize).collect();
     let start = *offsets.get(number as usize - 1).ok_or(ImagingError::NoSuchFrame(number))?;
     let end = offsets.get(number as usize).copied().unwrap_or(usize::MAX);
     let mut position = 0;
@@ -282,10 +287,63 @@ pub fn decode(frame: &Frame, transfer_syntax: &str, module: &PixelModule) -> Res
                 jpeg_decoder::PixelFormat::RGB24 => (3, pixels.iter().map(|v| *v as i32).collect()),
                 jpeg_decoder::PixelFormat::CMYK32 => return Err(ImagingError::Unsupported("CMYK JPEG".into())),
             };
+            let values = signed_from(values, jpeg_precision(&frame.bytes).unwrap_or(16), module.signed);
             Ok(Samples { columns: info.width as u32, rows: info.height as u32, channels, values })
+        }
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => {
+            let image = jpegls::decode(&frame.bytes)?;
+            let values = signed_from(image.samples, image.precision, module.signed);
+            Ok(Samples { columns: image.width, rows: image.height, channels: image.components, values })
+        }
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => {
+            let (samples, precision) = jpeg_2000(&frame.bytes)?;
+            Ok(Samples { values: signed_from(samples.values, precision, module.signed), ..samples })
         }
         other => Err(ImagingError::Unsupported(other.to_owned())),
     }
+}
+
+/// Codecs hand back unsigned P-bit samples; a signed object's are two's complement in P bits.
+fn signed_from(values: Vec<i32>, precision: u8, signed: bool) -> Vec<i32> {
+    if !signed || !(2..32).contains(&precision) {
+        return values;
+    }
+    let half = 1i32 << (precision - 1);
+    values.into_iter().map(|v| if v >= half { v - 2 * half } else { v }).collect()
+}
+
+/// The sample precision in a JPEG stream's frame header.
+fn jpeg_precision(bytes: &[u8]) -> Option<u8> {
+    let mut at = 2;
+    loop {
+        let (marker, length) = (*bytes.get(at + 1)?, u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            return bytes.get(at + 4).copied();
+        }
+        at += 2 + length as usize;
+    }
+}
+
+/// JPEG 2000, Part 1, and the samples' precision. OpenJPEG applies the inverse colour
+/// transform itself, so colour comes back as RGB.
+fn jpeg_2000(bytes: &[u8]) -> Result<(Samples, u8), ImagingError> {
+    let image = jpeg2k::Image::from_bytes(bytes).map_err(|_| ImagingError::Malformed("JPEG 2000 codestream"))?;
+    let components = image.components();
+    let (columns, rows) = match components {
+        [only] => (only.width(), only.height()),
+        [first, _, _] if components.iter().all(|c| (c.width(), c.height()) == (first.width(), first.height())) => {
+            (first.width(), first.height())
+        }
+        _ => return Err(ImagingError::Unsupported("JPEG 2000 other than one or three full-size components".into())),
+    };
+    let planes: Vec<&[i32]> = components.iter().map(|c| c.data()).collect();
+    let pixels = (columns * rows) as usize;
+    if planes.iter().any(|plane| plane.len() < pixels) {
+        return Err(ImagingError::Malformed("JPEG 2000 component shorter than its image"));
+    }
+    let values = (0..pixels).flat_map(|i| planes.iter().map(move |plane| plane[i])).collect();
+    let precision = components[0].precision() as u8;
+    Ok((Samples { columns, rows, channels: planes.len() as u32, values }, precision))
 }
 
 fn native_samples(bytes: &[u8], module: &PixelModule, big_endian: bool) -> Vec<i32> {

@@ -513,6 +513,149 @@ fn frames_rendered_images_and_thumbnails() {
     assert_eq!(get_bytes(&hub, &format!("{}/rendered?window=40", url(ct)), &png).0, 400);
 }
 
+/// What `dcmdump` shows of a file's data set but its pixel data, without what legitimately
+/// differs between two encodings of it: the file meta, group lengths, item delimiters and
+/// length comments.
+fn dump(path: &std::path::Path) -> Vec<String> {
+    let output = dcmtk("dcmdump", &["-q", path.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim_end().to_owned())
+        .filter(|line| {
+            let element = line.trim_start();
+            !(element.is_empty()
+                || element.starts_with("(0002,")
+                || element.starts_with("(fffe,")
+                || element.starts_with("(7fe0,0010)")
+                || element.get(5..11) == Some(",0000)"))
+        })
+        .map(|line| match line.find(" SQ (") {
+            Some(at) => line[..at + 3].to_owned(),
+            None => line,
+        })
+        .collect()
+}
+
+/// The Pixel Data value of a Part-10 file.
+fn pixel_data(path: &std::path::Path) -> Vec<u8> {
+    let dataset = dataset_bytes(path);
+    let (_, syntax) = renkei_service::read_part10_header(path).expect("readable").expect("DICOM");
+    let syntax = renkei_dicom::Syntax::from_uid(syntax.as_str()).expect("standard syntax");
+    let elements = renkei_dicom::walk::walk_bytes(&dataset, syntax, &|t| t == 0x7FE0_0010, u32::MAX).expect("walks");
+    elements.into_iter().next().expect("pixel data").value
+}
+
+#[test]
+fn legacy_and_compressed_encodings_are_decoded_and_transcoded() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    let auth = format!("Bearer {}", token(&fixture, &["--facility", "east"]));
+    let find = |modality: &str| fixture.files("east").into_iter().find(|f| f.modality == modality).expect("in corpus");
+    let dir = fixture.root.path();
+    let file = |name: &str| dir.join(name).to_str().expect("path").to_owned();
+    let run = |output: std::process::Output| assert!(output.status.success(), "{}", text(&output));
+
+    // The 16-bit CT slice (Explicit VR Little Endian, Japanese names in ISO 2022 IR 87), in
+    // every other encoding DCMTK and Pillow's OpenJPEG can make of it. Each send is the same
+    // SOP instance, so it becomes the current version, retrieved right after it lands.
+    let ct = find("CT");
+    let plain = ct.path.to_str().expect("path");
+    run(dcmtk("dcmconv", &["+ti", plain, &file("implicit.dcm")]));
+    run(dcmtk("dcmconv", &["+tb", plain, &file("big-endian.dcm")]));
+    run(dcmtk("dcmconv", &["+td", plain, &file("deflated.dcm")]));
+    run(dcmtk("dcmcjpeg", &["+e1", plain, &file("jpeg-lossless.dcm")]));
+    run(dcmtk("dcmcjpls", &[plain, &file("jpeg-ls.dcm")]));
+    run(dcmtk("dcmcjpls", &["+en", "--max-deviation", "2", "--uid-never", plain, &file("jpeg-ls-near.dcm")]));
+    run(python("j2k_encode.py", &[plain, &file("jpeg-2000.dcm")]));
+    let instance =
+        format!("/dicom-web/studies/{}/series/{}/instances/{}", ct.study_uid, ct.series_uid, ct.sop_instance_uid);
+    let reference_pixels = pixel_data(&ct.path);
+    let png = [("Authorization", auth.as_str()), ("Accept", "image/png")];
+    let reference_png = png_image(&get_bytes(&hub, &format!("{instance}/rendered"), &png).2).3;
+    let default = [("Authorization", auth.as_str()), ("Accept", "multipart/related; type=\"application/dicom\"")];
+    let as_stored = [
+        ("Authorization", auth.as_str()),
+        ("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*"),
+    ];
+
+    for (name, stored_syntax, lossless) in [
+        ("implicit.dcm", "1.2.840.10008.1.2", true),
+        ("big-endian.dcm", "1.2.840.10008.1.2.2", true),
+        ("deflated.dcm", "1.2.840.10008.1.2.1.99", true),
+        ("jpeg-lossless.dcm", "1.2.840.10008.1.2.4.70", true),
+        ("jpeg-ls.dcm", "1.2.840.10008.1.2.4.80", true),
+        ("jpeg-ls-near.dcm", "1.2.840.10008.1.2.4.81", false),
+        ("jpeg-2000.dcm", "1.2.840.10008.1.2.4.90", true),
+    ] {
+        let sent = dir.join(name);
+        let output = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", &file(name)]);
+        assert!(text(&output).contains("\"status\": 0"), "{name}: {}", text(&output));
+
+        // transfer-syntax=* gives the stored bytes, in the stored syntax.
+        let (status, _, body) = get_bytes(&hub, &instance, &as_stored);
+        assert_eq!(status, 200, "{name}");
+        assert!(String::from_utf8_lossy(&body).contains(&format!("transfer-syntax={stored_syntax}")), "{name}");
+        let stored = &parts(&body, "renkei-wado-boundary")[0];
+        assert!(stored.ends_with(&dataset_bytes(&sent)), "{name} as stored, byte for byte");
+
+        // No syntax named: Explicit VR Little Endian, every attribute as DCMTK reads it in
+        // what was sent, the pixels decoded.
+        let (status, _, body) = get_bytes(&hub, &instance, &default);
+        assert_eq!(status, 200, "{name}");
+        assert!(String::from_utf8_lossy(&body).contains("transfer-syntax=1.2.840.10008.1.2.1\r\n"), "{name}");
+        let transcoded = dir.join(format!("transcoded-{name}"));
+        std::fs::write(&transcoded, &parts(&body, "renkei-wado-boundary")[0]).expect("write");
+        let (mut got, mut expected) = (dump(&transcoded), dump(&sent));
+        let decoded = pixel_data(&transcoded);
+        if !lossless {
+            // Near-lossless pixels differ by up to NEAR, and the object says it was lossy.
+            assert!(got.iter().any(|line| line.starts_with("(0028,2110) CS [01]")), "{name}: {got:?}");
+            got.retain(|line| !line.starts_with("(0028,2110)"));
+            expected.retain(|line| !line.starts_with("(0028,2110)"));
+            assert_eq!(got, expected, "{name}");
+            let deviation = decoded
+                .chunks(2)
+                .zip(reference_pixels.chunks(2))
+                .map(|(a, b)| {
+                    (i32::from(u16::from_le_bytes([a[0], a[1]])) - i32::from(u16::from_le_bytes([b[0], b[1]]))).abs()
+                })
+                .max();
+            assert_eq!((decoded.len(), deviation.map(|d| d <= 2)), (reference_pixels.len(), Some(true)), "{name}");
+            continue;
+        }
+        assert_eq!(got, expected, "{name}");
+        assert!(decoded == reference_pixels, "{name}: pixels identical to the original");
+
+        // Frames come uncompressed unless asked for as stored; renderings match the original's.
+        let (status, _, body) = get_bytes(&hub, &format!("{instance}/frames/1"), &[("Authorization", &auth)]);
+        assert_eq!(status, 200, "{name}");
+        assert!(parts(&body, "renkei-frame-boundary")[0] == reference_pixels, "{name}: frame 1 decoded");
+        let rendering = png_image(&get_bytes(&hub, &format!("{instance}/rendered"), &png).2).3;
+        assert!(rendering == reference_png, "{name} renders like the original");
+    }
+
+    // A syntax renkei does not encode to is refused, not silently replaced.
+    let jpeg_baseline = "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50";
+    let (status, head, _) = get_bytes(&hub, &instance, &[("Authorization", &auth), ("Accept", jpeg_baseline)]);
+    assert_eq!(status, 406, "{head}");
+
+    // A colour multi-frame RLE ultrasound decodes to the frames DCMTK's own decoder makes.
+    let us = find("US");
+    run(dcmtk("dcmdrle", &[us.path.to_str().expect("path"), &file("us-plain.dcm")]));
+    let (status, _, body) = get_bytes(
+        &hub,
+        &format!("/dicom-web/studies/{}/series/{}/instances/{}", us.study_uid, us.series_uid, us.sop_instance_uid),
+        &default,
+    );
+    assert_eq!(status, 200);
+    let transcoded = dir.join("us-transcoded.dcm");
+    std::fs::write(&transcoded, &parts(&body, "renkei-wado-boundary")[0]).expect("write");
+    assert_eq!(dump(&transcoded), dump(&dir.join("us-plain.dcm")));
+    assert!(pixel_data(&transcoded) == pixel_data(&dir.join("us-plain.dcm")), "four RGB frames, as DCMTK decodes them");
+}
+
 #[test]
 fn the_web_console_works_in_headless_chromium() {
     let fixture = Fixture::new();

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Measures one archive's DICOMweb service; bench/dicomweb.sh runs it against renkei and
 Orthanc side by side. Standard library only, one keep-alive connection per client, every
-response read to its end before the clock stops. Prints one JSON line per measurement.
+response read to its end before the clock stops, and parsed only after it stops (Python's
+JSON parser would otherwise be most of what is timed). STOW-RS is sent by
+`renkei-testkit stow` (Rust), because four Python threads were the bottleneck. Prints one JSON
+line per measurement.
 
 usage: dicomweb.py SYSTEM BASE_URL TOKEN PATIENTS STOW_DIR
   BASE_URL  e.g. http://127.0.0.1:8080/dicom-web (no trailing slash)
   TOKEN     bearer token, or - for none
   PATIENTS  how many index patients (BP0000000…) the archive holds
   STOW_DIR  Part-10 files to store with STOW-RS, split over 4 parallel clients
+The TESTKIT environment variable names the renkei-testkit binary.
 """
 
 import http.client
@@ -17,7 +21,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 
@@ -83,16 +86,24 @@ queries = {
     "qido_name_prefix": lambda: f"/studies?PatientName={random.choice(FAMILY)}^{random.choice(GIVEN)[:2]}*",
     "qido_date_range": lambda: "/studies?StudyDate={0}{1:02d}01-{0}{1:02d}28".format(random.randrange(2016, 2026), random.randrange(1, 13)),
 }
+def get_json(path):
+    return client.request("GET", path, "application/dicom+json")
+
+
+def count(body):
+    return len(json.loads(body or b"[]"))
+
+
 for name, make in queries.items():
-    client.json(make())
-    results = [timed(lambda: client.json(make())) for _ in range(300)]
-    report(name, [s for s, _ in results], mean_results=round(statistics.mean(len(r) for _, r in results), 1))
+    get_json(make())
+    results = [timed(lambda: get_json(make())) for _ in range(300)]
+    report(name, [s for s, _ in results], mean_results=round(statistics.mean(count(r) for _, r in results), 1))
 
 # Series metadata of the 500-instance study.
 path = f"/studies/{study}/series/{series}/metadata"
-client.json(path)
-results = [timed(lambda: client.json(path)) for _ in range(20)]
-assert all(len(r) == 500 for _, r in results), "series metadata lists 500 instances"
+get_json(path)
+results = [timed(lambda: get_json(path)) for _ in range(20)]
+assert all(count(r) == 500 for _, r in results), "series metadata lists 500 instances"
 report("series_metadata_500", [s for s, _ in results])
 
 # WADO-RS of the whole study, stored syntax. curl reads it: Python's chunked decoding would
@@ -119,37 +130,12 @@ results = [timed(lambda: client.request("GET", path, "image/jpeg")) for _ in ran
 report("rendered_ct_512", [s for s, _ in results])
 
 # STOW-RS: one instance per request, 4 clients in parallel.
-files = [open(os.path.join(stow_dir, f), "rb").read() for f in sorted(os.listdir(stow_dir))]
-boundary = "renkei-bench-boundary"
-content_type = f'{DICOM_PARTS}; boundary="{boundary}"'
-
-
-def body(data):
-    return b"".join([f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), data, f"\r\n--{boundary}--\r\n".encode()])
-
-
-bodies = [body(f) for f in files]
-latencies, errors = [], []
-
-
-def stow(share):
-    worker = Client()
-    for b in share:
-        try:
-            seconds, _ = timed(lambda: worker.request("POST", "/studies", "application/dicom+json", b, content_type))
-            latencies.append(seconds)
-        except Exception as error:  # noqa: BLE001 - counted and reported
-            errors.append(str(error))
-
-
-threads = [threading.Thread(target=stow, args=(bodies[i::4],)) for i in range(4)]
-started = time.perf_counter()
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-wall = time.perf_counter() - started
-report("stow_4_clients", latencies, instances_per_sec=round(len(latencies) / wall, 1), failed=len(errors),
-       instance_kb=round(len(files[0]) / 1024))
-if errors:
-    print(errors[0], file=sys.stderr)
+files = sorted(os.path.join(stow_dir, f) for f in os.listdir(stow_dir))
+command = [os.environ["TESTKIT"], "stow", "--url", f"{base}/studies", "--clients", "4", *files]
+if token != "-":
+    command[2:2] = ["--token", token]
+stowed = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+print(json.dumps({"system": system, "measure": "stow_4_clients", "n": stowed["count"],
+                  "p50_ms": stowed["p50_ms"], "p99_ms": stowed["p99_ms"],
+                  "instances_per_sec": stowed["instances_per_sec"], "failed": stowed["failed"],
+                  "instance_kb": round(os.path.getsize(files[0]) / 1024)}))

@@ -41,8 +41,8 @@ populate orthanc "127.0.0.1:$orthanc_dicom" ORTHANC
 mkdir -p "$work/stow"
 for i in $(seq 0 999); do "$bin/renkei-testkit" ct "$work/stow/$(printf %04d "$i").dcm" --size 256 --n $((1000000 + i)); done
 
-python3 bench/dicomweb.py renkei "http://$renkei_http/dicom-web" "$token" $((index / 200)) "$work/stow" >> "$results"
-python3 bench/dicomweb.py orthanc "http://127.0.0.1:$orthanc_http/dicom-web" - $((index / 200)) "$work/stow" >> "$results"
+TESTKIT="$bin/renkei-testkit" python3 bench/dicomweb.py renkei "http://$renkei_http/dicom-web" "$token" $((index / 200)) "$work/stow" >> "$results"
+TESTKIT="$bin/renkei-testkit" python3 bench/dicomweb.py orthanc "http://127.0.0.1:$orthanc_http/dicom-web" - $((index / 200)) "$work/stow" >> "$results"
 echo "{\"system\":\"renkei\",\"measure\":\"peak_rss\",\"rss_mb\":$(peak_rss_mb "$renkei_pid")}" >> "$results"
 echo "{\"system\":\"orthanc\",\"measure\":\"peak_rss\",\"rss_mb\":$(peak_rss_mb "$orthanc_pid")}" >> "$results"
 

@@ -4,8 +4,11 @@
 //!   class) in every uncompressed transfer syntax, deflate and RLE (both real encodings), and
 //!   Part-10 files.
 //! - [`corpus`]: a multi-facility corpus written to a folder.
+//! - [`http`]: the minimal keep-alive HTTP client of the STOW-RS benchmark.
 //!
-//! The `renkei-testkit` binary exposes both, and `send`, the benchmark's load generator.
+//! The `renkei-testkit` binary exposes them, with `send` and `stow`, the benchmark's load
+//! generators.
 
 pub mod corpus;
 pub mod generate;
+pub mod http;

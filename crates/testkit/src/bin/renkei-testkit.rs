@@ -1,6 +1,8 @@
 //! `renkei-testkit corpus DIR`: writes the synthetic corpus and prints its manifest (TSV).
 //! `renkei-testkit send …`: the benchmark SCU. It builds the instances in memory first, then
 //! sends them over parallel associations and prints one JSON line of measurements.
+//! `renkei-testkit stow …`: the same for STOW-RS, one instance per request from Part-10
+//! files, over parallel keep-alive connections.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +56,19 @@ enum Command {
         #[arg(long)]
         index: bool,
     },
+    /// POST Part-10 files to a STOW-RS endpoint, one per request, and measure.
+    Stow {
+        /// The studies URL, for example http://127.0.0.1:8080/dicom-web/studies.
+        #[arg(long)]
+        url: String,
+        /// A bearer token, if the server wants one.
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// The files to send.
+        files: Vec<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -94,6 +109,10 @@ async fn main() -> anyhow::Result<()> {
             let instances = (0..count).map(|n| if index { index_instance(run, n) } else { bench_slice(size, run, n) });
             let instances = instances.map(|spec| (spec.sop_instance_uid.clone(), dataset(&spec))).collect();
             send(&address, &called, &calling, associations.max(1), instances).await
+        }
+        Command::Stow { url, token, clients, files } => {
+            let bodies = files.iter().map(std::fs::read).collect::<Result<Vec<_>, _>>().context("reading files")?;
+            stow(&url, token, clients.max(1), bodies).await
         }
     }
 }
@@ -140,6 +159,60 @@ async fn send(
             Ok::<_, anyhow::Error>((latencies, failed))
         });
     }
+    report(tasks, count, bytes_total, associations, started).await
+}
+
+const STOW_BOUNDARY: &str = "renkei-bench-boundary";
+
+async fn stow(url: &str, token: Option<String>, clients: usize, files: Vec<Vec<u8>>) -> anyhow::Result<()> {
+    let rest = url.strip_prefix("http://").context("an http:// URL")?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let bodies: Vec<Vec<u8>> = files
+        .into_iter()
+        .map(|file| {
+            let mut body = format!("--{STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+            body.extend(file);
+            body.extend(format!("\r\n--{STOW_BOUNDARY}--\r\n").into_bytes());
+            body
+        })
+        .collect();
+    let (count, bytes_total) = (bodies.len(), bodies.iter().map(Vec::len).sum());
+    let bodies = Arc::new(bodies);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..clients {
+        let (bodies, host, path, token) = (bodies.clone(), host.to_owned(), path.clone(), token.clone());
+        tasks.spawn(async move {
+            let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={STOW_BOUNDARY}");
+            let authorization = token.map(|t| format!("Bearer {t}"));
+            let mut headers = vec![("Content-Type", content_type.as_str()), ("Accept", "application/dicom+json")];
+            if let Some(authorization) = &authorization {
+                headers.push(("Authorization", authorization));
+            }
+            let mut connection = renkei_testkit::http::Connection::open(&host).await?;
+            let (mut latencies, mut failed) = (Vec::new(), 0u64);
+            for body in bodies.iter().skip(worker).step_by(clients) {
+                let t = Instant::now();
+                let (status, _) = connection.request("POST", &path, &headers, body).await?;
+                latencies.push(t.elapsed());
+                if status != 200 {
+                    failed += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((latencies, failed))
+        });
+    }
+    report(tasks, count, bytes_total, clients, started).await
+}
+
+/// Gathers the workers' latencies and failures and prints the JSON line of measurements.
+async fn report(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<(Vec<Duration>, u64)>>,
+    count: usize,
+    bytes_total: usize,
+    workers: usize,
+    started: Instant,
+) -> anyhow::Result<()> {
     let mut latencies: Vec<Duration> = Vec::new();
     let mut failed = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -154,7 +227,7 @@ async fn send(
     latencies.sort();
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
     println!(
-        "{{\"count\":{count},\"failed\":{failed},\"associations\":{associations},\"bytes\":{bytes_total},\"seconds\":{seconds:.3},\
+        "{{\"count\":{count},\"failed\":{failed},\"associations\":{workers},\"bytes\":{bytes_total},\"seconds\":{seconds:.3},\
 \"instances_per_sec\":{:.1},\"mb_per_sec\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
         count as f64 / seconds,
         bytes_total as f64 / seconds / 1e6,

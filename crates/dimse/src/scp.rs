@@ -12,8 +12,10 @@ use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PresentationContextResultReason, RequestorRoles, UserIdentity, UserVariableItem,
 };
 use renkei_dicom::Syntax;
+use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
+use renkei_imaging::transcode;
 use renkei_service::{Archive, Expected, IngestError, ServiceError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -502,21 +504,23 @@ impl Session {
     /// A C-GET sub-operation: C-STORE back over this association. Returns the status and
     /// whether the requestor asked to cancel meanwhile.
     async fn send_back(&mut self, instance: &StoredInstance) -> Result<(SubOperation, bool), ChannelError> {
-        let context = self
-            .channel
-            .association()
-            .presentation_contexts()
-            .iter()
-            .find(|pc| {
-                pc.reason == PresentationContextResultReason::Acceptance
-                    && pc.abstract_syntax == instance.sop_class_uid.as_str()
-                    && pc.transfer_syntax == instance.transfer_syntax_uid.as_str()
-            })
-            .map(|pc| pc.id);
-        let Some(context) = context else { return Ok((SubOperation::Failed, false)) };
-        let file = match self.archive.open_instance(instance).await {
-            Ok(file) => file,
-            Err(_) => return Ok((SubOperation::Failed, false)),
+        let accepted = |sop_class: &str, syntax: &str| {
+            self.channel
+                .association()
+                .presentation_contexts()
+                .iter()
+                .find(|pc| {
+                    pc.reason == PresentationContextResultReason::Acceptance
+                        && pc.abstract_syntax == sop_class
+                        && pc.transfer_syntax == syntax
+                })
+                .map(|pc| pc.id)
+        };
+        let Some((context, transcode)) = sending_context(accepted, instance) else {
+            return Ok((SubOperation::Failed, false));
+        };
+        let Some(outgoing) = Outgoing::of(&self.archive, instance, transcode).await else {
+            return Ok((SubOperation::Failed, false));
         };
         let request = Command {
             field: field::C_STORE_RQ,
@@ -528,7 +532,12 @@ impl Session {
             ..Default::default()
         };
         self.channel.send_command(context, &request).await?;
-        self.channel.send_data_set_from(context, file, instance.size).await?;
+        match outgoing {
+            Outgoing::Stored(file) => self.channel.send_data_set_from(context, file, instance.size).await?,
+            Outgoing::Transcoded(bytes) => {
+                self.channel.send_data_set_from(context, bytes.as_slice(), bytes.len() as u64).await?
+            }
+        }
         let mut cancel = false;
         loop {
             match self.channel.receive_command().await? {
@@ -607,17 +616,69 @@ fn next_sub_operation_id() -> u16 {
 
 /// One presentation context per (SOP class, transfer syntax) pair among the instances:
 /// objects are sent as stored, never transcoded.
+/// The presentation contexts to propose to a C-MOVE destination: each SOP class in each
+/// stored syntax, and in Explicit VR Little Endian for a destination that takes no
+/// compression (or no legacy encoding) the objects are stored in.
 fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)> {
     let mut contexts: Vec<(String, Vec<String>)> = Vec::new();
-    for instance in instances {
-        let context = (instance.sop_class_uid.to_string(), vec![instance.transfer_syntax_uid.to_string()]);
+    let mut propose = |sop_class: &str, syntax: &str| {
+        let context = (sop_class.to_owned(), vec![syntax.to_owned()]);
         if !contexts.contains(&context) {
             contexts.push(context);
+        }
+    };
+    for instance in instances {
+        let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
+        propose(sop_class, stored);
+        if transcode::can_decode(stored) {
+            propose(sop_class, EXPLICIT_VR_LE);
         }
     }
     // A-ASSOCIATE-RQ admits at most 128 presentation contexts (odd ids 1..=255).
     contexts.truncate(128);
     contexts
+}
+
+/// The accepted context to send `instance` on, and whether it must be transcoded to
+/// Explicit VR Little Endian first: only when its stored syntax was not accepted.
+fn sending_context(accepted: impl Fn(&str, &str) -> Option<u8>, instance: &StoredInstance) -> Option<(u8, bool)> {
+    let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
+    if let Some(context) = accepted(sop_class, stored) {
+        return Some((context, false));
+    }
+    if !transcode::can_decode(stored) {
+        return None;
+    }
+    accepted(sop_class, EXPLICIT_VR_LE).map(|context| (context, true))
+}
+
+/// A data set on its way out of the archive.
+enum Outgoing {
+    Stored(tokio::fs::File),
+    /// Transcoded in memory, on the blocking pool.
+    Transcoded(Vec<u8>),
+}
+
+impl Outgoing {
+    async fn of(archive: &Archive, instance: &StoredInstance, transcode: bool) -> Option<Self> {
+        if !transcode {
+            return archive.open_instance(instance).await.ok().map(Self::Stored);
+        }
+        let (path, stored) = (archive.blob_path(instance), instance.transfer_syntax_uid.to_string());
+        let transcoded = tokio::task::spawn_blocking(move || {
+            let mut bytes = Vec::new();
+            transcode::to_explicit_le(&path, &stored, &mut bytes).map(|()| bytes)
+        })
+        .await;
+        match transcoded {
+            Ok(Ok(bytes)) => Some(Self::Transcoded(bytes)),
+            Ok(Err(error)) => {
+                warn!(%error, "transcoding for a retrieve failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 async fn send_to_node(
@@ -626,20 +687,17 @@ async fn send_to_node(
     instance: &StoredInstance,
     originator: &MoveOriginator,
 ) -> SubOperation {
-    let Some(context) = scu.context_for(instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str()) else {
+    let Some((context, transcode)) = sending_context(|class, syntax| scu.context_for(class, syntax), instance) else {
         return SubOperation::Failed;
     };
-    let Ok(file) = archive.open_instance(instance).await else { return SubOperation::Failed };
-    let response = scu
-        .store(
-            context,
-            instance.sop_class_uid.as_str(),
-            instance.sop_instance_uid.as_str(),
-            file,
-            instance.size,
-            Some(originator),
-        )
-        .await;
+    let Some(outgoing) = Outgoing::of(archive, instance, transcode).await else { return SubOperation::Failed };
+    let (class, uid) = (instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str());
+    let response = match outgoing {
+        Outgoing::Stored(file) => scu.store(context, class, uid, file, instance.size, Some(originator)).await,
+        Outgoing::Transcoded(bytes) => {
+            scu.store(context, class, uid, bytes.as_slice(), bytes.len() as u64, Some(originator)).await
+        }
+    };
     match response {
         Ok(response) => SubOperation::from_status(response.status),
         Err(error) => {

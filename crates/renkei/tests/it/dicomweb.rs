@@ -537,15 +537,6 @@ fn dump(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The Pixel Data value of a Part-10 file.
-fn pixel_data(path: &std::path::Path) -> Vec<u8> {
-    let dataset = dataset_bytes(path);
-    let (_, syntax) = renkei_service::read_part10_header(path).expect("readable").expect("DICOM");
-    let syntax = renkei_dicom::Syntax::from_uid(syntax.as_str()).expect("standard syntax");
-    let elements = renkei_dicom::walk::walk_bytes(&dataset, syntax, &|t| t == 0x7FE0_0010, u32::MAX).expect("walks");
-    elements.into_iter().next().expect("pixel data").value
-}
-
 #[test]
 fn legacy_and_compressed_encodings_are_decoded_and_transcoded() {
     let fixture = Fixture::new();

@@ -154,6 +154,62 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
 }
 
 #[test]
+fn compressed_objects_reach_peers_that_take_only_uncompressed() {
+    let fixture = Fixture::new();
+    let hub = Hub::start(&fixture.data_dir);
+    fixture.store_raw(&hub, "east", "EASTPY");
+    // One CT slice becomes JPEG-LS: a new version of the same instance.
+    let ct = fixture.files("east").into_iter().find(|f| f.modality == "CT").expect("a CT slice");
+    let jpeg_ls = fixture.root.path().join("jpeg-ls.dcm");
+    let compressed = dcmtk("dcmcjpls", &[ct.path.to_str().expect("path"), jpeg_ls.to_str().expect("path")]);
+    assert!(compressed.status.success(), "{}", text(&compressed));
+    let sent = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", jpeg_ls.to_str().expect("path")]);
+    assert!(text(&sent).contains("\"status\": 0"), "{}", text(&sent));
+    let original_pixels = pixel_data(&ct.path);
+    // What a peer got of that slice: Explicit VR Little Endian, pixels decoded.
+    let check = |dir: &std::path::Path| {
+        let file = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(&ct.sop_instance_uid)))
+            .expect("the JPEG-LS slice arrived");
+        let (_, syntax) = renkei_service::read_part10_header(&file).expect("readable").expect("DICOM");
+        assert_eq!(syntax.as_str(), "1.2.840.10008.1.2.1");
+        assert!(pixel_data(&file) == original_pixels, "decoded to the original pixels");
+    };
+
+    // storescp without +xa takes uncompressed syntaxes only.
+    let received = fixture.root.path().join("received");
+    std::fs::create_dir_all(&received).expect("dir");
+    let dest_port = free_port();
+    let mut storescp = std::process::Command::new("/usr/bin/storescp")
+        .args(["-aet", "VIEWER", "-od"])
+        .arg(&received)
+        .arg(dest_port.to_string())
+        .spawn()
+        .expect("storescp starts");
+    renkei(
+        &fixture.data_dir,
+        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
+    );
+    let study = format!("StudyInstanceUID={}", ct.study_uid);
+    let moved = movescu(&hub, "EASTPY", "VIEWER", &["QueryRetrieveLevel=STUDY", &study]);
+    let _ = storescp.kill();
+    let _ = storescp.wait();
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert_eq!(std::fs::read_dir(&received).expect("dir").count(), 4, "every object arrived: {}", text(&moved));
+    check(&received);
+
+    // getscu proposes uncompressed syntaxes for what it receives.
+    let got = fixture.root.path().join("got");
+    std::fs::create_dir_all(&got).expect("dir");
+    let get = getscu(&hub, "EASTPY", &got, &["QueryRetrieveLevel=STUDY", &study]);
+    assert!(get.status.success(), "{}", text(&get));
+    assert_eq!(std::fs::read_dir(&got).expect("dir").count(), 4, "every object arrived: {}", text(&get));
+    check(&got);
+}
+
+#[test]
 fn pynetdicom_finds_by_name_and_gets_exact_bytes_back() {
     let fixture = Fixture::new();
     let hub = Hub::start(&fixture.data_dir);

@@ -200,6 +200,15 @@ pub fn dataset_bytes(path: &Path) -> Vec<u8> {
     bytes[offset as usize..].to_vec()
 }
 
+/// The Pixel Data value of a Part-10 file.
+pub fn pixel_data(path: &std::path::Path) -> Vec<u8> {
+    let dataset = dataset_bytes(path);
+    let (_, syntax) = renkei_service::read_part10_header(path).expect("readable").expect("DICOM");
+    let syntax = renkei_dicom::Syntax::from_uid(syntax.as_str()).expect("standard syntax");
+    let elements = renkei_dicom::walk::walk_bytes(&dataset, syntax, &|t| t == 0x7FE0_0010, u32::MAX).expect("walks");
+    elements.into_iter().next().expect("pixel data").value
+}
+
 /// Every blob the archive holds.
 pub fn blobs(data_dir: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();

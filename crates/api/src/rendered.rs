@@ -3,6 +3,7 @@
 use axum::extract::{Extension, Path, Query as QueryString, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use renkei_dicom::Syntax;
 use renkei_dicom::syntax::{EXPLICIT_VR_BE, EXPLICIT_VR_LE};
 use renkei_dicom::walk::tree_file;
@@ -10,9 +11,10 @@ use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, QueryLevel};
 use renkei_imaging::transcode::native_bytes;
 use renkei_imaging::{ImageFormat, ImagingError, PixelModule};
+use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::multipart;
+use crate::multipart::{self, Chunk};
 use crate::problem::Problem;
 use crate::wado::{Acceptable, Delivery, instances_under, visible_instance};
 
@@ -109,27 +111,57 @@ fn image_response(image: Vec<u8>, format: ImageFormat) -> Response {
 }
 
 /// Every image of a study or series, each instance's first frame in the order stored, as
-/// `multipart/related; type="image/jpeg"` (or PNG). Objects without pixel data (reports,
-/// documents) are left out; if nothing is left the answer is 404.
+/// `multipart/related; type="image/jpeg"` (or PNG), streamed as they are rendered. Objects
+/// without pixel data (reports, documents) are left out; if nothing is left the answer is 404.
 async fn render_all(
     state: &AppState,
     instances: Vec<StoredInstance>,
     window: Option<(f64, f64)>,
     format: ImageFormat,
 ) -> Result<Response, Problem> {
+    const BOUNDARY: &str = "renkei-rendered-boundary";
     let media = media_type(format);
-    let mut images = Vec::new();
-    for instance in instances {
+    let mut instances = instances.into_iter();
+    // The first image is rendered before answering: a study without images is then a 404,
+    // and an undecodable one a clean error rather than a cut-off body.
+    let first = loop {
+        let Some(instance) = instances.next() else { return Err(Problem::not_found()) };
         match render_image(state, instance, 1, window, None, format).await {
-            Ok(image) => images.push((media.to_owned(), image)),
+            Ok(image) => break image,
             Err(ImagingError::NoPixelData) => {}
             Err(error) => return Err(error.into()),
         }
-    }
-    if images.is_empty() {
-        return Err(Problem::not_found());
-    }
-    Ok(multipart::response(media, "renkei-rendered-boundary", images))
+    };
+    let part = move |image: Vec<u8>| -> Chunk {
+        let mut bytes = multipart::part_head(BOUNDARY, media).into_bytes();
+        bytes.extend(image);
+        bytes.extend_from_slice(b"\r\n");
+        Ok(Bytes::from(bytes))
+    };
+    let (sender, receiver) = mpsc::channel(2);
+    let state = state.clone();
+    tokio::spawn(async move {
+        if sender.send(part(first)).await.is_err() {
+            return;
+        }
+        for instance in instances {
+            match render_image(&state, instance, 1, window, None, format).await {
+                Ok(image) => {
+                    if sender.send(part(image)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(ImagingError::NoPixelData) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "rendering a study or series stopped");
+                    let _ = sender.send(Err(std::io::Error::other("rendering failed"))).await;
+                    return;
+                }
+            }
+        }
+        let _ = sender.send(Ok(Bytes::from(multipart::end(BOUNDARY)))).await;
+    });
+    Ok(multipart::streamed(media, BOUNDARY, receiver))
 }
 
 /// The thumbnail of a study or series: that of its middle instance (in the order stored), or

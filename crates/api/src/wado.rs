@@ -5,13 +5,9 @@
 //! compressed pixel data. The body is streamed through a small bounded channel, so a study
 //! of any size never sits in memory.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
@@ -23,7 +19,7 @@ use renkei_imaging::transcode;
 
 use crate::AppState;
 use crate::auth::visible_facilities;
-use crate::multipart;
+use crate::multipart::{self, Chunk};
 use crate::problem::Problem;
 
 const BOUNDARY: &str = "renkei-wado-boundary";
@@ -230,12 +226,8 @@ async fn retrieve(
             let _ = sender.send(Err(std::io::Error::other("retrieval failed"))).await;
         }
     });
-    let mut response = Body::from_stream(ChannelBody(receiver)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, multipart::content_type("application/dicom", BOUNDARY));
-    Ok(response)
+    Ok(multipart::streamed("application/dicom", BOUNDARY, receiver))
 }
-
-type Chunk = Result<Bytes, std::io::Error>;
 
 async fn stream_instances(
     archive: &renkei_service::Archive,
@@ -300,17 +292,6 @@ impl std::io::Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// A response body fed by a bounded channel.
-struct ChannelBody(mpsc::Receiver<Chunk>);
-
-impl futures_core::Stream for ChannelBody {
-    type Item = Chunk;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Chunk>> {
-        self.0.poll_recv(cx)
     }
 }
 

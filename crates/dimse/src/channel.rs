@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use dicom_ul::association::{Association, AsyncAssociation};
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
@@ -70,6 +70,19 @@ where
 
     pub fn association(&self) -> &A {
         &self.association
+    }
+
+    /// The id of the accepted presentation context for `sop_class` in `transfer_syntax`.
+    pub fn accepted_context(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
+        self.association
+            .presentation_contexts()
+            .iter()
+            .find(|pc| {
+                pc.reason == PresentationContextResultReason::Acceptance
+                    && pc.abstract_syntax == sop_class
+                    && pc.transfer_syntax == transfer_syntax
+            })
+            .map(|pc| pc.id)
     }
 
     pub fn into_association(self) -> A {

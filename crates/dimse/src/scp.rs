@@ -504,18 +504,7 @@ impl Session {
     /// A C-GET sub-operation: C-STORE back over this association. Returns the status and
     /// whether the requestor asked to cancel meanwhile.
     async fn send_back(&mut self, instance: &StoredInstance) -> Result<(SubOperation, bool), ChannelError> {
-        let accepted = |sop_class: &str, syntax: &str| {
-            self.channel
-                .association()
-                .presentation_contexts()
-                .iter()
-                .find(|pc| {
-                    pc.reason == PresentationContextResultReason::Acceptance
-                        && pc.abstract_syntax == sop_class
-                        && pc.transfer_syntax == syntax
-                })
-                .map(|pc| pc.id)
-        };
+        let accepted = |sop_class: &str, syntax: &str| self.channel.accepted_context(sop_class, syntax);
         let Some((context, transcode)) = sending_context(accepted, instance) else {
             return Ok((SubOperation::Failed, false));
         };

@@ -2,7 +2,6 @@
 //! for C-MOVE sub-operations; the benchmark uses it as a load generator.
 
 use dicom_ul::association::{AsyncClientAssociation, ClientAssociationOptions};
-use dicom_ul::pdu::PresentationContextResultReason;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
@@ -49,16 +48,7 @@ impl Scu {
 
     /// The accepted presentation context for this SOP class in this transfer syntax.
     pub fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
-        self.channel
-            .association()
-            .presentation_contexts()
-            .iter()
-            .find(|pc| {
-                pc.reason == PresentationContextResultReason::Acceptance
-                    && pc.abstract_syntax == sop_class
-                    && pc.transfer_syntax == transfer_syntax
-            })
-            .map(|pc| pc.id)
+        self.channel.accepted_context(sop_class, transfer_syntax)
     }
 
     fn message_id(&mut self) -> u16 {

@@ -107,6 +107,24 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
     assert!(text(&wrong).contains("Error: DataSetDoesNotMatchSOPClass"), "0xA900: {}", text(&wrong));
 }
 
+/// Starts DCMTK's storescp as VIEWER on `port`, writing into `dir`, and registers it as a
+/// node of east. `options` go to storescp (`+xa` accepts every transfer syntax).
+fn viewer_node(fixture: &Fixture, dir: &std::path::Path, port: u16, options: &[&str]) -> std::process::Child {
+    let storescp = std::process::Command::new("/usr/bin/storescp")
+        .args(["-aet", "VIEWER"])
+        .args(options)
+        .arg("-od")
+        .arg(dir)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp starts");
+    renkei(
+        &fixture.data_dir,
+        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &port.to_string()],
+    );
+    storescp
+}
+
 #[test]
 fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
     let fixture = Fixture::new();
@@ -115,16 +133,7 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
     let received = fixture.root.path().join("received");
     std::fs::create_dir_all(&received).expect("dir");
     let dest_port = free_port();
-    let mut storescp = std::process::Command::new("/usr/bin/storescp")
-        .args(["-aet", "VIEWER", "+xa", "-od"])
-        .arg(&received)
-        .arg(dest_port.to_string())
-        .spawn()
-        .expect("storescp starts");
-    renkei(
-        &fixture.data_dir,
-        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
-    );
+    let mut storescp = viewer_node(&fixture, &received, dest_port, &["+xa"]);
 
     let ct = &fixture.files("east")[0];
     let study = format!("StudyInstanceUID={}", ct.study_uid);
@@ -182,16 +191,7 @@ fn compressed_objects_reach_peers_that_take_only_uncompressed() {
     let received = fixture.root.path().join("received");
     std::fs::create_dir_all(&received).expect("dir");
     let dest_port = free_port();
-    let mut storescp = std::process::Command::new("/usr/bin/storescp")
-        .args(["-aet", "VIEWER", "-od"])
-        .arg(&received)
-        .arg(dest_port.to_string())
-        .spawn()
-        .expect("storescp starts");
-    renkei(
-        &fixture.data_dir,
-        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &dest_port.to_string()],
-    );
+    let mut storescp = viewer_node(&fixture, &received, dest_port, &[]);
     let study = format!("StudyInstanceUID={}", ct.study_uid);
     let moved = movescu(&hub, "EASTPY", "VIEWER", &["QueryRetrieveLevel=STUDY", &study]);
     let _ = storescp.kill();

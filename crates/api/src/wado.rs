@@ -9,13 +9,12 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
+use renkei_imaging::transcode;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-
-use renkei_dicom::syntax::EXPLICIT_VR_LE;
-use renkei_imaging::transcode;
 
 use crate::AppState;
 use crate::auth::visible_facilities;

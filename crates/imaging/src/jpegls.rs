@@ -19,6 +19,12 @@ pub struct Image {
     pub samples: Vec<i32>,
 }
 
+/// The most samples one frame may hold: 16384 × 16384.
+const MAX_SAMPLES: usize = 1 << 28;
+/// Golomb parameters of valid streams stay far below this; garbage could push them past
+/// what a shift can hold.
+const MAX_K: u32 = 24;
+
 fn malformed(what: &'static str) -> ImagingError {
     ImagingError::Malformed(what)
 }
@@ -42,7 +48,13 @@ pub fn decode(data: &[u8]) -> Result<Image, ImagingError> {
             0xD9 => break,
             0xF7 => {
                 let header = FrameHeader::parse(segment(data, &mut at)?)?;
-                samples = vec![0; header.width * header.height * header.components.len()];
+                let count = header.width * header.height * header.components.len();
+                // A flat image codes to almost nothing, so the header alone must not be able
+                // to claim gigabytes.
+                if count > MAX_SAMPLES {
+                    return Err(unsupported("more than 2^28 samples in a frame"));
+                }
+                samples = vec![0; count];
                 frame = Some(header);
             }
             0xF8 => preset = Preset::parse(segment(data, &mut at)?)?,
@@ -546,10 +558,7 @@ impl<'a> ScanDecoder<'a> {
         };
         let context = self.contexts[index];
         let predicted = (predicted + sign * context.c).clamp(0, p.maxval);
-        let mut k = 0;
-        while (context.n << k) < context.a {
-            k += 1;
-        }
+        let k = golomb_parameter(context.n, context.a)?;
         let mapped = self.bits.golomb(k, p.limit, p.qbpp)?;
         let mut error = if mapped & 1 == 0 { mapped >> 1 } else { -((mapped + 1) >> 1) };
         if p.near == 0 && k == 0 && 2 * context.b <= -context.n {
@@ -596,11 +605,7 @@ impl<'a> ScanDecoder<'a> {
     fn interruption_error(&mut self, kind: usize) -> Result<i32, ImagingError> {
         let context = self.run_contexts[kind];
         let kind_value = kind as i32;
-        let temp = context.a + (context.n >> 1) * kind_value;
-        let mut k = 0;
-        while (context.n << k) < temp {
-            k += 1;
-        }
+        let k = golomb_parameter(context.n, context.a + (context.n >> 1) * kind_value)?;
         let limit = self.params.limit - J[self.run_index] as i32 - 1;
         let mapped = self.bits.golomb(k, limit, self.params.qbpp)?;
         let temp = mapped + kind_value;
@@ -622,6 +627,18 @@ impl<'a> ScanDecoder<'a> {
         self.run_contexts[kind] = updated;
         Ok(error)
     }
+}
+
+/// The least k with N·2^k ≥ A (T.87 A.5.1).
+fn golomb_parameter(n: i32, a: i32) -> Result<u32, ImagingError> {
+    let mut k = 0;
+    while (n << k) < a {
+        k += 1;
+        if k > MAX_K {
+            return Err(malformed("JPEG-LS context statistics out of range"));
+        }
+    }
+    Ok(k)
 }
 
 /// Context update and bias correction (T.87 A.6).
@@ -680,5 +697,32 @@ mod tests {
         let mut stream = vec![0xFF, 0xD8, 0xFF, 0xF7, 0, 11, 8, 0, 4, 0, 4, 1, 1, 0x11, 0];
         stream.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0, 0, 0xFF, 0xD9]);
         assert!(decode(&stream).is_err());
+    }
+
+    #[test]
+    fn random_scans_never_panic() {
+        // 16-bit and 8-bit three-component frames with random scan data, in every mode.
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for round in 0..300 {
+            let (precision, components, interleave) = [(16u8, 1u8, 0u8), (8, 3, 1), (8, 3, 2), (12, 1, 0)][round % 4];
+            let mut stream = vec![0xFF, 0xD8, 0xFF, 0xF7, 0, 8 + 3 * components, precision, 0, 40, 0, 30, components];
+            for c in 1..=components {
+                stream.extend([c, 0x11, 0]);
+            }
+            let scanned = if interleave == 0 { 1 } else { components };
+            stream.extend([0xFF, 0xDA, 0, 6 + 2 * scanned, scanned]);
+            for c in 1..=scanned {
+                stream.extend([c, 0]);
+            }
+            stream.extend([(round % 3) as u8, interleave, 0]);
+            for _ in 0..(round * 7 % 900) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                stream.push((seed >> 24) as u8);
+            }
+            stream.extend([0xFF, 0xD9]);
+            let _ = decode(&stream);
+        }
     }
 }

@@ -5,16 +5,17 @@
 //! - [`frame`]: one frame, as stored: native bytes, or the compressed fragment(s).
 //! - [`decode`]: native, RLE Lossless, the JPEG family (baseline, extended 8-bit, lossless),
 //!   JPEG-LS ([`jpegls`], our own decoder) and JPEG 2000 (OpenJPEG's Rust port) to samples.
+//! - [`transcode`]: a stored data set re-encoded as Explicit VR Little Endian, pixels decoded.
 //! - [`render`]: modality rescale, windowing (PS3.3 C.11.2.1.2), MONOCHROME1 inversion,
 //!   optional downscaling for thumbnails, then PNG or JPEG.
 //!
 //! All of it is CPU or blocking file work: callers run it off the async runtime.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
-
 pub mod jpegls;
 pub mod transcode;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use renkei_dicom::Syntax;
 use renkei_dicom::tags::tag;

@@ -1,9 +1,9 @@
 //! STOW-RS (PS3.18 10.5): `multipart/related; type="application/dicom"` bodies, each part a
 //! Part-10 object, streamed through the same ingest pipeline as C-STORE.
 //!
-//! Every part is validated and made durable first (staged); only when the whole body has
-//! been read cleanly are the staged parts indexed. A body that turns out malformed stores
-//! nothing visible.
+//! Every part is validated and made durable first (staged, outside the content-addressed
+//! store); only when the whole body has been read cleanly are the staged parts published
+//! and indexed. A body that turns out malformed keeps nothing, on disk or in the index.
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
@@ -182,13 +182,22 @@ async fn stow(
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut staged = Vec::new();
     let mut failures = Vec::new();
-    loop {
-        let malformed = |error: multer::Error| Problem::bad_request(format!("malformed multipart body: {error}"));
-        let Some(mut field) = multipart.next_field().await.map_err(malformed)? else { break };
-        match receive_part(state, &facility, &study, &mut field).await.map_err(malformed)? {
-            Part::Staged(part) => staged.push(*part),
-            Part::Failed(failure) => failures.push(failure),
+    let read_cleanly: Result<(), multer::Error> = async {
+        while let Some(mut field) = multipart.next_field().await? {
+            match receive_part(state, &facility, &study, &mut field).await? {
+                Part::Staged(part) => staged.push(*part),
+                Part::Failed(failure) => failures.push(failure),
+            }
         }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = read_cleanly {
+        // Parts that arrived whole are dropped with the rest of the body.
+        for part in staged {
+            part.discard().await;
+        }
+        return Err(Problem::bad_request(format!("malformed multipart body: {error}")));
     }
     if staged.is_empty() && failures.is_empty() {
         return Err(Problem::bad_request("the multipart body has no parts"));

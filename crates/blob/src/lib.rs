@@ -6,6 +6,10 @@
 //! blocking pool. A blob is therefore either absent or complete and durable, and a path is
 //! never overwritten with different bytes: identical content lands on the same path once.
 //!
+//! Checking and publishing can also be two steps ([`BlobWriter::check`], then
+//! [`CheckedBlob::publish`] or [`CheckedBlob::discard`]), for a request whose objects must
+//! all arrive whole before any of them is kept (STOW-RS).
+//!
 //! The object-store tiers (S3 cold tier, lifecycle) build on this layout later.
 
 use std::io::{self, Write};
@@ -121,6 +125,77 @@ pub struct StoredBlob {
     pub size: u64,
 }
 
+/// A blob that is durable and checked, but still in its temporary file: invisible until
+/// [`publish`](Self::publish)ed. One that is neither published nor discarded is removed as
+/// a stale temporary at the next start.
+#[derive(Debug)]
+pub struct CheckedBlob {
+    temporary: PathBuf,
+    shard: PathBuf,
+    target: PathBuf,
+    stored: StoredBlob,
+}
+
+impl CheckedBlob {
+    pub fn stored(&self) -> &StoredBlob {
+        &self.stored
+    }
+
+    /// Moves the blob to its content address and syncs that directory (or drops it if
+    /// identical content is already there).
+    pub async fn publish(self) -> Result<StoredBlob, BlobError> {
+        Ok(blocking(move || self.publish_now()).await?)
+    }
+
+    fn publish_now(self) -> io::Result<StoredBlob> {
+        if self.target.exists() {
+            std::fs::remove_file(&self.temporary)?;
+        } else {
+            std::fs::rename(&self.temporary, &self.target)?;
+            std::fs::File::open(&self.shard)?.sync_all()?;
+        }
+        Ok(self.stored)
+    }
+
+    /// Removes the blob: nothing of it is kept.
+    pub async fn discard(self) {
+        let _ = tokio::fs::remove_file(&self.temporary).await;
+    }
+}
+
+/// The last bytes of a blob, not yet written, synced or checked.
+struct Unchecked {
+    file: Option<std::fs::File>,
+    path: PathBuf,
+    buffer: Vec<u8>,
+}
+
+impl Unchecked {
+    /// Writes and syncs the rest, then lets `accept` read the whole blob from the start.
+    /// Whatever is refused or fails is removed. Blocking.
+    fn check<T, E>(self, accept: impl FnOnce(&mut std::fs::File) -> Result<T, E>) -> io::Result<Result<T, E>> {
+        let Unchecked { file, path, buffer } = self;
+        let checked = (|| {
+            let mut file = open_temporary(file, &path)?;
+            file.write_all(&buffer)?;
+            file.sync_data()?;
+            io::Seek::rewind(&mut file)?;
+            Ok(accept(&mut file))
+        })();
+        match checked {
+            Ok(Ok(accepted)) => Ok(Ok(accepted)),
+            Ok(Err(refused)) => {
+                std::fs::remove_file(&path)?;
+                Ok(Err(refused))
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&path);
+                Err(error)
+            }
+        }
+    }
+}
+
 /// A blob being written. Call [`finish`](Self::finish) or [`abort`](Self::abort); a writer
 /// merely dropped leaves a temporary file for the next start to remove.
 pub struct BlobWriter {
@@ -174,40 +249,37 @@ impl BlobWriter {
         T: Send + 'static,
         E: Send + 'static,
     {
+        let (blob, unchecked) = self.split();
+        let finished = blocking(move || match unchecked.check(accept)? {
+            Ok(accepted) => Ok(Ok((blob.publish_now()?, accepted))),
+            Err(refused) => Ok(Err(refused)),
+        });
+        Ok(finished.await?)
+    }
+
+    /// Like [`finish`](Self::finish), but leaves an accepted blob durable in its temporary
+    /// file, to be published or discarded later.
+    pub async fn check<T, E>(
+        self,
+        accept: impl FnOnce(&mut std::fs::File) -> Result<T, E> + Send + 'static,
+    ) -> Result<Result<(CheckedBlob, T), E>, BlobError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (blob, unchecked) = self.split();
+        let checked = blocking(move || unchecked.check(accept)).await?;
+        Ok(checked.map(|accepted| (blob, accepted)))
+    }
+
+    /// The blob as it will be once checked, and what remains to write and check.
+    fn split(self) -> (CheckedBlob, Unchecked) {
         let BlobWriter { file, path, blobs, hasher, size, buffer } = self;
         let hash = BlobHash(hasher.finalize().to_hex().to_string());
         let shard = blobs.join(hash.0.get(..2).unwrap_or("00"));
         let target = shard.join(&hash.0);
-        let stored = StoredBlob { hash, size };
-        let finished = blocking(move || {
-            let checked = (|| {
-                let mut file = open_temporary(file, &path)?;
-                file.write_all(&buffer)?;
-                file.sync_data()?;
-                io::Seek::rewind(&mut file)?;
-                Ok(accept(&mut file))
-            })();
-            match checked {
-                Ok(Ok(accepted)) => {
-                    if target.exists() {
-                        std::fs::remove_file(&path)?;
-                    } else {
-                        std::fs::rename(&path, &target)?;
-                        std::fs::File::open(&shard)?.sync_all()?;
-                    }
-                    Ok(Ok((stored, accepted)))
-                }
-                Ok(Err(refused)) => {
-                    std::fs::remove_file(&path)?;
-                    Ok(Err(refused))
-                }
-                Err(error) => {
-                    let _ = std::fs::remove_file(&path);
-                    Err(error)
-                }
-            }
-        });
-        Ok(finished.await?)
+        let blob = CheckedBlob { temporary: path.clone(), shard, target, stored: StoredBlob { hash, size } };
+        (blob, Unchecked { file, path, buffer })
     }
 
     /// Abandons the blob and removes its temporary file, if it has one.
@@ -281,5 +353,26 @@ mod tests {
         stale.write(&vec![1u8; WRITE_BUFFER]).await.expect("spills to disk");
         assert_eq!(store.clean_stale_temporaries(std::time::Duration::ZERO).expect("clean"), 1);
         assert!(matches!(store.open_blob(&BlobHash("ab".repeat(32))).await, Err(BlobError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn checked_blobs_stay_invisible_until_published() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let check = |bytes: &'static [u8]| {
+            let mut writer = store.create();
+            async move {
+                writer.write(bytes).await.expect("write");
+                writer.check(|_| Ok::<_, ()>(())).await.expect("io").expect("accepted").0
+            }
+        };
+        let discarded = check(b"dropped with its request").await;
+        assert!(store.open_blob(&discarded.stored().hash).await.is_err(), "not under its address yet");
+        assert_eq!(temporaries(dir.path()), 1, "but durable in its temporary file");
+        discarded.discard().await;
+        assert_eq!(temporaries(dir.path()), 0);
+        let published = check(b"kept").await.publish().await.expect("publish");
+        assert!(store.open_blob(&published.hash).await.is_ok());
+        assert_eq!(temporaries(dir.path()), 0);
     }
 }

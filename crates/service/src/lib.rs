@@ -17,7 +17,7 @@ mod tokens;
 use std::path::Path;
 use std::sync::Arc;
 
-use renkei_blob::{BlobError, BlobStore, BlobWriter};
+use renkei_blob::{BlobError, BlobStore, BlobWriter, CheckedBlob, StoredBlob};
 use renkei_dicom::extract::{Extracted, MAX_INDEXED_VALUE, extract, is_index_tag};
 use renkei_dicom::walk::walk_file;
 use renkei_dicom::{Syntax, WalkError};
@@ -239,50 +239,60 @@ impl Ingest<'_> {
 
     /// Validates, stores and indexes the object. Returns only when it is durable.
     pub async fn finish(self, expected: &Expected) -> Result<Ingested, IngestError> {
-        let archive = self.archive;
-        let staged = self.finish_staged(expected).await?;
-        archive.commit_staged(staged).await
+        let Ingest { archive, facility, transfer_syntax, syntax, writer } = self;
+        let (stored, extracted) = writer.finish(validator(syntax, expected.clone())).await??;
+        archive.index(record(facility, transfer_syntax, stored, extracted)).await
     }
 
-    /// Validates the object and makes its bytes durable under their content address, but
-    /// does not index it yet: [`Archive::commit_staged`] does. A staged object that is never
-    /// committed is an unreferenced blob, invisible to every query.
+    /// Validates the object and makes its bytes durable, but keeps them out of sight:
+    /// [`Archive::commit_staged`] gives them their content address and indexes them, and
+    /// [`Staged::discard`] removes them.
     pub async fn finish_staged(self, expected: &Expected) -> Result<Staged, IngestError> {
         let Ingest { archive: _, facility, transfer_syntax, syntax, writer } = self;
-        let expected = expected.clone();
-        // Runs on the blocking pool, on the synced file, before it gets its content address.
-        let validate = move |file: &mut std::fs::File| -> Result<Extracted, IngestError> {
-            let elements = walk_file(file, syntax, &is_index_tag, MAX_INDEXED_VALUE).map_err(|error| match error {
-                WalkError::Io(error) => IngestError::from(BlobError::from(error)),
-                invalid => IngestError::Malformed(invalid.to_string()),
-            })?;
-            let extracted = extract(&elements).map_err(|missing| IngestError::DoesNotMatch(missing.to_string()))?;
-            match mismatch(&expected, &extracted) {
-                Some(mismatch) => Err(IngestError::DoesNotMatch(mismatch)),
-                None => Ok(extracted),
-            }
-        };
-        let (stored, extracted) = writer.finish(validate).await??;
-        Ok(Staged {
-            record: NewInstance {
-                facility,
-                study_uid: extracted.study_uid,
-                series_uid: extracted.series_uid,
-                sop_instance_uid: extracted.sop_instance_uid,
-                sop_class_uid: extracted.sop_class_uid,
-                transfer_syntax_uid: transfer_syntax,
-                blob: stored.hash,
-                size: stored.size,
-                attributes: extracted.attributes,
-            },
-        })
+        let (blob, extracted) = writer.check(validator(syntax, expected.clone())).await??;
+        Ok(Staged { record: record(facility, transfer_syntax, blob.stored().clone(), extracted), blob })
     }
 }
 
-/// A validated object whose bytes are durable but which is not indexed yet.
-#[derive(Debug, Clone)]
+/// The check every received object passes on the blocking pool, on the synced file, before
+/// it gets its content address: it walks whole, and says what the request said it is.
+fn validator(
+    syntax: Syntax,
+    expected: Expected,
+) -> impl FnOnce(&mut std::fs::File) -> Result<Extracted, IngestError> + Send + 'static {
+    move |file: &mut std::fs::File| {
+        let elements = walk_file(file, syntax, &is_index_tag, MAX_INDEXED_VALUE).map_err(|error| match error {
+            WalkError::Io(error) => IngestError::from(BlobError::from(error)),
+            invalid => IngestError::Malformed(invalid.to_string()),
+        })?;
+        let extracted = extract(&elements).map_err(|missing| IngestError::DoesNotMatch(missing.to_string()))?;
+        match mismatch(&expected, &extracted) {
+            Some(mismatch) => Err(IngestError::DoesNotMatch(mismatch)),
+            None => Ok(extracted),
+        }
+    }
+}
+
+fn record(facility: FacilityId, transfer_syntax: Uid, stored: StoredBlob, extracted: Extracted) -> NewInstance {
+    NewInstance {
+        facility,
+        study_uid: extracted.study_uid,
+        series_uid: extracted.series_uid,
+        sop_instance_uid: extracted.sop_instance_uid,
+        sop_class_uid: extracted.sop_class_uid,
+        transfer_syntax_uid: transfer_syntax,
+        blob: stored.hash,
+        size: stored.size,
+        attributes: extracted.attributes,
+    }
+}
+
+/// A validated object whose bytes are durable but neither under their content address nor
+/// indexed yet.
+#[derive(Debug)]
 pub struct Staged {
     record: NewInstance,
+    blob: CheckedBlob,
 }
 
 impl Staged {
@@ -297,12 +307,23 @@ impl Staged {
     pub fn study_uid(&self) -> &Uid {
         &self.record.study_uid
     }
+
+    /// Removes the object's bytes: nothing of it is kept.
+    pub async fn discard(self) {
+        self.blob.discard().await;
+    }
 }
 
 impl Archive {
-    /// Indexes a staged object (group-committed). Returns only when the index entry is durable.
+    /// Publishes a staged object's bytes and indexes it (group-committed). Returns only when
+    /// both are durable.
     pub async fn commit_staged(&self, staged: Staged) -> Result<Ingested, IngestError> {
-        let Staged { record } = staged;
+        let Staged { record, blob } = staged;
+        blob.publish().await?;
+        self.index(record).await
+    }
+
+    async fn index(&self, record: NewInstance) -> Result<Ingested, IngestError> {
         let (sop_class_uid, sop_instance_uid) = (record.sop_class_uid.clone(), record.sop_instance_uid.clone());
         let outcome = self.committer.commit(record).await?;
         Ok(Ingested { sop_class_uid, sop_instance_uid, outcome })

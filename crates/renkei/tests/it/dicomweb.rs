@@ -201,8 +201,10 @@ fn stow_refuses_bad_requests_and_stores_nothing_from_them() {
     assert_eq!(status, 415);
     assert!(head.contains("application/problem+json"), "{head}");
     assert_eq!(post(&uploader, "multipart/related; type=\"application/dicom\"", "/dicom-web/studies", &good).0, 400);
-    // Cut before the closing boundary: the part arrived whole, but the body did not.
-    let cut = &good[..good.len() - 30];
+    // Cut short: the first part arrived whole, the second did not, and the body never ended.
+    let second = std::fs::read(&fixture.files("east")[1].path).expect("read");
+    let two = multipart(&[file.clone(), second.clone()], "renkei-boundary");
+    let cut = &two[..two.len() - second.len() / 2];
     let (status, _, body) = post(&uploader, STOW_TYPE, "/dicom-web/studies", cut);
     assert_eq!(status, 400, "{body}");
     let (status, _, _) = request(
@@ -222,6 +224,11 @@ fn stow_refuses_bad_requests_and_stores_nothing_from_them() {
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("[43264]"), "0xA900: {body}");
     assert_eq!(image_count(&hub, "STORESCU"), 0, "nothing from a refused request is indexed");
+    assert!(blobs(&fixture.data_dir).is_empty(), "nor kept on disk, not even the part that arrived whole");
+    assert!(
+        std::fs::read_dir(fixture.data_dir.join("tmp")).expect("tmp").next().is_none(),
+        "and no temporary file is left"
+    );
     // And the archive still takes a good request.
     assert_eq!(post(&uploader, STOW_TYPE, "/dicom-web/studies", &good).0, 200);
     assert_eq!(image_count(&hub, "STORESCU"), 1);

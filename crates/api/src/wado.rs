@@ -141,7 +141,7 @@ impl Acceptable {
         let named = |uid: &str| self.syntaxes.iter().any(|s| s == uid);
         if self.any || named(stored) {
             Some(Delivery::AsStored)
-        } else if named(EXPLICIT_VR_LE) && transcode::can_decode(stored) {
+        } else if named(EXPLICIT_VR_LE) && renkei_imaging::can_decode(stored) {
             Some(Delivery::ExplicitLittleEndian)
         } else if self.by_default {
             Some(Delivery::AsStored)

@@ -619,7 +619,7 @@ fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)>
     for instance in instances {
         let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
         propose(sop_class, stored);
-        if transcode::can_decode(stored) {
+        if renkei_imaging::can_decode(stored) {
             propose(sop_class, EXPLICIT_VR_LE);
         }
     }
@@ -635,7 +635,7 @@ fn sending_context(accepted: impl Fn(&str, &str) -> Option<u8>, instance: &Store
     if let Some(context) = accepted(sop_class, stored) {
         return Some((context, false));
     }
-    if !transcode::can_decode(stored) {
+    if !renkei_imaging::can_decode(stored) {
         return None;
     }
     accepted(sop_class, EXPLICIT_VR_LE).map(|context| (context, true))

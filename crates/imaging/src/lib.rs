@@ -261,6 +261,24 @@ pub struct Samples {
     pub values: Vec<i32>,
 }
 
+/// Whether [`decode`] handles pixel data stored in `transfer_syntax` (kept beside it so the
+/// two stay in step).
+pub fn can_decode(transfer_syntax: &str) -> bool {
+    !is_encapsulated(transfer_syntax)
+        || matches!(
+            transfer_syntax,
+            "1.2.840.10008.1.2.5"
+                | "1.2.840.10008.1.2.4.50"
+                | "1.2.840.10008.1.2.4.51"
+                | "1.2.840.10008.1.2.4.57"
+                | "1.2.840.10008.1.2.4.70"
+                | "1.2.840.10008.1.2.4.80"
+                | "1.2.840.10008.1.2.4.81"
+                | "1.2.840.10008.1.2.4.90"
+                | "1.2.840.10008.1.2.4.91"
+        )
+}
+
 /// Decodes a frame.
 pub fn decode(frame: &Frame, transfer_syntax: &str, module: &PixelModule) -> Result<Samples, ImagingError> {
     let (columns, rows) = (module.columns as u32, module.rows as u32);

@@ -56,23 +56,6 @@ pub fn to_explicit_le(path: &Path, transfer_syntax: &str, out: &mut dyn Write) -
     encoder.flush()
 }
 
-/// Whether [`to_explicit_le`] can decode pixel data stored in `transfer_syntax`.
-pub fn can_decode(transfer_syntax: &str) -> bool {
-    !crate::is_encapsulated(transfer_syntax)
-        || matches!(
-            transfer_syntax,
-            "1.2.840.10008.1.2.5"
-                | "1.2.840.10008.1.2.4.50"
-                | "1.2.840.10008.1.2.4.51"
-                | "1.2.840.10008.1.2.4.57"
-                | "1.2.840.10008.1.2.4.70"
-                | "1.2.840.10008.1.2.4.80"
-                | "1.2.840.10008.1.2.4.81"
-                | "1.2.840.10008.1.2.4.90"
-                | "1.2.840.10008.1.2.4.91"
-        )
-}
-
 struct DecodedPixels {
     module: PixelModule,
     /// The encapsulated pixel data value.

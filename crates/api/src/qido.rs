@@ -182,15 +182,23 @@ async fn search(
             return Err(Problem::not_found());
         }
     }
+    // Across several facilities (an administrator), each is asked for everything up to the
+    // end of the page, and the page is cut from the results in facility order.
+    let (per_facility, offset) = match facilities.len() {
+        1 => (query.clone(), 0),
+        _ => (
+            Query { limit: query.limit.map(|l| l.saturating_add(query.offset)), offset: 0, ..query.clone() },
+            query.offset,
+        ),
+    };
     let mut results = Vec::new();
     for facility in &facilities {
-        for found in state.archive.find(facility, &query).await? {
+        for found in state.archive.find(facility, &per_facility).await? {
             results.push(json::dataset(&found, retrieve_url(headers, level, &found)));
         }
     }
-    if let Some(limit) = query.limit {
-        results.truncate(limit as usize);
-    }
+    let results: Vec<_> =
+        results.into_iter().skip(offset as usize).take(query.limit.map_or(usize::MAX, |l| l as usize)).collect();
     let mut response = serde_json::Value::Array(results).to_string().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom+json"));
     Ok(response)

@@ -76,6 +76,21 @@ fn qido_needs_a_token_and_sees_only_its_facility() {
     let (_, _, body) = http(&hub, "/dicom-web/studies", &[("Authorization", &bearer(&admin))]);
     let all = serde_json::from_str::<Vec<serde_json::Value>>(&body).expect("json").len();
     assert_eq!(all, 9, "admin sees all: six at east, three at west (one of them a twin of an east study)");
+    // Pages run across facilities: three pages of four hold the nine studies once each.
+    let listed = |path: &str| -> Vec<String> {
+        let (_, _, body) = http(&hub, path, &[("Authorization", &bearer(&admin))]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&body).expect("json").iter().map(|s| s.to_string()).collect()
+    };
+    let mut paged = Vec::new();
+    for offset in [0, 4, 8] {
+        let page = listed(&format!("/dicom-web/studies?limit=4&offset={offset}"));
+        assert_eq!(page.len(), if offset == 8 { 1 } else { 4 }, "offset {offset}");
+        paged.extend(page);
+    }
+    let mut everything = listed("/dicom-web/studies");
+    paged.sort();
+    everything.sort();
+    assert_eq!(paged, everything, "every study on exactly one page");
 
     // Another facility's study is not found, exactly like a study that does not exist. (Not
     // east's first study: west holds a copy of that one, under the same UID, of its own.)

@@ -296,7 +296,7 @@ pub async fn frames(
     let decoded = match acceptable.delivery(&ts) {
         Some(Delivery::AsStored) => false,
         // Native little-endian frames are the same bytes in every syntax.
-        Some(Delivery::ExplicitLittleEndian) => renkei_imaging::is_encapsulated(&ts) || ts == EXPLICIT_VR_BE,
+        Some(Delivery::Native(_)) => renkei_imaging::is_encapsulated(&ts) || ts == EXPLICIT_VR_BE,
         None => {
             return Err(Problem::new(
                 StatusCode::NOT_ACCEPTABLE,

@@ -74,7 +74,8 @@ pub(crate) struct Acceptable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
     AsStored,
-    ExplicitLittleEndian,
+    /// Transcoded to this native syntax, one of [`transcode::TARGETS`].
+    Native(&'static str),
 }
 
 impl Acceptable {
@@ -140,13 +141,13 @@ impl Acceptable {
     pub(crate) fn delivery(&self, stored: &str) -> Option<Delivery> {
         let named = |uid: &str| self.syntaxes.iter().any(|s| s == uid);
         if self.any || named(stored) {
-            Some(Delivery::AsStored)
-        } else if named(EXPLICIT_VR_LE) && renkei_imaging::can_decode(stored) {
-            Some(Delivery::ExplicitLittleEndian)
-        } else if self.by_default {
-            Some(Delivery::AsStored)
-        } else {
-            None
+            return Some(Delivery::AsStored);
+        }
+        let target = transcode::TARGETS.into_iter().find(|target| named(target));
+        match target {
+            Some(target) if renkei_imaging::can_decode(stored) => Some(Delivery::Native(target)),
+            _ if self.by_default => Some(Delivery::AsStored),
+            _ => None,
         }
     }
 }
@@ -236,7 +237,7 @@ async fn stream_instances(
     for (instance, delivery) in deliveries {
         let ts = match delivery {
             Delivery::AsStored => instance.transfer_syntax_uid.as_str(),
-            Delivery::ExplicitLittleEndian => EXPLICIT_VR_LE,
+            Delivery::Native(target) => target,
         };
         let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
         head.extend(renkei_dicom::write::part10_header(
@@ -247,11 +248,12 @@ async fn stream_instances(
         sender.send(Ok(Bytes::from(head))).await?;
         match delivery {
             Delivery::AsStored => send_stored(archive, &instance, sender).await?,
-            Delivery::ExplicitLittleEndian => {
+            Delivery::Native(target) => {
                 let path = archive.blob_path(&instance);
                 let stored = instance.transfer_syntax_uid.to_string();
                 let mut writer = ChannelWriter { sender: sender.clone() };
-                tokio::task::spawn_blocking(move || transcode::to_explicit_le(&path, &stored, &mut writer)).await??;
+                let transcoding = move || transcode::transcode(&path, &stored, target, &mut writer);
+                tokio::task::spawn_blocking(transcoding).await??;
             }
         }
         sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;
@@ -314,11 +316,14 @@ mod tests {
         assert_eq!(any.delivery("1.2.840.10008.1.2.4.80"), Some(Delivery::AsStored));
         let default = parsed("multipart/related; type=\"application/dicom\"").expect("ok");
         assert_eq!(default.delivery(EXPLICIT_VR_LE), Some(Delivery::AsStored));
-        assert_eq!(default.delivery("1.2.840.10008.1.2.4.80"), Some(Delivery::ExplicitLittleEndian));
+        assert_eq!(default.delivery("1.2.840.10008.1.2.4.80"), Some(Delivery::Native(EXPLICIT_VR_LE)));
         assert_eq!(default.delivery("1.2.840.10008.1.2.4.100"), Some(Delivery::AsStored), "MPEG-2 cannot be decoded");
         let named = parsed(&format!("multipart/related; type=\"application/dicom\"; transfer-syntax={EXPLICIT_VR_LE}"))
             .expect("ok");
-        assert_eq!(named.delivery("1.2.840.10008.1.2"), Some(Delivery::ExplicitLittleEndian));
+        assert_eq!(named.delivery("1.2.840.10008.1.2"), Some(Delivery::Native(EXPLICIT_VR_LE)));
+        let implicit =
+            parsed("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2").expect("ok");
+        assert_eq!(implicit.delivery("1.2.840.10008.1.2.4.90"), Some(Delivery::Native("1.2.840.10008.1.2")));
         assert_eq!(named.delivery("1.2.840.10008.1.2.4.100"), None);
         let jpeg_ls = parsed("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.80")
             .expect("ok");

@@ -12,7 +12,6 @@ use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PresentationContextResultReason, RequestorRoles, UserIdentity, UserVariableItem,
 };
 use renkei_dicom::Syntax;
-use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
 use renkei_imaging::transcode;
@@ -505,10 +504,10 @@ impl Session {
     /// whether the requestor asked to cancel meanwhile.
     async fn send_back(&mut self, instance: &StoredInstance) -> Result<(SubOperation, bool), ChannelError> {
         let accepted = |sop_class: &str, syntax: &str| self.channel.accepted_context(sop_class, syntax);
-        let Some((context, transcode)) = sending_context(accepted, instance) else {
+        let Some((context, target)) = sending_context(accepted, instance) else {
             return Ok((SubOperation::Failed, false));
         };
-        let Some(outgoing) = Outgoing::of(&self.archive, instance, transcode).await else {
+        let Some(outgoing) = Outgoing::of(&self.archive, instance, target).await else {
             return Ok((SubOperation::Failed, false));
         };
         let request = Command {
@@ -606,8 +605,8 @@ fn next_sub_operation_id() -> u16 {
 /// One presentation context per (SOP class, transfer syntax) pair among the instances:
 /// objects are sent as stored, never transcoded.
 /// The presentation contexts to propose to a C-MOVE destination: each SOP class in each
-/// stored syntax, and in Explicit VR Little Endian for a destination that takes no
-/// compression (or no legacy encoding) the objects are stored in.
+/// stored syntax, and in the native syntaxes Renkei can transcode to, for a destination that
+/// takes no compression (or no encoding) the objects are stored in.
 fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)> {
     let mut contexts: Vec<(String, Vec<String>)> = Vec::new();
     let mut propose = |sop_class: &str, syntax: &str| {
@@ -620,7 +619,9 @@ fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)>
         let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
         propose(sop_class, stored);
         if renkei_imaging::can_decode(stored) {
-            propose(sop_class, EXPLICIT_VR_LE);
+            for target in transcode::TARGETS {
+                propose(sop_class, target);
+            }
         }
     }
     // A-ASSOCIATE-RQ admits at most 128 presentation contexts (odd ids 1..=255).
@@ -628,17 +629,20 @@ fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)>
     contexts
 }
 
-/// The accepted context to send `instance` on, and whether it must be transcoded to
-/// Explicit VR Little Endian first: only when its stored syntax was not accepted.
-fn sending_context(accepted: impl Fn(&str, &str) -> Option<u8>, instance: &StoredInstance) -> Option<(u8, bool)> {
+/// The accepted context to send `instance` on, and the syntax to transcode it to first:
+/// `None` when its stored syntax was accepted.
+fn sending_context(
+    accepted: impl Fn(&str, &str) -> Option<u8>,
+    instance: &StoredInstance,
+) -> Option<(u8, Option<&'static str>)> {
     let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
     if let Some(context) = accepted(sop_class, stored) {
-        return Some((context, false));
+        return Some((context, None));
     }
     if !renkei_imaging::can_decode(stored) {
         return None;
     }
-    accepted(sop_class, EXPLICIT_VR_LE).map(|context| (context, true))
+    transcode::TARGETS.into_iter().find_map(|target| accepted(sop_class, target).map(|context| (context, Some(target))))
 }
 
 /// A data set on its way out of the archive.
@@ -649,14 +653,14 @@ enum Outgoing {
 }
 
 impl Outgoing {
-    async fn of(archive: &Archive, instance: &StoredInstance, transcode: bool) -> Option<Self> {
-        if !transcode {
+    async fn of(archive: &Archive, instance: &StoredInstance, target: Option<&'static str>) -> Option<Self> {
+        let Some(target) = target else {
             return archive.open_instance(instance).await.ok().map(Self::Stored);
-        }
+        };
         let (path, stored) = (archive.blob_path(instance), instance.transfer_syntax_uid.to_string());
         let transcoded = tokio::task::spawn_blocking(move || {
             let mut bytes = Vec::new();
-            transcode::to_explicit_le(&path, &stored, &mut bytes).map(|()| bytes)
+            transcode::transcode(&path, &stored, target, &mut bytes).map(|()| bytes)
         })
         .await;
         match transcoded {
@@ -676,10 +680,10 @@ async fn send_to_node(
     instance: &StoredInstance,
     originator: &MoveOriginator,
 ) -> SubOperation {
-    let Some((context, transcode)) = sending_context(|class, syntax| scu.context_for(class, syntax), instance) else {
+    let Some((context, target)) = sending_context(|class, syntax| scu.context_for(class, syntax), instance) else {
         return SubOperation::Failed;
     };
-    let Some(outgoing) = Outgoing::of(archive, instance, transcode).await else { return SubOperation::Failed };
+    let Some(outgoing) = Outgoing::of(archive, instance, target).await else { return SubOperation::Failed };
     let (class, uid) = (instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str());
     let response = match outgoing {
         Outgoing::Stored(file) => scu.store(context, class, uid, file, instance.size, Some(originator)).await,

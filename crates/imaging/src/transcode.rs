@@ -1,6 +1,7 @@
-//! Transcoding a stored data set to Explicit VR Little Endian, the default syntax of
-//! WADO-RS (PS3.18 8.7.3.5): implicit-VR, big-endian and deflated data sets are re-encoded
-//! element by element, and compressed pixel data is decoded frame by frame.
+//! Transcoding a stored data set to a native little-endian syntax: Explicit VR Little
+//! Endian, the default of WADO-RS (PS3.18 8.7.3.5), or Implicit VR Little Endian, the one
+//! syntax every DICOM peer must accept. Data sets are re-encoded element by element, and
+//! compressed pixel data is decoded frame by frame.
 //!
 //! Output goes to a `Write` as it is made, so an instance of any size streams. Large values
 //! are copied from the file in chunks; only a compressed pixel data value is held whole.
@@ -9,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use renkei_dicom::Syntax;
+use renkei_dicom::syntax::{EXPLICIT_VR_LE, IMPLICIT_VR_LE};
 use renkei_dicom::tags::{PIXEL_DATA, tag};
 use renkei_dicom::walk::{Node, NodeValue, tree_file};
 use renkei_dicom::write::DatasetWriter;
@@ -21,9 +23,17 @@ const MAX_INLINE: u32 = 64 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 
-/// Writes the data set stored at `path` in `transfer_syntax` to `out` in Explicit VR Little
-/// Endian, decoding compressed pixel data.
-pub fn to_explicit_le(path: &Path, transfer_syntax: &str, out: &mut dyn Write) -> Result<(), ImagingError> {
+/// The syntaxes [`transcode`] writes, in order of preference.
+pub const TARGETS: [&str; 2] = [EXPLICIT_VR_LE, IMPLICIT_VR_LE];
+
+/// Writes the data set stored at `path` in `transfer_syntax` to `out` in `target`, one of
+/// [`TARGETS`], decoding compressed pixel data.
+pub fn transcode(path: &Path, transfer_syntax: &str, target: &str, out: &mut dyn Write) -> Result<(), ImagingError> {
+    let target = match target {
+        EXPLICIT_VR_LE => Syntax::EXPLICIT_LE,
+        IMPLICIT_VR_LE => Syntax::IMPLICIT_LE,
+        other => return Err(ImagingError::Unsupported(format!("transcoding to {other}"))),
+    };
     let syntax = Syntax::from_uid(transfer_syntax)
         .ok_or_else(|| ImagingError::Unsupported(format!("the private transfer syntax {transfer_syntax}")))?;
     let mut file = std::fs::File::open(path)?;
@@ -46,7 +56,7 @@ pub fn to_explicit_le(path: &Path, transfer_syntax: &str, out: &mut dyn Write) -
         describe_decoded(&mut nodes, transfer_syntax, &module);
         decoded = Some(DecodedPixels { module, value, first });
     }
-    let mut encoder = Encoder { path, syntax, writer: DatasetWriter::new(Syntax::EXPLICIT_LE), out };
+    let mut encoder = Encoder { path, syntax, writer: DatasetWriter::new(target), out };
     for node in &nodes {
         match &decoded {
             Some(pixels) if node.tag == PIXEL_DATA => encoder.decoded_pixel_data(transfer_syntax, pixels)?,

@@ -592,6 +592,10 @@ fn legacy_and_compressed_encodings_are_decoded_and_transcoded() {
         ("Authorization", auth.as_str()),
         ("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*"),
     ];
+    let implicit = [
+        ("Authorization", auth.as_str()),
+        ("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2"),
+    ];
 
     for (name, stored_syntax, lossless) in [
         ("implicit.dcm", "1.2.840.10008.1.2", true),
@@ -640,6 +644,14 @@ fn legacy_and_compressed_encodings_are_decoded_and_transcoded() {
         }
         assert_eq!(got, expected, "{name}");
         assert!(decoded == reference_pixels, "{name}: pixels identical to the original");
+        // Implicit VR Little Endian, when that is what is asked for.
+        let (status, _, body) = get_bytes(&hub, &instance, &implicit);
+        assert_eq!(status, 200, "{name}");
+        assert!(String::from_utf8_lossy(&body).contains("transfer-syntax=1.2.840.10008.1.2\r\n"), "{name}");
+        let implicit_file = dir.join(format!("implicit-{name}"));
+        std::fs::write(&implicit_file, &parts(&body, "renkei-wado-boundary")[0]).expect("write");
+        assert_eq!(dump(&implicit_file), expected, "{name} in Implicit VR Little Endian");
+        assert!(pixel_data(&implicit_file) == reference_pixels, "{name}: implicit, pixels identical");
 
         // Frames come uncompressed unless asked for as stored; renderings match the original's.
         let (status, _, body) = get_bytes(&hub, &format!("{instance}/frames/1"), &[("Authorization", &auth)]);

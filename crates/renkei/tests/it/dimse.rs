@@ -107,11 +107,18 @@ fn find_matches_per_ps3_4_at_every_level_and_root() {
     assert!(text(&wrong).contains("Error: DataSetDoesNotMatchSOPClass"), "0xA900: {}", text(&wrong));
 }
 
-/// Starts DCMTK's storescp as VIEWER on `port`, writing into `dir`, and registers it as a
-/// node of east. `options` go to storescp (`+xa` accepts every transfer syntax).
-fn viewer_node(fixture: &Fixture, dir: &std::path::Path, port: u16, options: &[&str]) -> std::process::Child {
+/// Starts DCMTK's storescp as `ae_title` on `port`, writing into `dir`, and registers it as
+/// a node of east. `options` go to storescp (`+xa` accepts every transfer syntax, `+xi`
+/// only Implicit VR Little Endian).
+fn viewer_node(
+    fixture: &Fixture,
+    ae_title: &str,
+    dir: &std::path::Path,
+    port: u16,
+    options: &[&str],
+) -> std::process::Child {
     let storescp = std::process::Command::new("/usr/bin/storescp")
-        .args(["-aet", "VIEWER"])
+        .args(["-aet", ae_title])
         .args(options)
         .arg("-od")
         .arg(dir)
@@ -120,7 +127,7 @@ fn viewer_node(fixture: &Fixture, dir: &std::path::Path, port: u16, options: &[&
         .expect("storescp starts");
     renkei(
         &fixture.data_dir,
-        &["node", "add", "VIEWER", "--facility", "east", "--host", "127.0.0.1", "--port", &port.to_string()],
+        &["node", "add", ae_title, "--facility", "east", "--host", "127.0.0.1", "--port", &port.to_string()],
     );
     storescp
 }
@@ -133,7 +140,7 @@ fn move_sends_to_registered_nodes_and_get_returns_on_the_same_association() {
     let received = fixture.root.path().join("received");
     std::fs::create_dir_all(&received).expect("dir");
     let dest_port = free_port();
-    let mut storescp = viewer_node(&fixture, &received, dest_port, &["+xa"]);
+    let mut storescp = viewer_node(&fixture, "VIEWER", &received, dest_port, &["+xa"]);
 
     let ct = &fixture.files("east")[0];
     let study = format!("StudyInstanceUID={}", ct.study_uid);
@@ -175,15 +182,15 @@ fn compressed_objects_reach_peers_that_take_only_uncompressed() {
     let sent = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", jpeg_ls.to_str().expect("path")]);
     assert!(text(&sent).contains("\"status\": 0"), "{}", text(&sent));
     let original_pixels = pixel_data(&ct.path);
-    // What a peer got of that slice: Explicit VR Little Endian, pixels decoded.
-    let check = |dir: &std::path::Path| {
+    // What a peer got of that slice: a native syntax, pixels decoded.
+    let check = |dir: &std::path::Path, syntax: &str| {
         let file = std::fs::read_dir(dir)
             .expect("dir")
             .map(|e| e.expect("entry").path())
             .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(&ct.sop_instance_uid)))
             .expect("the JPEG-LS slice arrived");
-        let (_, syntax) = renkei_service::read_part10_header(&file).expect("readable").expect("DICOM");
-        assert_eq!(syntax.as_str(), "1.2.840.10008.1.2.1");
+        let (_, received) = renkei_service::read_part10_header(&file).expect("readable").expect("DICOM");
+        assert_eq!(received.as_str(), syntax);
         assert!(pixel_data(&file) == original_pixels, "decoded to the original pixels");
     };
 
@@ -191,14 +198,14 @@ fn compressed_objects_reach_peers_that_take_only_uncompressed() {
     let received = fixture.root.path().join("received");
     std::fs::create_dir_all(&received).expect("dir");
     let dest_port = free_port();
-    let mut storescp = viewer_node(&fixture, &received, dest_port, &[]);
+    let mut storescp = viewer_node(&fixture, "VIEWER", &received, dest_port, &[]);
     let study = format!("StudyInstanceUID={}", ct.study_uid);
     let moved = movescu(&hub, "EASTPY", "VIEWER", &["QueryRetrieveLevel=STUDY", &study]);
     let _ = storescp.kill();
     let _ = storescp.wait();
     assert!(moved.status.success(), "{}", text(&moved));
     assert_eq!(std::fs::read_dir(&received).expect("dir").count(), 4, "every object arrived: {}", text(&moved));
-    check(&received);
+    check(&received, "1.2.840.10008.1.2.1");
 
     // getscu proposes uncompressed syntaxes for what it receives.
     let got = fixture.root.path().join("got");
@@ -206,7 +213,19 @@ fn compressed_objects_reach_peers_that_take_only_uncompressed() {
     let get = getscu(&hub, "EASTPY", &got, &["QueryRetrieveLevel=STUDY", &study]);
     assert!(get.status.success(), "{}", text(&get));
     assert_eq!(std::fs::read_dir(&got).expect("dir").count(), 4, "every object arrived: {}", text(&get));
-    check(&got);
+    check(&got, "1.2.840.10008.1.2.1");
+
+    // An old workstation that takes Implicit VR Little Endian only gets everything in it.
+    let old = fixture.root.path().join("old");
+    std::fs::create_dir_all(&old).expect("dir");
+    let old_port = free_port();
+    let mut storescp = viewer_node(&fixture, "OLDVIEW", &old, old_port, &["+xi"]);
+    let moved = movescu(&hub, "EASTPY", "OLDVIEW", &["QueryRetrieveLevel=STUDY", &study]);
+    let _ = storescp.kill();
+    let _ = storescp.wait();
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert_eq!(std::fs::read_dir(&old).expect("dir").count(), 4, "every object arrived: {}", text(&moved));
+    check(&old, "1.2.840.10008.1.2");
 }
 
 #[test]

@@ -616,15 +616,17 @@ fn proposed_contexts(instances: &[StoredInstance]) -> Vec<(String, Vec<String>)>
         }
     };
     for instance in instances {
-        let (sop_class, stored) = (instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
-        propose(sop_class, stored);
-        if renkei_imaging::can_decode(stored) {
+        propose(instance.sop_class_uid.as_str(), instance.transfer_syntax_uid.as_str());
+    }
+    for instance in instances {
+        if renkei_imaging::can_decode(instance.transfer_syntax_uid.as_str()) {
             for target in transcode::TARGETS {
-                propose(sop_class, target);
+                propose(instance.sop_class_uid.as_str(), target);
             }
         }
     }
-    // A-ASSOCIATE-RQ admits at most 128 presentation contexts (odd ids 1..=255).
+    // A-ASSOCIATE-RQ admits at most 128 presentation contexts (odd ids 1..=255); the stored
+    // syntaxes come first, so the fallbacks are what a very mixed study loses.
     contexts.truncate(128);
     contexts
 }
@@ -758,5 +760,37 @@ mod tests {
         for uid in STANDARD_TRANSFER_SYNTAXES {
             assert!(renkei_dicom::Syntax::from_uid(uid).is_some(), "{uid} has no layout");
         }
+    }
+
+    #[test]
+    fn moves_propose_stored_syntaxes_first_then_the_fallbacks() {
+        use renkei_domain::Uid;
+        use renkei_domain::model::{BlobHash, StoredInstance};
+        let instance = |class: &str, syntax: &str| StoredInstance {
+            study_uid: Uid::new("1.1").expect("uid"),
+            series_uid: Uid::new("1.1.1").expect("uid"),
+            sop_instance_uid: Uid::new("1.1.1.1").expect("uid"),
+            sop_class_uid: Uid::new(class).expect("uid"),
+            transfer_syntax_uid: Uid::new(syntax).expect("uid"),
+            blob: BlobHash(String::new()),
+            size: 0,
+        };
+        let (ct, video) = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.77.1.4.1");
+        let contexts = super::proposed_contexts(&[
+            instance(ct, "1.2.840.10008.1.2.4.80"),
+            instance(ct, "1.2.840.10008.1.2.1"),
+            instance(video, "1.2.840.10008.1.2.4.102"),
+        ]);
+        let pairs: Vec<(&str, &str)> = contexts.iter().map(|(class, ts)| (class.as_str(), ts[0].as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                (ct, "1.2.840.10008.1.2.4.80"),
+                (ct, "1.2.840.10008.1.2.1"),
+                (video, "1.2.840.10008.1.2.4.102"),
+                (ct, "1.2.840.10008.1.2"),
+            ],
+            "each pair once; MPEG-4 video cannot be decoded, so it has no fallback"
+        );
     }
 }

@@ -109,6 +109,16 @@ impl BlobStore {
         }
     }
 
+    /// A nameless scratch file beside the temporaries (on the data disk, not in memory or
+    /// `/tmp`): created, unlinked at once, so it vanishes with its handle. Blocking.
+    pub fn scratch_file(&self) -> Result<std::fs::File, BlobError> {
+        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        let path = self.tmp.join(format!("{}-{n}-scratch", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(file)
+    }
+
     /// Opens a stored blob for reading.
     pub async fn open_blob(&self, hash: &BlobHash) -> Result<tokio::fs::File, BlobError> {
         tokio::fs::File::open(self.path(hash)).await.map_err(|e| match BlobError::from(e) {

@@ -520,12 +520,7 @@ impl Session {
             ..Default::default()
         };
         self.channel.send_command(context, &request).await?;
-        match outgoing {
-            Outgoing::Stored(file) => self.channel.send_data_set_from(context, file, instance.size).await?,
-            Outgoing::Transcoded(bytes) => {
-                self.channel.send_data_set_from(context, bytes.as_slice(), bytes.len() as u64).await?
-            }
-        }
+        self.channel.send_data_set_from(context, outgoing.file, outgoing.size).await?;
         let mut cancel = false;
         loop {
             match self.channel.receive_command().await? {
@@ -647,26 +642,33 @@ fn sending_context(
     transcode::TARGETS.into_iter().find_map(|target| accepted(sop_class, target).map(|context| (context, Some(target))))
 }
 
-/// A data set on its way out of the archive.
-enum Outgoing {
-    Stored(tokio::fs::File),
-    /// Transcoded in memory, on the blocking pool.
-    Transcoded(Vec<u8>),
+/// A data set on its way out of the archive: a file and how many bytes of it to send.
+struct Outgoing {
+    file: tokio::fs::File,
+    size: u64,
 }
 
 impl Outgoing {
-    async fn of(archive: &Archive, instance: &StoredInstance, target: Option<&'static str>) -> Option<Self> {
+    /// The stored data set, or, with a `target` syntax, the data set transcoded into a
+    /// scratch file on the blocking pool (a decoded multi-frame object can be hundreds of MB).
+    async fn of(archive: &Arc<Archive>, instance: &StoredInstance, target: Option<&'static str>) -> Option<Self> {
         let Some(target) = target else {
-            return archive.open_instance(instance).await.ok().map(Self::Stored);
+            let file = archive.open_instance(instance).await.ok()?;
+            return Some(Self { file, size: instance.size });
         };
-        let (path, stored) = (archive.blob_path(instance), instance.transfer_syntax_uid.to_string());
-        let transcoded = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            transcode::transcode(&path, &stored, target, &mut bytes).map(|()| bytes)
+        let (archive, path, stored) =
+            (archive.clone(), archive.blob_path(instance), instance.transfer_syntax_uid.to_string());
+        let transcoded = tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let mut out = std::io::BufWriter::new(archive.scratch_file()?);
+            transcode::transcode(&path, &stored, target, &mut out)?;
+            let mut scratch = out.into_inner().map_err(|e| e.into_error())?;
+            let size = std::io::Seek::stream_position(&mut scratch)?;
+            std::io::Seek::rewind(&mut scratch)?;
+            Ok((scratch, size))
         })
         .await;
         match transcoded {
-            Ok(Ok(bytes)) => Some(Self::Transcoded(bytes)),
+            Ok(Ok((file, size))) => Some(Self { file: tokio::fs::File::from_std(file), size }),
             Ok(Err(error)) => {
                 warn!(%error, "transcoding for a retrieve failed");
                 None
@@ -678,7 +680,7 @@ impl Outgoing {
 
 async fn send_to_node(
     scu: &mut Scu,
-    archive: &Archive,
+    archive: &Arc<Archive>,
     instance: &StoredInstance,
     originator: &MoveOriginator,
 ) -> SubOperation {
@@ -687,12 +689,7 @@ async fn send_to_node(
     };
     let Some(outgoing) = Outgoing::of(archive, instance, target).await else { return SubOperation::Failed };
     let (class, uid) = (instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str());
-    let response = match outgoing {
-        Outgoing::Stored(file) => scu.store(context, class, uid, file, instance.size, Some(originator)).await,
-        Outgoing::Transcoded(bytes) => {
-            scu.store(context, class, uid, bytes.as_slice(), bytes.len() as u64, Some(originator)).await
-        }
-    };
+    let response = scu.store(context, class, uid, outgoing.file, outgoing.size, Some(originator)).await;
     match response {
         Ok(response) => SubOperation::from_status(response.status),
         Err(error) => {

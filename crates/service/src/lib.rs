@@ -211,6 +211,12 @@ impl Archive {
         self.blobs.path(&instance.blob)
     }
 
+    /// A nameless scratch file on the data disk, gone once dropped (see
+    /// [`BlobStore::scratch_file`]). Blocking.
+    pub fn scratch_file(&self) -> Result<std::fs::File, ServiceError> {
+        Ok(self.blobs.scratch_file()?)
+    }
+
     /// Opens the stored bytes of an instance (its dataset, as received).
     pub async fn open_instance(&self, instance: &StoredInstance) -> Result<tokio::fs::File, ServiceError> {
         Ok(self.blobs.open_blob(&instance.blob).await?)

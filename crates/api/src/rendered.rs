@@ -10,7 +10,7 @@ use renkei_dicom::walk::tree_file;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, QueryLevel};
 use renkei_imaging::transcode::native_bytes;
-use renkei_imaging::{ImageFormat, ImagingError, PixelModule};
+use renkei_imaging::{ImageFormat, ImagingError, PixelModule, Window, WindowFunction};
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -52,19 +52,22 @@ fn image_format(headers: &HeaderMap) -> Result<ImageFormat, Problem> {
     Err(Problem::new(StatusCode::NOT_ACCEPTABLE, "rendered images are image/jpeg or image/png"))
 }
 
-/// `window=center,width[,function]`: only the linear function is supported.
-fn window(params: &[(String, String)]) -> Result<Option<(f64, f64)>, Problem> {
+/// `window=center,width[,function]` (PS3.18 8.3.5.1.3), the function `linear` (the default),
+/// `linear-exact` or `sigmoid`.
+fn window(params: &[(String, String)]) -> Result<Option<Window>, Problem> {
     let Some((_, value)) = params.iter().find(|(name, _)| name == "window") else { return Ok(None) };
-    let bad = || Problem::bad_request("window must be center,width[,linear]");
+    let bad = || Problem::bad_request("window must be center,width[,linear|linear-exact|sigmoid] with a usable width");
     let mut parts = value.split(',');
     let center: f64 = parts.next().and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
-    let width: f64 = parts.next().and_then(|v| v.trim().parse().ok()).filter(|w| *w >= 1.0).ok_or_else(bad)?;
-    match parts.next().map(|f| f.trim().to_ascii_lowercase()) {
-        None => {}
-        Some(function) if function == "linear" => {}
-        Some(_) => return Err(Problem::bad_request("only the linear window function is supported")),
+    let width: f64 = parts.next().and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
+    let function = match parts.next() {
+        None => WindowFunction::Linear,
+        Some(name) => WindowFunction::parse(name).ok_or_else(bad)?,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
     }
-    Ok(Some((center, width)))
+    Window::new(center, width, function).map(Some).ok_or_else(bad)
 }
 
 /// The Image Pixel Module of the object stored at `path` in `transfer_syntax`. Blocking.
@@ -81,7 +84,7 @@ async fn render_image(
     state: &AppState,
     instance: StoredInstance,
     number: u32,
-    window: Option<(f64, f64)>,
+    window: Option<Window>,
     max_side: Option<u32>,
     format: ImageFormat,
 ) -> Result<Vec<u8>, ImagingError> {
@@ -116,7 +119,7 @@ fn image_response(image: Vec<u8>, format: ImageFormat) -> Response {
 async fn render_all(
     state: &AppState,
     instances: Vec<StoredInstance>,
-    window: Option<(f64, f64)>,
+    window: Option<Window>,
     format: ImageFormat,
 ) -> Result<Response, Problem> {
     const BOUNDARY: &str = "renkei-rendered-boundary";
@@ -339,11 +342,15 @@ mod tests {
     #[test]
     fn window_parameters() {
         let params = |v: &str| vec![("window".to_owned(), v.to_owned())];
-        assert_eq!(window(&params("40,400")).ok(), Some(Some((40.0, 400.0))));
-        assert_eq!(window(&params("-600,1500,linear")).ok(), Some(Some((-600.0, 1500.0))));
+        let linear = |c, w| Window::new(c, w, WindowFunction::Linear);
+        assert_eq!(window(&params("40,400")).ok(), Some(linear(40.0, 400.0)));
+        assert_eq!(window(&params("-600,1500,linear")).ok(), Some(linear(-600.0, 1500.0)));
+        let sigmoid = Window::new(40.0, 0.5, WindowFunction::Sigmoid);
+        assert_eq!(window(&params("40,0.5,sigmoid")).ok(), Some(sigmoid));
         assert!(window(&params("40")).is_err());
-        assert!(window(&params("40,400,sigmoid")).is_err());
+        assert!(window(&params("40,400,gamma")).is_err());
         assert!(window(&params("40,0")).is_err());
+        assert!(window(&params("40,0.5")).is_err(), "LINEAR needs a width of 1 or more");
         assert_eq!(window(&[]).ok(), Some(None));
     }
 }

@@ -6,7 +6,8 @@
 //! - [`decode`]: native, RLE Lossless, the JPEG family (baseline, extended 8-bit, lossless),
 //!   JPEG-LS ([`jpegls`], our own decoder) and JPEG 2000 (OpenJPEG's Rust port) to samples.
 //! - [`transcode`]: a stored data set re-encoded as Explicit VR Little Endian, pixels decoded.
-//! - [`render`]: modality rescale, windowing (PS3.3 C.11.2.1.2), MONOCHROME1 inversion,
+//! - [`render`]: modality rescale, windowing (LINEAR, LINEAR_EXACT or SIGMOID, PS3.3
+//!   C.11.2.1.2-3), MONOCHROME1 inversion,
 //!   optional downscaling for thumbnails, then PNG or JPEG.
 //!
 //! All of it is CPU or blocking file work: callers run it off the async runtime.
@@ -43,6 +44,75 @@ enum PixelLocation {
     At { offset: u64, length: u64 },
 }
 
+/// A VOI LUT function (PS3.3 C.11.2.1.2 and C.11.2.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunction {
+    Linear,
+    LinearExact,
+    Sigmoid,
+}
+
+impl WindowFunction {
+    /// From a VOI LUT Function value or a WADO-RS `window` function name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+            "LINEAR" => Some(Self::Linear),
+            "LINEAR_EXACT" => Some(Self::LinearExact),
+            "SIGMOID" => Some(Self::Sigmoid),
+            _ => None,
+        }
+    }
+}
+
+/// A window: center and width through a function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+    pub function: WindowFunction,
+}
+
+impl Window {
+    /// A width the function can use: at least 1 for LINEAR, above 0 for the others.
+    pub fn new(center: f64, width: f64, function: WindowFunction) -> Option<Self> {
+        let usable = match function {
+            WindowFunction::Linear => width >= 1.0,
+            WindowFunction::LinearExact | WindowFunction::Sigmoid => width > 0.0,
+        };
+        usable.then_some(Self { center, width, function })
+    }
+
+    /// The display value, 0 to 255, of a modality value `x`.
+    fn apply(&self, x: f64) -> f64 {
+        let (c, w) = (self.center, self.width);
+        let y = match self.function {
+            // C.11.2.1.2.1
+            WindowFunction::Linear => {
+                if x <= c - 0.5 - (w - 1.0) / 2.0 {
+                    0.0
+                } else if x > c - 0.5 + (w - 1.0) / 2.0 {
+                    1.0
+                } else {
+                    (x - (c - 0.5)) / (w - 1.0).max(1.0) + 0.5
+                }
+            }
+            // C.11.2.1.3.2
+            WindowFunction::LinearExact => {
+                if x <= c - w / 2.0 {
+                    0.0
+                } else if x > c + w / 2.0 {
+                    1.0
+                } else {
+                    (x - c) / w + 0.5
+                }
+            }
+            // C.11.2.1.3.1
+            WindowFunction::Sigmoid => 1.0 / (1.0 + (-4.0 * (x - c) / w).exp()),
+        };
+        (y * 255.0).clamp(0.0, 255.0)
+    }
+}
+
 /// The attributes needed to find, decode and show frames.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PixelModule {
@@ -55,8 +125,8 @@ pub struct PixelModule {
     pub planar_configuration: u16,
     pub frames: u32,
     pub rescale: (f64, f64),
-    /// Window center and width from the object, if it has them.
-    pub window: Option<(f64, f64)>,
+    /// The object's first window and its VOI LUT Function, if it has them.
+    pub window: Option<Window>,
     location: PixelLocation,
 }
 
@@ -89,8 +159,11 @@ impl PixelModule {
             NodeValue::Items(_) => return Err(ImagingError::Malformed("pixel data is a sequence")),
         };
         let required = |t| us(nodes, t, big_endian).ok_or(ImagingError::Malformed("image pixel module incomplete"));
+        let function = bytes(nodes, tag(0x0028, 0x1056))
+            .and_then(|b| WindowFunction::parse(&renkei_dicom::text::ascii(b)))
+            .unwrap_or(WindowFunction::Linear);
         let window = match (number(nodes, tag(0x0028, 0x1050)), number(nodes, tag(0x0028, 0x1051))) {
-            (Some(center), Some(width)) if width >= 1.0 => Some((center, width)),
+            (Some(center), Some(width)) => Window::new(center, width, function),
             _ => None,
         };
         Ok(Self {
@@ -474,7 +547,7 @@ pub enum ImageFormat {
 pub fn render(
     samples: &Samples,
     module: &PixelModule,
-    window: Option<(f64, f64)>,
+    window: Option<Window>,
     max_side: Option<u32>,
     format: ImageFormat,
 ) -> Result<Vec<u8>, ImagingError> {
@@ -482,26 +555,16 @@ pub fn render(
     let mut pixels: Vec<u8> = if channels == 1 {
         let (slope, intercept) = module.rescale;
         let values: Vec<f64> = samples.values.iter().map(|v| *v as f64 * slope + intercept).collect();
-        let (center, width) = window.or(module.window).unwrap_or_else(|| {
+        let window = window.or(module.window).unwrap_or_else(|| {
             let min = values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            ((min + max) / 2.0, (max - min).max(1.0))
+            Window { center: (min + max) / 2.0, width: (max - min).max(1.0), function: WindowFunction::Linear }
         });
         let invert = module.photometric == "MONOCHROME1";
         values
             .iter()
             .map(|x| {
-                // PS3.3 C.11.2.1.2.1, the linear function.
-                let low = center - 0.5 - (width - 1.0) / 2.0;
-                let high = center - 0.5 + (width - 1.0) / 2.0;
-                let y = if *x <= low {
-                    0.0
-                } else if *x > high {
-                    255.0
-                } else {
-                    ((x - (center - 0.5)) / (width - 1.0).max(1.0) + 0.5) * 255.0
-                };
-                let y = y.clamp(0.0, 255.0) as u8;
+                let y = window.apply(*x) as u8;
                 if invert { 255 - y } else { y }
             })
             .collect()
@@ -568,13 +631,27 @@ mod tests {
     fn windowing_follows_the_linear_function() {
         let m = module(1, 4, 16);
         let samples = Samples { columns: 4, rows: 1, channels: 1, values: vec![0, 40, 60, 100] };
-        let png = render(&samples, &m, Some((50.0, 21.0)), None, ImageFormat::Png).expect("render");
+        let window = Window::new(50.0, 21.0, WindowFunction::Linear);
+        let png = render(&samples, &m, window, None, ImageFormat::Png).expect("render");
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let mut reader = decoder.read_info().expect("png");
         let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
         reader.next_frame(&mut pixels).expect("frame");
         // Center 50, width 21: below 39.5 is black, above 59.5 white, 40 is ((40 - 49.5) / 20 + 0.5) * 255.
         assert_eq!(pixels, vec![0, 6, 255, 255]);
+    }
+
+    #[test]
+    fn linear_exact_and_sigmoid_follow_their_formulas() {
+        let exact = Window::new(50.0, 20.0, WindowFunction::LinearExact).expect("window");
+        assert_eq!([exact.apply(40.0), exact.apply(45.0), exact.apply(60.5)], [0.0, 63.75, 255.0]);
+        let sigmoid = Window::new(50.0, 20.0, WindowFunction::Sigmoid).expect("window");
+        assert_eq!(sigmoid.apply(50.0), 127.5, "the center is mid-grey");
+        assert!((sigmoid.apply(60.0) - 255.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-9);
+        assert!(Window::new(50.0, 0.5, WindowFunction::Linear).is_none(), "LINEAR needs a width of 1 or more");
+        assert!(Window::new(50.0, 0.5, WindowFunction::Sigmoid).is_some());
+        assert_eq!(WindowFunction::parse("linear-exact"), Some(WindowFunction::LinearExact));
+        assert_eq!(WindowFunction::parse("SIGMOID "), Some(WindowFunction::Sigmoid));
     }
 
     #[test]

@@ -458,6 +458,11 @@ fn frames_rendered_images_and_thumbnails() {
     let (width, height, channels, pixels) = png_image(&body);
     assert_eq!((width, height, channels), (128, 128, 1));
     assert!(pixels.iter().any(|p| *p != pixels[0]), "a real image, not a flat one");
+    // The same window through the sigmoid function is another image of the same slice.
+    let (status, _, body) = get_bytes(&hub, &format!("{}/rendered?window=300,600,sigmoid", url(ct)), &png);
+    assert_eq!(status, 200);
+    let sigmoid = png_image(&body).3;
+    assert!(sigmoid.len() == pixels.len() && sigmoid != pixels, "sigmoid differs from linear");
     // The default is JPEG.
     let (status, head, body) = get_bytes(&hub, &format!("{}/rendered", url(ct)), &[("Authorization", &auth)]);
     assert_eq!(status, 200);

@@ -10,7 +10,7 @@ use renkei_dicom::walk::tree_file;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, QueryLevel};
 use renkei_imaging::transcode::native_bytes;
-use renkei_imaging::{ImageFormat, ImagingError, PixelModule, Window, WindowFunction};
+use renkei_imaging::{ImageFormat, ImagingError, PixelModule, Rendering, Window, WindowFunction};
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -52,22 +52,56 @@ fn image_format(headers: &HeaderMap) -> Result<ImageFormat, Problem> {
     Err(Problem::new(StatusCode::NOT_ACCEPTABLE, "rendered images are image/jpeg or image/png"))
 }
 
-/// `window=center,width[,function]` (PS3.18 8.3.5.1.3), the function `linear` (the default),
-/// `linear-exact` or `sigmoid`.
-fn window(params: &[(String, String)]) -> Result<Option<Window>, Problem> {
-    let Some((_, value)) = params.iter().find(|(name, _)| name == "window") else { return Ok(None) };
-    let bad = || Problem::bad_request("window must be center,width[,linear|linear-exact|sigmoid] with a usable width");
-    let mut parts = value.split(',');
-    let center: f64 = parts.next().and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
-    let width: f64 = parts.next().and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
-    let function = match parts.next() {
-        None => WindowFunction::Linear,
-        Some(name) => WindowFunction::parse(name).ok_or_else(bad)?,
-    };
-    if parts.next().is_some() {
-        return Err(bad());
+/// The largest side a rendering may be scaled to.
+const MAX_VIEWPORT: u32 = 4096;
+
+/// A rendering as the request asks for it (PS3.18 8.3.5.1): the format from `Accept`, and
+/// the query parameters `window=center,width[,linear|linear-exact|sigmoid]`,
+/// `viewport=vw,vh` (scaled to fit, keeping the aspect ratio) and `quality=1..100` (JPEG).
+fn rendering(headers: &HeaderMap, params: &[(String, String)]) -> Result<Rendering, Problem> {
+    let mut rendering = Rendering::new(image_format(headers)?);
+    for (name, value) in params {
+        let numbers = |count: usize| -> Option<Vec<f64>> {
+            let numbers: Vec<f64> = value.split(',').map(|v| v.trim().parse().ok()).collect::<Option<_>>()?;
+            (numbers.len() == count).then_some(numbers)
+        };
+        match name.as_str() {
+            "window" => {
+                let bad = || Problem::bad_request("window must be center,width[,linear|linear-exact|sigmoid]");
+                let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+                let number = |at: usize| parts.get(at).and_then(|v| v.parse::<f64>().ok()).ok_or_else(bad);
+                let function = match parts.get(2) {
+                    None => WindowFunction::Linear,
+                    Some(name) => WindowFunction::parse(name).ok_or_else(bad)?,
+                };
+                if parts.len() > 3 {
+                    return Err(bad());
+                }
+                rendering.window = Some(Window::new(number(0)?, number(1)?, function).ok_or_else(bad)?);
+            }
+            "viewport" => {
+                let bad = || Problem::bad_request(format!("viewport must be vw,vh, each 1 to {MAX_VIEWPORT}"));
+                let sides = numbers(2).ok_or_else(bad)?;
+                let side = |v: f64| (v.fract() == 0.0 && (1.0..=MAX_VIEWPORT as f64).contains(&v)).then_some(v as u32);
+                rendering.fit = Some((side(sides[0]).ok_or_else(bad)?, side(sides[1]).ok_or_else(bad)?));
+            }
+            "quality" => {
+                let bad = || Problem::bad_request("quality must be 1 to 100");
+                let quality = numbers(1).ok_or_else(bad)?[0];
+                rendering.quality = (quality.fract() == 0.0 && (1.0..=100.0).contains(&quality))
+                    .then_some(quality as u8)
+                    .ok_or_else(bad)?;
+            }
+            _ => {}
+        }
     }
-    Window::new(center, width, function).map(Some).ok_or_else(bad)
+    Ok(rendering)
+}
+
+/// A thumbnail: the object's own window, at most 128 pixels a side.
+fn thumbnail(headers: &HeaderMap) -> Result<Rendering, Problem> {
+    let rendering = Rendering::new(image_format(headers)?);
+    Ok(Rendering { fit: Some((THUMBNAIL_SIDE, THUMBNAIL_SIDE)), shrink_only: true, ..rendering })
 }
 
 /// The Image Pixel Module of the object stored at `path` in `transfer_syntax`. Blocking.
@@ -84,9 +118,7 @@ async fn render_image(
     state: &AppState,
     instance: StoredInstance,
     number: u32,
-    window: Option<Window>,
-    max_side: Option<u32>,
-    format: ImageFormat,
+    rendering: Rendering,
 ) -> Result<Vec<u8>, ImagingError> {
     let path = state.archive.blob_path(&instance);
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
@@ -94,7 +126,7 @@ async fn render_image(
         let module = pixel_module(&path, ts)?;
         let frame = renkei_imaging::frame(&path, ts, &module, number)?;
         let samples = renkei_imaging::decode(&frame, ts, &module)?;
-        renkei_imaging::render(&samples, &module, window, max_side, format)
+        renkei_imaging::render(&samples, &module, &rendering)
     })
     .await
     .unwrap_or(Err(ImagingError::Malformed("the rendering task failed")))
@@ -119,17 +151,16 @@ fn image_response(image: Vec<u8>, format: ImageFormat) -> Response {
 async fn render_all(
     state: &AppState,
     instances: Vec<StoredInstance>,
-    window: Option<Window>,
-    format: ImageFormat,
+    rendering: Rendering,
 ) -> Result<Response, Problem> {
     const BOUNDARY: &str = "renkei-rendered-boundary";
-    let media = media_type(format);
+    let media = media_type(rendering.format);
     let mut instances = instances.into_iter();
     // The first image is rendered before answering: a study without images is then a 404,
     // and an undecodable one a clean error rather than a cut-off body.
     let first = loop {
         let Some(instance) = instances.next() else { return Err(Problem::not_found()) };
-        match render_image(state, instance, 1, window, None, format).await {
+        match render_image(state, instance, 1, rendering).await {
             Ok(image) => break image,
             Err(ImagingError::NoPixelData) => {}
             Err(error) => return Err(error.into()),
@@ -148,7 +179,7 @@ async fn render_all(
             return;
         }
         for instance in instances {
-            match render_image(&state, instance, 1, window, None, format).await {
+            match render_image(&state, instance, 1, rendering).await {
                 Ok(image) => {
                     if sender.send(part(image)).await.is_err() {
                         return; // the client went away
@@ -172,14 +203,14 @@ async fn render_all(
 async fn thumbnail_of(
     state: &AppState,
     mut instances: Vec<StoredInstance>,
-    format: ImageFormat,
+    rendering: Rendering,
 ) -> Result<Response, Problem> {
     let middle = instances.len() / 2;
     instances.rotate_left(middle);
     for instance in instances {
-        match render_image(state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await {
+        match render_image(state, instance, 1, rendering).await {
             Err(ImagingError::NoPixelData) => continue,
-            answer => return Ok(image_response(answer?, format)),
+            answer => return Ok(image_response(answer?, rendering.format)),
         }
     }
     Err(Problem::not_found())
@@ -192,10 +223,9 @@ pub async fn instance_rendered(
     Path((study, series, instance)): Path<(String, String, String)>,
     params: Params,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
-    let window = window(&params.0)?;
+    let rendering = rendering(&headers, &params.0)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    Ok(image_response(render_image(&state, instance, 1, window, None, format).await?, format))
+    Ok(image_response(render_image(&state, instance, 1, rendering).await?, rendering.format))
 }
 
 pub async fn frame_rendered(
@@ -205,10 +235,9 @@ pub async fn frame_rendered(
     Path((study, series, instance, frame)): Path<(String, String, String, u32)>,
     params: Params,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
-    let window = window(&params.0)?;
+    let rendering = rendering(&headers, &params.0)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    Ok(image_response(render_image(&state, instance, frame, window, None, format).await?, format))
+    Ok(image_response(render_image(&state, instance, frame, rendering).await?, rendering.format))
 }
 
 pub async fn instance_thumbnail(
@@ -217,9 +246,9 @@ pub async fn instance_thumbnail(
     headers: HeaderMap,
     Path((study, series, instance)): Path<(String, String, String)>,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
+    let rendering = thumbnail(&headers)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    Ok(image_response(render_image(&state, instance, 1, None, Some(THUMBNAIL_SIDE), format).await?, format))
+    Ok(image_response(render_image(&state, instance, 1, rendering).await?, rendering.format))
 }
 
 pub async fn frame_thumbnail(
@@ -228,9 +257,9 @@ pub async fn frame_thumbnail(
     headers: HeaderMap,
     Path((study, series, instance, frame)): Path<(String, String, String, u32)>,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
+    let rendering = thumbnail(&headers)?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    Ok(image_response(render_image(&state, instance, frame, None, Some(THUMBNAIL_SIDE), format).await?, format))
+    Ok(image_response(render_image(&state, instance, frame, rendering).await?, rendering.format))
 }
 
 pub async fn series_thumbnail(
@@ -239,9 +268,9 @@ pub async fn series_thumbnail(
     headers: HeaderMap,
     Path((study, series)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
+    let rendering = thumbnail(&headers)?;
     let keys = [(Attribute::StudyInstanceUid, study), (Attribute::SeriesInstanceUid, series)];
-    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, format).await
+    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, rendering).await
 }
 
 pub async fn study_thumbnail(
@@ -250,9 +279,9 @@ pub async fn study_thumbnail(
     headers: HeaderMap,
     Path(study): Path<String>,
 ) -> Result<Response, Problem> {
-    let format = image_format(&headers)?;
+    let rendering = thumbnail(&headers)?;
     let keys = [(Attribute::StudyInstanceUid, study)];
-    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, format).await
+    thumbnail_of(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, rendering).await
 }
 
 pub async fn series_rendered(
@@ -262,9 +291,9 @@ pub async fn series_rendered(
     Path((study, series)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, Problem> {
-    let (format, window) = (image_format(&headers)?, window(&params.0)?);
+    let rendering = rendering(&headers, &params.0)?;
     let keys = [(Attribute::StudyInstanceUid, study), (Attribute::SeriesInstanceUid, series)];
-    render_all(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, window, format).await
+    render_all(&state, instances_under(&state, &principal, QueryLevel::Series, &keys).await?, rendering).await
 }
 
 pub async fn study_rendered(
@@ -274,9 +303,9 @@ pub async fn study_rendered(
     Path(study): Path<String>,
     params: Params,
 ) -> Result<Response, Problem> {
-    let (format, window) = (image_format(&headers)?, window(&params.0)?);
+    let rendering = rendering(&headers, &params.0)?;
     let keys = [(Attribute::StudyInstanceUid, study)];
-    render_all(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, window, format).await
+    render_all(&state, instances_under(&state, &principal, QueryLevel::Study, &keys).await?, rendering).await
 }
 
 /// Frames (PS3.18 10.4.1.1.3) as `multipart/related; type="application/octet-stream"`:
@@ -340,17 +369,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn window_parameters() {
+    fn rendering_parameters() {
         let params = |v: &str| vec![("window".to_owned(), v.to_owned())];
+        let window = |v: &str| rendering(&HeaderMap::new(), &params(v)).map(|r| r.window);
         let linear = |c, w| Window::new(c, w, WindowFunction::Linear);
-        assert_eq!(window(&params("40,400")).ok(), Some(linear(40.0, 400.0)));
-        assert_eq!(window(&params("-600,1500,linear")).ok(), Some(linear(-600.0, 1500.0)));
-        let sigmoid = Window::new(40.0, 0.5, WindowFunction::Sigmoid);
-        assert_eq!(window(&params("40,0.5,sigmoid")).ok(), Some(sigmoid));
-        assert!(window(&params("40")).is_err());
-        assert!(window(&params("40,400,gamma")).is_err());
-        assert!(window(&params("40,0")).is_err());
-        assert!(window(&params("40,0.5")).is_err(), "LINEAR needs a width of 1 or more");
-        assert_eq!(window(&[]).ok(), Some(None));
+        assert_eq!(window("40,400").ok(), Some(linear(40.0, 400.0)));
+        assert_eq!(window("-600,1500,linear").ok(), Some(linear(-600.0, 1500.0)));
+        assert_eq!(window("40,0.5,sigmoid").ok(), Some(Window::new(40.0, 0.5, WindowFunction::Sigmoid)));
+        for bad in ["40", "40,400,gamma", "40,0", "40,0.5", "40,400,linear,1"] {
+            assert!(window(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rendering(&HeaderMap::new(), &[]).ok().map(|r| r.window), Some(None));
+        let other = |name: &str, v: &str| rendering(&HeaderMap::new(), &[(name.to_owned(), v.to_owned())]);
+        assert_eq!(other("viewport", "320,240").ok().and_then(|r| r.fit), Some((320, 240)));
+        assert_eq!(other("quality", "60").ok().map(|r| r.quality), Some(60));
+        for (name, bad) in
+            [("viewport", "320"), ("viewport", "0,10"), ("viewport", "10,9999"), ("quality", "0"), ("quality", "5.5")]
+        {
+            assert!(other(name, bad).is_err(), "{name}={bad}");
+        }
     }
 }

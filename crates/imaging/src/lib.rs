@@ -541,21 +541,34 @@ pub enum ImageFormat {
     Jpeg,
 }
 
-/// Renders samples to an image: grey through the modality rescale and the window (the
-/// given one, else the object's, else the frame's range), colour as it is. `max_side`
-/// downscales (thumbnails).
-pub fn render(
-    samples: &Samples,
-    module: &PixelModule,
-    window: Option<Window>,
-    max_side: Option<u32>,
-    format: ImageFormat,
-) -> Result<Vec<u8>, ImagingError> {
+/// How to render a frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rendering {
+    /// The window, else the object's, else the frame's range.
+    pub window: Option<Window>,
+    /// The box the image is scaled into, keeping its aspect ratio.
+    pub fit: Option<(u32, u32)>,
+    /// Only shrink to fit, never enlarge (thumbnails).
+    pub shrink_only: bool,
+    pub format: ImageFormat,
+    /// JPEG quality, 1 to 100.
+    pub quality: u8,
+}
+
+impl Rendering {
+    pub fn new(format: ImageFormat) -> Self {
+        Self { window: None, fit: None, shrink_only: false, format, quality: 90 }
+    }
+}
+
+/// Renders samples to an image: grey through the modality rescale and the window, colour as
+/// it is, then scaled and encoded as `rendering` says.
+pub fn render(samples: &Samples, module: &PixelModule, rendering: &Rendering) -> Result<Vec<u8>, ImagingError> {
     let (width, height, channels) = (samples.columns, samples.rows, samples.channels);
     let mut pixels: Vec<u8> = if channels == 1 {
         let (slope, intercept) = module.rescale;
         let values: Vec<f64> = samples.values.iter().map(|v| *v as f64 * slope + intercept).collect();
-        let window = window.or(module.window).unwrap_or_else(|| {
+        let window = rendering.window.or(module.window).unwrap_or_else(|| {
             let min = values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             Window { center: (min + max) / 2.0, width: (max - min).max(1.0), function: WindowFunction::Linear }
@@ -572,8 +585,12 @@ pub fn render(
         samples.values.iter().map(|v| (*v).clamp(0, 255) as u8).collect()
     };
     let (mut out_width, mut out_height) = (width, height);
-    if let Some(max_side) = max_side.filter(|m| width.max(height) > *m) {
-        let scale = max_side as f64 / width.max(height) as f64;
+    let scale = rendering
+        .fit
+        .map(|(box_width, box_height)| (box_width as f64 / width as f64).min(box_height as f64 / height as f64))
+        .filter(|scale| *scale < 1.0 || (!rendering.shrink_only && *scale > 1.0));
+    if let Some(scale) = scale {
+        // Nearest neighbour: a preview, not a diagnostic resampling.
         out_width = ((width as f64 * scale).round() as u32).max(1);
         out_height = ((height as f64 * scale).round() as u32).max(1);
         let mut scaled = Vec::with_capacity((out_width * out_height * channels) as usize);
@@ -588,7 +605,7 @@ pub fn render(
         pixels = scaled;
     }
     let mut out = Vec::new();
-    match format {
+    match rendering.format {
         ImageFormat::Png => {
             let mut encoder = png::Encoder::new(&mut out, out_width, out_height);
             encoder.set_color(if channels == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
@@ -598,7 +615,7 @@ pub fn render(
         }
         ImageFormat::Jpeg => {
             let color = if channels == 1 { jpeg_encoder::ColorType::Luma } else { jpeg_encoder::ColorType::Rgb };
-            let encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+            let encoder = jpeg_encoder::Encoder::new(&mut out, rendering.quality.clamp(1, 100));
             encoder
                 .encode(&pixels, out_width as u16, out_height as u16, color)
                 .map_err(|e| ImagingError::Io(std::io::Error::other(e)))?;
@@ -631,8 +648,9 @@ mod tests {
     fn windowing_follows_the_linear_function() {
         let m = module(1, 4, 16);
         let samples = Samples { columns: 4, rows: 1, channels: 1, values: vec![0, 40, 60, 100] };
-        let window = Window::new(50.0, 21.0, WindowFunction::Linear);
-        let png = render(&samples, &m, window, None, ImageFormat::Png).expect("render");
+        let rendering =
+            Rendering { window: Window::new(50.0, 21.0, WindowFunction::Linear), ..Rendering::new(ImageFormat::Png) };
+        let png = render(&samples, &m, &rendering).expect("render");
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let mut reader = decoder.read_info().expect("png");
         let mut pixels = vec![0; reader.output_buffer_size().expect("size")];

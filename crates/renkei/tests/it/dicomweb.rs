@@ -463,6 +463,17 @@ fn frames_rendered_images_and_thumbnails() {
     assert_eq!(status, 200);
     let sigmoid = png_image(&body).3;
     assert!(sigmoid.len() == pixels.len() && sigmoid != pixels, "sigmoid differs from linear");
+    // A viewport scales the 128×128 slice to fit, either way, keeping its aspect ratio.
+    for (viewport, side) in [("64,64", 64), ("256,100", 100), ("256,256", 256)] {
+        let (status, _, body) = get_bytes(&hub, &format!("{}/rendered?viewport={viewport}", url(ct)), &png);
+        assert_eq!((status, png_image(&body).0, png_image(&body).1), (200, side, side), "viewport {viewport}");
+    }
+    assert_eq!(get_bytes(&hub, &format!("{}/rendered?viewport=0,64", url(ct)), &png).0, 400);
+    let jpeg_size = |quality: &str| {
+        let path = format!("{}/rendered?quality={quality}", url(ct));
+        get_bytes(&hub, &path, &[("Authorization", &auth), ("Accept", "image/jpeg")]).2.len()
+    };
+    assert!(jpeg_size("20") < jpeg_size("95"), "JPEG quality is honoured");
     // The default is JPEG.
     let (status, head, body) = get_bytes(&hub, &format!("{}/rendered", url(ct)), &[("Authorization", &auth)]);
     assert_eq!(status, 200);

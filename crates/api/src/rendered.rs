@@ -353,14 +353,16 @@ pub async fn frames(
     })
     .await
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "frame task failed"))??;
-    let parts = frames.into_iter().map(|frame| {
-        let media = if frame.encapsulated {
-            format!("application/octet-stream; transfer-syntax={transfer_syntax}")
-        } else {
-            format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}")
-        };
-        (media, frame.bytes)
-    });
+    // Frames as stored are labelled with the stored syntax (compressed, or big-endian);
+    // little-endian native bytes are the same in every LE syntax.
+    let label = if decoded || !(renkei_imaging::is_encapsulated(&transfer_syntax) || transfer_syntax == EXPLICIT_VR_BE)
+    {
+        EXPLICIT_VR_LE
+    } else {
+        transfer_syntax.as_str()
+    };
+    let media = format!("application/octet-stream; transfer-syntax={label}");
+    let parts = frames.into_iter().map(|frame| (media.clone(), frame.bytes));
     Ok(multipart::response("application/octet-stream", "renkei-frame-boundary", parts))
 }
 

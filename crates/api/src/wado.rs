@@ -12,7 +12,7 @@ use bytes::Bytes;
 use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
-use renkei_imaging::transcode;
+use renkei_imaging::transcode::{self, Transcoding};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
@@ -217,10 +217,11 @@ async fn retrieve(
         };
         deliveries.push((instance, delivery));
     }
+    let or_as_stored = acceptable.by_default;
     let (sender, receiver) = mpsc::channel(4);
     let archive = state.archive.clone();
     tokio::spawn(async move {
-        if let Err(error) = stream_instances(&archive, deliveries, &sender).await {
+        if let Err(error) = stream_instances(&archive, deliveries, or_as_stored, &sender).await {
             // The client sees a truncated body; the cause goes to the log.
             tracing::warn!(%error, "WADO-RS retrieval stopped");
             let _ = sender.send(Err(std::io::Error::other("retrieval failed"))).await;
@@ -232,13 +233,29 @@ async fn retrieve(
 async fn stream_instances(
     archive: &renkei_service::Archive,
     deliveries: Vec<(StoredInstance, Delivery)>,
+    or_as_stored: bool,
     sender: &mpsc::Sender<Chunk>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for (instance, delivery) in deliveries {
-        let ts = match delivery {
-            Delivery::AsStored => instance.transfer_syntax_uid.as_str(),
-            Delivery::Native(target) => target,
+        let stored = instance.transfer_syntax_uid.to_string();
+        // A transcoding is prepared (data set read, frame 1 decoded) before its part begins:
+        // an object that cannot be decoded after all then goes as stored, if the client
+        // named no syntax, rather than cutting the whole response off.
+        let transcoding = match delivery {
+            Delivery::AsStored => None,
+            Delivery::Native(target) => {
+                let (path, syntax) = (archive.blob_path(&instance), stored.clone());
+                match tokio::task::spawn_blocking(move || Transcoding::prepare(&path, &syntax, target)).await? {
+                    Ok(transcoding) => Some((transcoding, target)),
+                    Err(error) if or_as_stored => {
+                        tracing::warn!(%error, "cannot transcode; sending the object as stored");
+                        None
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         };
+        let ts = transcoding.as_ref().map_or(stored.as_str(), |(_, target)| target);
         let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
         head.extend(renkei_dicom::write::part10_header(
             instance.sop_class_uid.as_str(),
@@ -246,14 +263,11 @@ async fn stream_instances(
             ts,
         ));
         sender.send(Ok(Bytes::from(head))).await?;
-        match delivery {
-            Delivery::AsStored => send_stored(archive, &instance, sender).await?,
-            Delivery::Native(target) => {
-                let path = archive.blob_path(&instance);
-                let stored = instance.transfer_syntax_uid.to_string();
+        match transcoding {
+            None => send_stored(archive, &instance, sender).await?,
+            Some((transcoding, _)) => {
                 let mut writer = ChannelWriter { sender: sender.clone() };
-                let transcoding = move || transcode::transcode(&path, &stored, target, &mut writer);
-                tokio::task::spawn_blocking(transcoding).await??;
+                tokio::task::spawn_blocking(move || transcoding.write(&mut writer)).await??;
             }
         }
         sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;

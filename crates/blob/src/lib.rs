@@ -55,6 +55,8 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Names temporaries apart from those of earlier runs, which may have had the same pid.
+    run: u64,
     next_temp: AtomicU64,
 }
 
@@ -67,7 +69,9 @@ impl BlobStore {
         for shard in 0..=255u8 {
             std::fs::create_dir_all(blobs.join(format!("{shard:02x}")))?;
         }
-        Ok(Self { blobs, tmp, next_temp: AtomicU64::new(0) })
+        let mut run = [0u8; 8];
+        getrandom::fill(&mut run).map_err(|e| BlobError::Io(io::Error::other(e)))?;
+        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp: AtomicU64::new(0) })
     }
 
     /// Removes temporary files older than `age`: partial uploads of processes that died.
@@ -98,7 +102,7 @@ impl BlobStore {
     /// Starts writing a new blob. Its temporary file is created on the first write to disk.
     pub fn create(&self) -> BlobWriter {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{}-{n}", std::process::id()));
+        let path = self.tmp.join(format!("{:016x}-{n}", self.run));
         BlobWriter {
             file: None,
             path,
@@ -113,7 +117,7 @@ impl BlobStore {
     /// `/tmp`): created, unlinked at once, so it vanishes with its handle. Blocking.
     pub fn scratch_file(&self) -> Result<std::fs::File, BlobError> {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{}-{n}-scratch", std::process::id()));
+        let path = self.tmp.join(format!("{:016x}-{n}-scratch", self.run));
         let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         std::fs::remove_file(&path)?;
         Ok(file)
@@ -136,11 +140,11 @@ pub struct StoredBlob {
 }
 
 /// A blob that is durable and checked, but still in its temporary file: invisible until
-/// [`publish`](Self::publish)ed. One that is neither published nor discarded is removed as
-/// a stale temporary at the next start.
+/// [`publish`](Self::publish)ed. One dropped unpublished (its request gone) is removed.
 #[derive(Debug)]
 pub struct CheckedBlob {
-    temporary: PathBuf,
+    /// `None` once published or discarded.
+    temporary: Option<PathBuf>,
     shard: PathBuf,
     target: PathBuf,
     stored: StoredBlob,
@@ -151,25 +155,37 @@ impl CheckedBlob {
         &self.stored
     }
 
-    /// Moves the blob to its content address and syncs that directory (or drops it if
-    /// identical content is already there).
+    /// Moves the blob to its content address and syncs that directory. If identical content
+    /// is already there, the directory is synced all the same: whoever renamed it there may
+    /// not have synced it yet.
     pub async fn publish(self) -> Result<StoredBlob, BlobError> {
         Ok(blocking(move || self.publish_now()).await?)
     }
 
-    fn publish_now(self) -> io::Result<StoredBlob> {
+    fn publish_now(mut self) -> io::Result<StoredBlob> {
+        let Some(temporary) = self.temporary.take() else { return Ok(self.stored.clone()) };
         if self.target.exists() {
-            std::fs::remove_file(&self.temporary)?;
+            std::fs::remove_file(&temporary)?;
         } else {
-            std::fs::rename(&self.temporary, &self.target)?;
-            std::fs::File::open(&self.shard)?.sync_all()?;
+            std::fs::rename(&temporary, &self.target)?;
         }
-        Ok(self.stored)
+        std::fs::File::open(&self.shard)?.sync_all()?;
+        Ok(self.stored.clone())
     }
 
     /// Removes the blob: nothing of it is kept.
-    pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.temporary).await;
+    pub async fn discard(mut self) {
+        if let Some(temporary) = self.temporary.take() {
+            let _ = tokio::fs::remove_file(temporary).await;
+        }
+    }
+}
+
+impl Drop for CheckedBlob {
+    fn drop(&mut self) {
+        if let Some(temporary) = self.temporary.take() {
+            let _ = std::fs::remove_file(temporary);
+        }
     }
 }
 
@@ -288,7 +304,7 @@ impl BlobWriter {
         let hash = BlobHash(hasher.finalize().to_hex().to_string());
         let shard = blobs.join(hash.0.get(..2).unwrap_or("00"));
         let target = shard.join(&hash.0);
-        let blob = CheckedBlob { temporary: path.clone(), shard, target, stored: StoredBlob { hash, size } };
+        let blob = CheckedBlob { temporary: Some(path.clone()), shard, target, stored: StoredBlob { hash, size } };
         (blob, Unchecked { file, path, buffer })
     }
 

@@ -59,11 +59,29 @@ impl DatasetWriter {
         self.u16((tag >> 16) as u16);
         self.u16(tag as u16);
         if self.syntax.explicit_vr {
+            let long = |vr: &[u8; 2]| {
+                matches!(
+                    vr,
+                    b"OB"
+                        | b"OD"
+                        | b"OF"
+                        | b"OL"
+                        | b"OV"
+                        | b"OW"
+                        | b"SQ"
+                        | b"SV"
+                        | b"UC"
+                        | b"UN"
+                        | b"UR"
+                        | b"UT"
+                        | b"UV"
+                )
+            };
+            // A value too long for a 2-byte length (one read from an implicit-VR data set)
+            // goes as UN, which has a 4-byte one (PS3.5 6.2.2).
+            let vr = if !long(&vr) && length > 0xFFFE && length != UNDEFINED_LENGTH { *b"UN" } else { vr };
             self.out.extend_from_slice(&vr);
-            if matches!(
-                &vr,
-                b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
-            ) {
+            if long(&vr) {
                 self.out.extend_from_slice(&[0, 0]);
                 self.u32(length);
             } else {
@@ -177,4 +195,14 @@ pub fn part10_header(sop_class: &str, sop_instance: &str, transfer_syntax: &str)
     out.extend_from_slice(b"DICM");
     out.extend_from_slice(&group.into_bytes());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_too_long_for_their_vr_go_as_un() {
+        let mut writer = super::DatasetWriter::new(crate::Syntax::EXPLICIT_LE);
+        writer.element_header(0x3006_0050, *b"DS", 70_000);
+        assert_eq!(writer.take(), [0x06, 0x30, 0x50, 0x00, b'U', b'N', 0, 0, 0x70, 0x11, 0x01, 0x00]);
+    }
 }

@@ -367,7 +367,8 @@ impl<'a> BitReader<'a> {
                 return Err(malformed("JPEG-LS code longer than its limit"));
             }
             if leading < self.count {
-                self.bits <<= leading + 1;
+                // `leading + 1` is 64 when the 1 is the last of 64 pending bits.
+                self.bits = self.bits.checked_shl(leading + 1).unwrap_or(0);
                 self.count -= leading + 1;
                 return Ok(zeros);
             }
@@ -632,7 +633,7 @@ impl<'a> ScanDecoder<'a> {
 /// The least k with N·2^k ≥ A (T.87 A.5.1).
 fn golomb_parameter(n: i32, a: i32) -> Result<u32, ImagingError> {
     let mut k = 0;
-    while (n << k) < a {
+    while (i64::from(n) << k) < i64::from(a) {
         k += 1;
         if k > MAX_K {
             return Err(malformed("JPEG-LS context statistics out of range"));

@@ -7,7 +7,7 @@
 //! are copied from the file in chunks; only a compressed pixel data value is held whole.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use renkei_dicom::Syntax;
 use renkei_dicom::syntax::{EXPLICIT_VR_LE, IMPLICIT_VR_LE};
@@ -29,41 +29,86 @@ pub const TARGETS: [&str; 2] = [EXPLICIT_VR_LE, IMPLICIT_VR_LE];
 /// Writes the data set stored at `path` in `transfer_syntax` to `out` in `target`, one of
 /// [`TARGETS`], decoding compressed pixel data.
 pub fn transcode(path: &Path, transfer_syntax: &str, target: &str, out: &mut dyn Write) -> Result<(), ImagingError> {
-    let target = match target {
-        EXPLICIT_VR_LE => Syntax::EXPLICIT_LE,
-        IMPLICIT_VR_LE => Syntax::IMPLICIT_LE,
-        other => return Err(ImagingError::Unsupported(format!("transcoding to {other}"))),
-    };
-    let syntax = Syntax::from_uid(transfer_syntax)
-        .ok_or_else(|| ImagingError::Unsupported(format!("the private transfer syntax {transfer_syntax}")))?;
-    let mut file = std::fs::File::open(path)?;
-    let mut nodes = tree_file(&mut file, syntax, MAX_INLINE, &renkei_dicom::dictionary::implicit_vr)
-        .map_err(|_| ImagingError::Malformed("stored data set"))?;
-    if !syntax.explicit_vr {
-        // The dictionary says "OB or OW"; which one follows from the bits allocated.
-        let wide = PixelModule::from_tree(&nodes, false).is_ok_and(|m| m.bits_allocated > 8);
-        if let Some(pixel_data) = nodes.iter_mut().find(|n| n.tag == PIXEL_DATA) {
-            pixel_data.vr = if wide { *b"OW" } else { *b"OB" };
+    Transcoding::prepare(path, transfer_syntax, target)?.write(out)
+}
+
+/// A transcoding that has read the data set and decoded frame 1, and has written nothing:
+/// what fails at once (an unknown syntax, an undecodable codestream) fails here, while the
+/// caller can still choose another way.
+pub struct Transcoding {
+    path: PathBuf,
+    transfer_syntax: String,
+    syntax: Syntax,
+    target: Syntax,
+    nodes: Vec<Node>,
+    decoded: Option<DecodedPixels>,
+}
+
+impl Transcoding {
+    pub fn prepare(path: &Path, transfer_syntax: &str, target: &str) -> Result<Self, ImagingError> {
+        let target = match target {
+            EXPLICIT_VR_LE => Syntax::EXPLICIT_LE,
+            IMPLICIT_VR_LE => Syntax::IMPLICIT_LE,
+            other => return Err(ImagingError::Unsupported(format!("transcoding to {other}"))),
+        };
+        let syntax = Syntax::from_uid(transfer_syntax)
+            .ok_or_else(|| ImagingError::Unsupported(format!("the private transfer syntax {transfer_syntax}")))?;
+        let mut file = std::fs::File::open(path)?;
+        let mut nodes = tree_file(&mut file, syntax, MAX_INLINE, &renkei_dicom::dictionary::implicit_vr)
+            .map_err(|_| ImagingError::Malformed("stored data set"))?;
+        if !syntax.explicit_vr {
+            settle_implicit_vrs(&mut nodes);
+        }
+        let mut decoded = None;
+        if crate::is_encapsulated(transfer_syntax) {
+            let module = PixelModule::from_tree(&nodes, false)?;
+            let value = pixel_data_value(path, transfer_syntax, &module)?;
+            let first = decode_frame(transfer_syntax, &module, &value, 1)?;
+            if first.len() as u64 * module.frames as u64 > u64::from(UNDEFINED_LENGTH - 1) {
+                return Err(ImagingError::Unsupported("decoded pixel data over 4 GiB".into()));
+            }
+            describe_decoded(&mut nodes, transfer_syntax, &module);
+            decoded = Some(DecodedPixels { module, value, first });
+        }
+        Ok(Self { path: path.to_owned(), transfer_syntax: transfer_syntax.to_owned(), syntax, target, nodes, decoded })
+    }
+
+    /// Writes the transcoded data set. A frame after the first that fails to decode stops it
+    /// part-way: the caller's output is then incomplete.
+    pub fn write(self, out: &mut dyn Write) -> Result<(), ImagingError> {
+        let Transcoding { path, transfer_syntax, syntax, target, nodes, decoded } = self;
+        let mut encoder = Encoder { path: &path, syntax, writer: DatasetWriter::new(target), out };
+        for node in &nodes {
+            match &decoded {
+                Some(pixels) if node.tag == PIXEL_DATA => encoder.decoded_pixel_data(&transfer_syntax, pixels)?,
+                _ => encoder.node(node)?,
+            }
+        }
+        encoder.flush()
+    }
+}
+
+/// Settles the VRs the dictionary leaves open in an implicit-VR data set: Pixel Data is OW
+/// above 8 bits allocated, and "US or SS" attributes are SS when Pixel Representation is 1.
+fn settle_implicit_vrs(nodes: &mut [Node]) {
+    let module = PixelModule::from_tree(nodes, false).ok();
+    let wide = module.as_ref().is_some_and(|m| m.bits_allocated > 8);
+    let signed = module.as_ref().is_some_and(|m| m.signed);
+    fn visit(nodes: &mut [Node], wide: bool, signed: bool, top: bool) {
+        for node in nodes {
+            if top && node.tag == PIXEL_DATA {
+                node.vr = if wide { *b"OW" } else { *b"OB" };
+            } else if signed && renkei_dicom::dictionary::follows_pixel_representation(node.tag) {
+                node.vr = *b"SS";
+            }
+            if let NodeValue::Items(items) = &mut node.value {
+                for item in items {
+                    visit(item, wide, signed, false);
+                }
+            }
         }
     }
-    let mut decoded = None;
-    if crate::is_encapsulated(transfer_syntax) {
-        let module = PixelModule::from_tree(&nodes, false)?;
-        let value = pixel_data_value(path, transfer_syntax, &module)?;
-        // The first frame is decoded before anything is written, so an undecodable object
-        // fails cleanly rather than halfway through.
-        let first = decode_frame(transfer_syntax, &module, &value, 1)?;
-        describe_decoded(&mut nodes, transfer_syntax, &module);
-        decoded = Some(DecodedPixels { module, value, first });
-    }
-    let mut encoder = Encoder { path, syntax, writer: DatasetWriter::new(target), out };
-    for node in &nodes {
-        match &decoded {
-            Some(pixels) if node.tag == PIXEL_DATA => encoder.decoded_pixel_data(transfer_syntax, pixels)?,
-            _ => encoder.node(node)?,
-        }
-    }
-    encoder.flush()
+    visit(nodes, wide, signed, true);
 }
 
 struct DecodedPixels {
@@ -101,7 +146,8 @@ pub fn native_bytes(samples: &Samples, module: &PixelModule) -> Result<Vec<u8>, 
 
 /// Rewrites the attributes that describe pixel data so they fit the decoded frames:
 /// colour comes out of the JPEG and JPEG 2000 decoders as RGB, and always pixel by pixel;
-/// lossy compression stays on record (PS3.3 C.7.6.1.1.5).
+/// lossy compression stays on record (PS3.3 C.7.6.1.1.5); what only encapsulated data may
+/// carry goes.
 fn describe_decoded(nodes: &mut Vec<Node>, transfer_syntax: &str, module: &PixelModule) {
     let becomes_rgb = module.samples_per_pixel == 3
         && (matches!(transfer_syntax, "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51")
@@ -119,6 +165,10 @@ fn describe_decoded(nodes: &mut Vec<Node>, transfer_syntax: &str, module: &Pixel
     if lossy {
         set(nodes, tag(0x0028, 0x2110), *b"CS", b"01".to_vec());
     }
+    // The extended offset table describes encapsulated fragments only (PS3.3 C.7.6.3), and
+    // an icon inside an encapsulated data set may be encapsulated too: neither survives.
+    let dropped = [tag(0x7FE0, 0x0001), tag(0x7FE0, 0x0002), tag(0x7FE0, 0x0003), tag(0x0088, 0x0200)];
+    nodes.retain(|node| !dropped.contains(&node.tag));
 }
 
 /// Sets a top-level element, keeping tag order.
@@ -262,6 +312,40 @@ mod tests {
         let mut text = b"AB".to_vec();
         swap_to_little_endian(&mut text, *b"CS");
         assert_eq!(text, b"AB");
+    }
+
+    #[test]
+    fn implicit_vr_data_sets_get_the_vrs_their_values_need() {
+        // A signed CT in Implicit VR Little Endian, with a Pixel Padding Value of -2000 and a
+        // DS value longer than a 2-byte length can say.
+        let mut writer = DatasetWriter::new(Syntax::IMPLICIT_LE);
+        writer
+            .u16_element(tag(0x0028, 0x0002), 1)
+            .u16_element(tag(0x0028, 0x0010), 2)
+            .u16_element(tag(0x0028, 0x0011), 2)
+            .u16_element(tag(0x0028, 0x0100), 16)
+            .u16_element(tag(0x0028, 0x0103), 1)
+            .element(tag(0x0028, 0x0120), *b"SS", &(-2000i16).to_le_bytes())
+            .element(tag(0x3006, 0x0050), *b"DS", &"1.5\\".repeat(20_000).into_bytes())
+            .element(PIXEL_DATA, *b"OW", &[0; 8]);
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("implicit");
+        std::fs::write(&path, writer.into_bytes()).expect("write");
+        let mut out = Vec::new();
+        transcode(&path, IMPLICIT_VR_LE, EXPLICIT_VR_LE, &mut out).expect("transcodes");
+        let vrs: Vec<(u32, [u8; 2])> = renkei_dicom::walk::tree(
+            &mut renkei_dicom::walk::SeekSource::new(std::io::Cursor::new(out)).expect("source"),
+            Syntax::EXPLICIT_LE,
+            1024,
+            &|_| *b"UN",
+        )
+        .expect("a valid Explicit VR data set")
+        .iter()
+        .map(|node| (node.tag, node.vr))
+        .collect();
+        assert!(vrs.contains(&(tag(0x0028, 0x0120), *b"SS")), "signed, so SS: {vrs:?}");
+        assert!(vrs.contains(&(tag(0x3006, 0x0050), *b"UN")), "80,000 bytes of DS go as UN: {vrs:?}");
+        assert!(vrs.contains(&(PIXEL_DATA, *b"OW")));
     }
 
     #[test]

@@ -677,6 +677,18 @@ fn legacy_and_compressed_encodings_are_decoded_and_transcoded() {
         assert!(rendering == reference_png, "{name} renders like the original");
     }
 
+    // 12-bit JPEG (extended, process 4) is beyond the JPEG decoder. With no syntax named,
+    // the object goes whole, as stored, in a part labelled with its own syntax.
+    let extended = file("jpeg-extended.dcm");
+    run(dcmtk("dcmcjpeg", &["+ee", "--uid-never", plain, &extended]));
+    let sent = python("send_raw.py", &["127.0.0.1", &hub.port(), "EASTPY", "RENKEI", &extended]);
+    assert!(text(&sent).contains("\"status\": 0"), "{}", text(&sent));
+    let (status, _, body) = get_bytes(&hub, &instance, &default);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("transfer-syntax=1.2.840.10008.1.2.4.51\r\n"));
+    let part = &parts(&body, "renkei-wado-boundary")[0];
+    assert!(part.ends_with(&dataset_bytes(std::path::Path::new(&extended))), "sent whole, as stored");
+
     // A syntax renkei does not encode to is refused, not silently replaced.
     let jpeg_baseline = "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50";
     let (status, head, _) = get_bytes(&hub, &instance, &[("Authorization", &auth), ("Accept", jpeg_baseline)]);

@@ -80,12 +80,19 @@ pub(crate) enum Delivery {
 
 impl Acceptable {
     pub(crate) fn parse(headers: &HeaderMap, part_type: &str) -> Result<Self, Problem> {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        // Several Accept headers are one list (RFC 9110 5.3).
+        let accept: Vec<&str> = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
+        if accept.is_empty() {
             return Ok(Self::default_syntax());
-        };
+        }
         let mut acceptable = Self::default();
         let mut type_at_all = false;
-        for media in accept.split(',') {
+        let refused = |media: &str| {
+            media.split(';').skip(1).filter_map(|p| p.split_once('=')).any(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("q") && value.trim().parse::<f64>().is_ok_and(|q| q == 0.0)
+            })
+        };
+        for media in accept.iter().flat_map(|a| a.split(',')).filter(|media| !refused(media)) {
             let mut parts = media.split(';').map(str::trim);
             let essence = parts.next().unwrap_or("");
             if essence == "*/*" {
@@ -343,6 +350,23 @@ mod tests {
             .expect("ok");
         assert_eq!(jpeg_ls.delivery(EXPLICIT_VR_LE), None, "no encoder: Explicit VR LE was not asked for");
         assert!(parsed("application/dicom+json").is_err());
+        let refused = parsed("multipart/related; type=\"application/dicom\"; transfer-syntax=*; q=0, multipart/related; type=\"application/dicom\"")
+            .expect("ok");
+        assert_eq!(
+            refused.delivery("1.2.840.10008.1.2.4.80"),
+            Some(Delivery::Native(EXPLICIT_VR_LE)),
+            "q=0 is a refusal"
+        );
+        let mut two = accept("application/dicom+json");
+        two.append(
+            header::ACCEPT,
+            HeaderValue::from_static("multipart/related; type=\"application/dicom\"; transfer-syntax=*"),
+        );
+        assert_eq!(
+            Acceptable::parse(&two, "application/dicom").ok().map(|a| a.any),
+            Some(true),
+            "every Accept header counts"
+        );
         assert!(parsed("multipart/related; type=\"image/jpeg\"").is_err());
     }
 }

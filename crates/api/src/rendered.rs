@@ -325,10 +325,12 @@ pub async fn frames(
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
     let path = state.archive.blob_path(&instance);
     let ts = instance.transfer_syntax_uid.to_string();
+    // Native little-endian frames are the same bytes in every syntax; others must be decoded
+    // to be served uncompressed, and are labelled with their own syntax when served as stored.
+    let little_endian_native = !(renkei_imaging::is_encapsulated(&ts) || ts == EXPLICIT_VR_BE);
     let decoded = match acceptable.delivery(&ts) {
         Some(Delivery::AsStored) => false,
-        // Native little-endian frames are the same bytes in every syntax.
-        Some(Delivery::Native(_)) => renkei_imaging::is_encapsulated(&ts) || ts == EXPLICIT_VR_BE,
+        Some(Delivery::Native(_)) => !little_endian_native,
         None => {
             return Err(Problem::new(
                 StatusCode::NOT_ACCEPTABLE,
@@ -353,14 +355,7 @@ pub async fn frames(
     })
     .await
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "frame task failed"))??;
-    // Frames as stored are labelled with the stored syntax (compressed, or big-endian);
-    // little-endian native bytes are the same in every LE syntax.
-    let label = if decoded || !(renkei_imaging::is_encapsulated(&transfer_syntax) || transfer_syntax == EXPLICIT_VR_BE)
-    {
-        EXPLICIT_VR_LE
-    } else {
-        transfer_syntax.as_str()
-    };
+    let label = if decoded || little_endian_native { EXPLICIT_VR_LE } else { transfer_syntax.as_str() };
     let media = format!("application/octet-stream; transfer-syntax={label}");
     let parts = frames.into_iter().map(|frame| (media.clone(), frame.bytes));
     Ok(multipart::response("application/octet-stream", "renkei-frame-boundary", parts))

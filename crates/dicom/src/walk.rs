@@ -140,6 +140,19 @@ pub fn tree(
     walker.dataset(syntax, End::Input, 0)
 }
 
+/// Runs `read` over a data set from `reader`, inflating a deflated syntax on the way.
+fn over<R: BufRead + Seek, T>(
+    reader: R,
+    syntax: Syntax,
+    read: impl FnOnce(&mut dyn Source) -> Result<T, WalkError>,
+) -> Result<T, WalkError> {
+    if syntax.deflated {
+        read(&mut StreamSource(io::BufReader::new(flate2::bufread::DeflateDecoder::new(reader))))
+    } else {
+        read(&mut SeekSource::new(reader).map_err(WalkError::Io)?)
+    }
+}
+
 /// [`tree`] over a data set stored in a file, from its current position.
 pub fn tree_file(
     file: &mut std::fs::File,
@@ -148,12 +161,7 @@ pub fn tree_file(
     implicit_vr: &dyn Fn(u32) -> [u8; 2],
 ) -> Result<Vec<Node>, WalkError> {
     let buffered = io::BufReader::with_capacity(64 * 1024, file);
-    if syntax.deflated {
-        let inflater = io::BufReader::new(flate2::bufread::DeflateDecoder::new(buffered));
-        tree(&mut StreamSource(inflater), syntax, max_inline, implicit_vr)
-    } else {
-        tree(&mut SeekSource::new(buffered).map_err(WalkError::Io)?, syntax, max_inline, implicit_vr)
-    }
+    over(buffered, syntax, |source| tree(source, syntax, max_inline, implicit_vr))
 }
 
 /// Walks a dataset held in memory. Deflated syntaxes are inflated on the way.
@@ -163,12 +171,7 @@ pub fn walk_bytes(
     capture: &dyn Fn(u32) -> bool,
     max_value: u32,
 ) -> Result<Vec<Element>, WalkError> {
-    if syntax.deflated {
-        let inflater = io::BufReader::new(flate2::bufread::DeflateDecoder::new(bytes));
-        walk(&mut StreamSource(inflater), syntax, capture, max_value)
-    } else {
-        walk(&mut SeekSource::new(io::Cursor::new(bytes)).map_err(WalkError::Io)?, syntax, capture, max_value)
-    }
+    over(io::Cursor::new(bytes), syntax, |source| walk(source, syntax, capture, max_value))
 }
 
 /// Walks a dataset stored in a file, from its current position. Deflated syntaxes are
@@ -180,12 +183,7 @@ pub fn walk_file(
     max_value: u32,
 ) -> Result<Vec<Element>, WalkError> {
     let buffered = io::BufReader::with_capacity(64 * 1024, file);
-    if syntax.deflated {
-        let inflater = io::BufReader::new(flate2::bufread::DeflateDecoder::new(buffered));
-        walk(&mut StreamSource(inflater), syntax, capture, max_value)
-    } else {
-        walk(&mut SeekSource::new(buffered).map_err(WalkError::Io)?, syntax, capture, max_value)
-    }
+    over(buffered, syntax, |source| walk(source, syntax, capture, max_value))
 }
 
 #[derive(Clone, Copy)]

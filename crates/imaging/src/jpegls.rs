@@ -1,5 +1,6 @@
 //! JPEG-LS decoding (ITU-T T.87 | ISO/IEC 14495-1): lossless and near-lossless, 2 to 16
-//! bits, any number of components, in each of the three interleave modes.
+//! bits, any number of components, in each of the three interleave modes (up to four
+//! components when sample-interleaved, as in CharLS).
 //!
 //! Where the standard leaves a choice (sample-interleaved run interruptions), this follows
 //! CharLS, the reference codec inside DCMTK and GDCM, so that what they encode decodes
@@ -21,6 +22,8 @@ pub struct Image {
 
 /// The most samples one frame may hold: 16384 × 16384.
 const MAX_SAMPLES: usize = 1 << 28;
+/// The most components a sample-interleaved scan may have (as in CharLS).
+const MAX_INTERLEAVED: usize = 4;
 /// Golomb parameters of valid streams stay far below this; garbage could push them past
 /// what a shift can hold.
 const MAX_K: u32 = 24;
@@ -205,7 +208,8 @@ impl ScanHeader {
             (_, 0) => return Err(malformed("JPEG-LS scan has no components")),
             (0, 1) => Interleave::None,
             (1, _) => Interleave::Line,
-            (2, _) => Interleave::Sample,
+            (2, count) if count <= MAX_INTERLEAVED => Interleave::Sample,
+            (2, _) => return Err(unsupported("more than four sample-interleaved components")),
             _ => return Err(malformed("JPEG-LS interleave mode")),
         };
         if tail[2] & 0x0F != 0 {
@@ -511,12 +515,12 @@ impl<'a> ScanDecoder<'a> {
         let mut x = 0;
         while x < width {
             let at = |position: usize, c: usize| position * n + c;
-            let gradients: Vec<[i32; 3]> = (0..n)
-                .map(|c| {
-                    let (ra, rb, rc, rd) = (line[at(x, c)], above[at(x + 1, c)], above[at(x, c)], above[at(x + 2, c)]);
-                    [self.params.quantize(rd - rb), self.params.quantize(rb - rc), self.params.quantize(rc - ra)]
-                })
-                .collect();
+            let mut gradients = [[0; 3]; MAX_INTERLEAVED];
+            for (c, q) in gradients.iter_mut().enumerate().take(n) {
+                let (ra, rb, rc, rd) = (line[at(x, c)], above[at(x + 1, c)], above[at(x, c)], above[at(x + 2, c)]);
+                *q = [self.params.quantize(rd - rb), self.params.quantize(rb - rc), self.params.quantize(rc - ra)];
+            }
+            let gradients = &gradients[..n];
             if gradients.iter().all(|q| *q == [0, 0, 0]) {
                 let run = self.run(width - x)?;
                 for position in x + 1..x + 1 + run {
@@ -534,7 +538,7 @@ impl<'a> ScanDecoder<'a> {
                     x += 1;
                 }
             } else {
-                for (c, q) in gradients.into_iter().enumerate() {
+                for (c, &q) in gradients.iter().enumerate() {
                     let (ra, rb, rc) = (line[at(x, c)], above[at(x + 1, c)], above[at(x, c)]);
                     line[at(x + 1, c)] = self.regular(q, ra, rb, rc)?;
                 }

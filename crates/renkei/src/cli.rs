@@ -25,6 +25,10 @@ pub struct Cli {
     /// Data directory: index and blobs (default ./renkei-data; also RENKEI_DATA_DIR).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL index shared by several nodes, postgres://… (default: SQLite in the data
+    /// directory; also RENKEI_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,7 +138,8 @@ impl Cli {
             }
             None => None,
         };
-        let mut overrides = Overrides { data_dir: self.data_dir.clone(), ..Default::default() };
+        let mut overrides =
+            Overrides { data_dir: self.data_dir.clone(), database_url: self.database_url.clone(), ..Default::default() };
         if let Command::Serve(args) = &self.command {
             overrides.http_listen = args.http_listen.clone();
             overrides.dicom_listen = args.dicom_listen.clone();

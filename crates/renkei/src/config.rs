@@ -20,6 +20,20 @@ pub struct Config {
     /// This archive's AE title.
     pub ae_title: String,
     pub dicom: DicomConfig,
+    pub database: DatabaseConfig,
+}
+
+/// The index database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for a PostgreSQL index shared by several nodes. Absent: the embedded
+    /// SQLite index in the data directory.
+    pub url: Option<String>,
+    /// A file holding the URL, for a URL that carries a password (a mounted secret).
+    pub url_file: Option<PathBuf>,
+    /// Connections each node keeps to PostgreSQL (default 16).
+    pub max_connections: Option<u32>,
 }
 
 /// DIMSE tuning.
@@ -42,6 +56,7 @@ impl Default for Config {
             dicom_listen: "127.0.0.1:11112".into(),
             ae_title: "RENKEI".into(),
             dicom: DicomConfig::default(),
+            database: DatabaseConfig::default(),
         }
     }
 }
@@ -59,6 +74,7 @@ pub struct Overrides {
     pub http_listen: Option<String>,
     pub dicom_listen: Option<String>,
     pub ae_title: Option<String>,
+    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -81,8 +97,20 @@ impl Config {
                 *slot = v.clone();
             }
         }
+        if let Some(v) = env.get("RENKEI_DATABASE_URL") {
+            config.database.url = Some(v.clone());
+        }
+        if let Some(v) = env.get("RENKEI_DATABASE_URL_FILE") {
+            config.database.url_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = &flags.data_dir {
             config.data_dir = v.clone();
+        }
+        if let Some(v) = &flags.database_url {
+            config.database.url = Some(v.clone());
+        }
+        if config.database.url.is_some() && config.database.url_file.is_some() {
+            bail!("set the database URL or a file holding it, not both");
         }
         for (flag, slot) in [
             (&flags.http_listen, &mut config.http_listen),
@@ -97,6 +125,24 @@ impl Config {
             bail!("ae_title {:?} is not a valid AE title", config.ae_title);
         }
         Ok(config)
+    }
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL URL, if one is configured, read from `url_file` when given there.
+    pub fn postgres_url(&self) -> anyhow::Result<Option<String>> {
+        let url = match (&self.url, &self.url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the database URL from {}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            bail!("the database URL must be postgres://… (SQLite needs none: it lives in the data directory)");
+        }
+        Ok(Some(url))
     }
 }
 
@@ -125,6 +171,34 @@ mod tests {
         assert_eq!(config.http_listen, "127.0.0.1:3");
         assert_eq!(config.ae_title, "FROMFLAG");
         assert_eq!(config.dicom.idle_timeout_secs, 5);
+    }
+
+    #[test]
+    fn the_database_url_comes_from_file_env_or_flag() {
+        let file = "[database]\nurl = \"postgres://file/db\"\nmax_connections = 4\n";
+        let config = Config::load(Some(file), &HashMap::new(), &Overrides::default()).expect("loads");
+        assert_eq!(config.database.postgres_url().expect("url").as_deref(), Some("postgres://file/db"));
+        assert_eq!(config.database.max_connections, Some(4));
+        let env = HashMap::from([("RENKEI_DATABASE_URL".to_owned(), "postgres://env/db".to_owned())]);
+        let flags = Overrides { database_url: Some("postgres://flag/db".into()), ..Default::default() };
+        let config = Config::load(Some(file), &env, &Overrides::default()).expect("loads");
+        assert_eq!(config.database.url.as_deref(), Some("postgres://env/db"));
+        let config = Config::load(Some(file), &env, &flags).expect("loads");
+        assert_eq!(config.database.url.as_deref(), Some("postgres://flag/db"));
+        let sqlite = Config::load(None, &HashMap::new(), &Overrides::default()).expect("loads");
+        assert_eq!(sqlite.database.postgres_url().expect("none"), None);
+    }
+
+    #[test]
+    fn the_database_url_can_be_a_secret_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secret = dir.path().join("database-url");
+        std::fs::write(&secret, "postgres://renkei:s3cret@db/renkei\n").expect("write secret");
+        let env = HashMap::from([("RENKEI_DATABASE_URL_FILE".to_owned(), secret.display().to_string())]);
+        let config = Config::load(None, &env, &Overrides::default()).expect("loads");
+        assert_eq!(config.database.postgres_url().expect("read").as_deref(), Some("postgres://renkei:s3cret@db/renkei"));
+        let not_postgres = DatabaseConfig { url: Some("mysql://db".into()), ..Default::default() };
+        assert!(not_postgres.postgres_url().is_err());
     }
 
     #[test]

@@ -5,34 +5,57 @@ use std::time::Duration;
 
 use anyhow::Context;
 use renkei_service::Archive;
+use renkei_store_postgres::PostgresStore;
 use renkei_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
-/// The stores under a data directory, and the archive over them.
+/// The index: embedded SQLite by default, or a PostgreSQL shared by several nodes.
+enum Index {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// The index and blobs, and the archive over them.
 pub struct Opened {
     pub archive: Arc<Archive>,
-    store: SqliteStore,
+    index: Index,
 }
 
 impl Opened {
-    /// Opens (creating if needed) the data directory.
+    /// Opens (creating if needed) the data directory, and the index it names.
     pub async fn open(config: &Config) -> anyhow::Result<Opened> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let store = SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
         let blobs = Archive::open_blobs(&config.data_dir).context("cannot open the blob store")?;
-        let shared = Arc::new(store.clone());
-        let archive = Arc::new(Archive::new(shared.clone(), shared.clone(), shared, blobs));
-        Ok(Opened { archive, store })
+        let (index, archive) = match config.database.postgres_url()? {
+            None => {
+                let store = SqliteStore::open(&config.data_dir.join("index.sqlite"))
+                    .await
+                    .context("cannot open the index")?;
+                let shared = Arc::new(store.clone());
+                (Index::Sqlite(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
+            }
+            Some(url) => {
+                let connections = config.database.max_connections.unwrap_or(16);
+                let store =
+                    PostgresStore::open(&url, connections).await.context("cannot open the PostgreSQL index")?;
+                let shared = Arc::new(store.clone());
+                (Index::Postgres(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
+            }
+        };
+        Ok(Opened { archive: Arc::new(archive), index })
     }
 
     /// Flushes queued index writes and closes the index.
     pub async fn close(self) {
         self.archive.shutdown().await;
-        self.store.close().await;
+        match self.index {
+            Index::Sqlite(store) => store.close().await,
+            Index::Postgres(store) => store.close().await,
+        }
     }
 }
 

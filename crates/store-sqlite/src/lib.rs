@@ -2,30 +2,32 @@
 //!
 //! - [`SqliteStore::open`] creates or opens `index.sqlite` in WAL mode with `synchronous=FULL`,
 //!   so a committed transaction survives power loss, and runs the migrations.
-//! - `facility`: [`FacilityStore`](renkei_store::FacilityStore).
-//! - `instance`: [`InstanceStore`](renkei_store::InstanceStore), with per-instance savepoints
-//!   inside each group-commit transaction.
-//! - `filter`: the tested builder of query SQL.
-//! - `token`: [`TokenStore`](renkei_store::TokenStore).
+//! - The store traits run the shared statements of `renkei-store-sql` through [`On`], this
+//!   backend's [`Sql`] seam.
+//! - Instance writes go through one held writer connection, which remembers its own upserts
+//!   while no other process has written (`PRAGMA data_version`).
 //!
 //! Several processes may open the same file (the server and the admin CLI); SQLite's own
 //! locking serialises their writes.
 
-mod facility;
-mod filter;
-mod instance;
-mod token;
-
 use std::path::Path;
 use std::time::Duration;
 
-use renkei_store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use async_trait::async_trait;
+use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
+use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::{AeTitle, FacilityId};
+use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
+use renkei_store_sql::migration::{self, Migration};
+use renkei_store_sql::{ColumnType, Dialect, Sql, Statement, UpsertCache, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
-/// Migrations in order. A database records the highest one applied in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_archive.sql"), include_str!("../migrations/0002_tokens.sql")];
+/// The schema, in order. Every one so far only expands it.
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 },
+    Migration { version: 2, sql: include_str!("../migrations/0002_tokens.sql"), compatible_from: 1 },
+];
 
 /// The SQLite index.
 #[derive(Clone)]
@@ -34,7 +36,16 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection that writes instances: SQLite has a single writer anyway, and a
     /// connection held for good keeps its page cache warm and costs no pool round trip.
-    writer: std::sync::Arc<tokio::sync::Mutex<instance::Writer>>,
+    writer: std::sync::Arc<tokio::sync::Mutex<Writer>>,
+}
+
+/// The writing connection and what it remembers of its own upserts.
+struct Writer {
+    connection: SqliteConnection,
+    upserts: UpsertCache,
+    /// `PRAGMA data_version` when `upserts` was last valid: it changes when another
+    /// connection commits.
+    data_version: i64,
 }
 
 impl SqliteStore {
@@ -57,25 +68,17 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(map_error)?;
-        let writer = sqlx::ConnectOptions::connect(&options).await.map_err(map_error)?;
-        let writer = std::sync::Arc::new(tokio::sync::Mutex::new(instance::Writer::new(writer)));
-        let store = Self { pool, writer };
+        let connection = sqlx::ConnectOptions::connect(&options).await.map_err(map_error)?;
+        let writer = Writer { connection, upserts: UpsertCache::default(), data_version: -1 };
+        let store = Self { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)) };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        let applied: i64 = sqlx::query("PRAGMA user_version").fetch_one(&mut *tx).await.map_err(map_error)?.get(0);
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*migration)).execute(&mut *tx).await.map_err(map_error)?;
-            let version = index + 1;
-            tracing::info!(version, "applied index migration");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
-        }
+        let user_version: i64 = sqlx::query("PRAGMA user_version").fetch_one(&mut *tx).await.map_err(map_error)?.get(0);
+        migration::migrate(&mut On::Connection(&mut tx), MIGRATIONS, user_version).await?;
         tx.commit().await.map_err(map_error)
     }
 
@@ -83,11 +86,36 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    fn readers(&self) -> On<'_> {
+        On::Pool(&self.pool)
+    }
+
+    /// Records a group of instances in one durable transaction, all or nothing.
+    async fn record_together(&self, batch: &[NewInstance], now: i64) -> Result<Vec<StoreOutcome>, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let Writer { connection, upserts, data_version } = &mut *writer;
+        let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await.map_err(map_error)?;
+        let current: i64 = sqlx::query("PRAGMA data_version").fetch_one(&mut *tx).await.map_err(map_error)?.get(0);
+        if *data_version != current {
+            *upserts = UpsertCache::default();
+            *data_version = current;
+        }
+        let recorded = match renkei_store_sql::record_all(&mut On::Connection(&mut tx), batch, now, upserts).await {
+            Ok(outcomes) => tx.commit().await.map(|()| outcomes).map_err(map_error),
+            Err(error) => Err(error),
+        };
+        if recorded.is_err() {
+            // Entries made in the rolled-back transaction point at rows that do not exist.
+            *upserts = UpsertCache::default();
+        }
+        recorded
+    }
 }
 
 /// Maps a sqlx error to a store error: a full disk and constraint conflicts are told apart
 /// from everything else.
-pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
+fn map_error(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
         // SQLITE_FULL, and the extended codes of UNIQUE / PRIMARY KEY violations.
         match db.code().as_deref() {
@@ -104,8 +132,144 @@ pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+/// Where the shared statements run: the reader pool, or one connection (a transaction).
+enum On<'a> {
+    Pool(&'a SqlitePool),
+    Connection(&'a mut SqliteConnection),
+}
+
+fn query(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
+    for value in &statement.binds {
+        query = match value {
+            Value::Null => query.bind(None::<&str>),
+            Value::Text(text) => query.bind(text.as_str()),
+            Value::Int(int) => query.bind(*int),
+        };
+    }
+    query
+}
+
+fn read_row(row: &SqliteRow, columns: &[ColumnType]) -> Result<Vec<Value>, StoreError> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (index, column) in columns.iter().enumerate() {
+        values.push(match column {
+            ColumnType::Text => Value::text(row.try_get::<Option<&str>, _>(index).map_err(map_error)?),
+            ColumnType::Int => row.try_get::<Option<i64>, _>(index).map_err(map_error)?.map_or(Value::Null, Value::Int),
+        });
+    }
+    Ok(values)
+}
+
+#[async_trait]
+impl Sql for On<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute_script(&mut self, sql: &str) -> Result<(), StoreError> {
+        let script = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        match self {
+            On::Pool(pool) => script.execute(*pool).await,
+            On::Connection(connection) => script.execute(&mut **connection).await,
+        }
+        .map(drop)
+        .map_err(map_error)
+    }
+
+    async fn execute(&mut self, statement: &Statement) -> Result<u64, StoreError> {
+        match self {
+            On::Pool(pool) => query(statement).execute(*pool).await,
+            On::Connection(connection) => query(statement).execute(&mut **connection).await,
+        }
+        .map(|done| done.rows_affected())
+        .map_err(map_error)
+    }
+
+    async fn fetch_all(
+        &mut self,
+        statement: &Statement,
+        columns: &[ColumnType],
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let rows = match self {
+            On::Pool(pool) => query(statement).fetch_all(*pool).await,
+            On::Connection(connection) => query(statement).fetch_all(&mut **connection).await,
+        }
+        .map_err(map_error)?;
+        rows.iter().map(|row| read_row(row, columns)).collect()
+    }
+}
+
+#[async_trait]
+impl FacilityStore for SqliteStore {
+    async fn add_facility(&self, facility: &Facility) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
+        renkei_store_sql::add_facility(&mut On::Connection(&mut tx), facility).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn facilities(&self) -> Result<Vec<Facility>, StoreError> {
+        renkei_store_sql::facilities(&mut self.readers()).await
+    }
+
+    async fn facility_of_ae(&self, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError> {
+        renkei_store_sql::facility_of_ae(&mut self.readers(), ae_title).await
+    }
+
+    async fn put_node(&self, node: &Node) -> Result<(), StoreError> {
+        renkei_store_sql::put_node(&mut self.readers(), node).await
+    }
+
+    async fn node(&self, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, StoreError> {
+        renkei_store_sql::node(&mut self.readers(), facility, ae_title).await
+    }
+}
+
+#[async_trait]
+impl InstanceStore for SqliteStore {
+    async fn record_instances(
+        &self,
+        batch: &[NewInstance],
+    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
+        let now = renkei_store_sql::now_unix();
+        match self.record_together(batch, now).await {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+            // Something in the group failed and the transaction rolled back: record each
+            // instance on its own, so that one bad instance fails only itself.
+            Err(_) if batch.len() > 1 => {
+                let mut results = Vec::with_capacity(batch.len());
+                for item in batch {
+                    let alone = self.record_together(std::slice::from_ref(item), now).await;
+                    results.push(alone.map(|mut outcomes| outcomes.remove(0)));
+                }
+                Ok(results)
+            }
+            Err(error) => Ok(vec![Err(error)]),
+        }
+    }
+
+    async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
+        renkei_store_sql::find(&mut self.readers(), facility, query).await
+    }
+
+    async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError> {
+        renkei_store_sql::retrieve(&mut self.readers(), facility, query).await
+    }
+
+    async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError> {
+        renkei_store_sql::stats(&mut self.readers()).await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn add_token(&self, hash: &str, principal: &Principal) -> Result<(), StoreError> {
+        renkei_store_sql::add_token(&mut self.readers(), hash, principal).await
+    }
+
+    async fn principal(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
+        renkei_store_sql::principal(&mut self.readers(), hash).await
+    }
 }
 
 #[cfg(test)]

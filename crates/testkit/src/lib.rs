@@ -5,6 +5,7 @@
 //!   Part-10 files.
 //! - [`corpus`]: a multi-facility corpus written to a folder.
 //! - [`http`]: the minimal keep-alive HTTP client of the STOW-RS benchmark.
+//! - [`postgres`]: a throwaway PostgreSQL cluster on a private Unix socket.
 //!
 //! The `renkei-testkit` binary exposes them, with `send` and `stow`, the benchmark's load
 //! generators.
@@ -12,3 +13,4 @@
 pub mod corpus;
 pub mod generate;
 pub mod http;
+pub mod postgres;

@@ -124,16 +124,27 @@ pub struct Fixture {
     pub root: tempfile::TempDir,
     pub data_dir: PathBuf,
     pub corpus: Vec<CorpusFile>,
+    /// Arguments that choose the index (none: SQLite in the data directory).
+    pub index_args: Vec<String>,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Self::with_index(&[])
+    }
+
+    /// A fixture whose index is a PostgreSQL database.
+    pub fn on_postgres(url: &str) -> Fixture {
+        Self::with_index(&["--database-url", url])
+    }
+
+    fn with_index(index_args: &[&str]) -> Fixture {
         let root = tempfile::tempdir().expect("temp dir");
         let data_dir = root.path().join("data");
         let corpus = corpus::write(&root.path().join("corpus")).expect("corpus written");
-        renkei(
-            &data_dir,
-            &[
+        let index_args: Vec<String> = index_args.iter().map(|a| a.to_string()).collect();
+        let fixture = Fixture { root, data_dir, corpus, index_args };
+        fixture.admin(&[
                 "facility",
                 "add",
                 "east",
@@ -147,8 +158,22 @@ impl Fixture {
                 "EASTGET",
             ],
         );
-        renkei(&data_dir, &["facility", "add", "west", "--name", "West Clinic", "--ae", "WESTSCU"]);
-        Fixture { root, data_dir, corpus }
+        fixture.admin(&["facility", "add", "west", "--name", "West Clinic", "--ae", "WESTSCU"]);
+        fixture
+    }
+
+    /// Runs a `renkei` admin command on this fixture's data directory and index.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(self.index_args.iter().map(String::as_str));
+        renkei(&self.data_dir, &all)
+    }
+
+    /// Starts a server on this fixture's index, with its data directory at `data_dir` (the
+    /// fixture's own, or another path to the same shared volume).
+    pub fn serve(&self, data_dir: &Path) -> Hub {
+        let args: Vec<&str> = self.index_args.iter().map(String::as_str).collect();
+        Hub::start_with(data_dir, &args, &[])
     }
 
     pub fn files(&self, facility: &str) -> Vec<&CorpusFile> {

@@ -6,4 +6,5 @@ mod dimse;
 mod durability;
 mod harness;
 mod import;
+mod scale;
 mod serve;

@@ -1,0 +1,381 @@
+//! The instance index: group-committed writes, queries, retrieval lists and counts.
+
+use std::collections::HashMap;
+
+use renkei_domain::model::{BlobHash, FacilityStats, NewInstance, StoreOutcome, StoredInstance};
+use renkei_domain::names::{PersonName, fuzzy_name_key, name_key};
+use renkei_domain::query::{Query, QueryMatch, normalize_date, time_lower_bound};
+use renkei_domain::{FacilityId, Uid};
+use renkei_store::StoreError;
+
+use crate::{ColumnType, Sql, Statement, Value, corrupt, find_statement, retrieve_statement};
+
+fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> Value {
+    Value::text(value.as_deref().map(|v| normalise(v).unwrap_or_default()).as_deref())
+}
+
+/// The strict keys of the alphabetic, ideographic and phonetic groups, then their fuzzy keys.
+fn name_keys(name: &Option<String>) -> [Value; 6] {
+    let Some(name) = name else { return [const { Value::Null }; 6] };
+    let name = PersonName::parse(name);
+    let [a, i, p] = name.groups();
+    [name_key(a), name_key(i), name_key(p), fuzzy_name_key(a), fuzzy_name_key(i), fuzzy_name_key(p)].map(Value::Text)
+}
+
+/// The text-encoding warnings of an instance, as stored: comma-separated codes, or NULL.
+fn warnings(item: &NewInstance) -> Value {
+    let codes = &item.attributes.text_warnings;
+    if codes.is_empty() { Value::Null } else { Value::Text(codes.join(",")) }
+}
+
+/// Primary keys of the patients, studies and series a writer upserted, keyed by every value
+/// the upsert bound: an identical upsert would change nothing, so a series of many instances
+/// is written once, not once per instance. The backend decides how long it stays valid (at
+/// most while no other writer has written), and clears it when a transaction fails.
+#[derive(Default)]
+pub struct UpsertCache {
+    patients: HashMap<Vec<Option<String>>, i64>,
+    studies: HashMap<Vec<Option<String>>, i64>,
+    series: HashMap<Vec<Option<String>>, i64>,
+}
+
+/// Beyond this many entries the cache starts over, which bounds its memory.
+const MAX_CACHED_UPSERTS: usize = 10_000;
+
+impl UpsertCache {
+    fn len(&self) -> usize {
+        self.patients.len() + self.studies.len() + self.series.len()
+    }
+}
+
+const INSERT_INSTANCE: &str = "\
+    INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
+      transfer_syntax, blob, size, received_at, text_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, sop_instance_uid) DO NOTHING RETURNING pk";
+
+const KEEP_VERSION: &str = "\
+    INSERT INTO instance_version (instance_pk, transfer_syntax, blob, size, received_at, superseded_at) \
+    SELECT pk, transfer_syntax, blob, size, received_at, ? FROM instance WHERE pk = ?";
+
+const REPLACE_INSTANCE: &str = "\
+    UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
+      blob = ?, size = ?, received_at = ?, text_warnings = ? WHERE pk = ?";
+
+/// Upserts keep the existing value of an attribute the new instance lacks.
+const UPSERT_PATIENT: &str = "\
+    INSERT INTO patient (facility_id, patient_id, issuer, name, name_a, name_i, name_p, \
+      name_a_fuzzy, name_i_fuzzy, name_p_fuzzy, birth_date, birth_date_key, sex) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, patient_id, issuer) DO UPDATE SET \
+      name = COALESCE(excluded.name, patient.name), \
+      name_a = COALESCE(excluded.name_a, patient.name_a), name_i = COALESCE(excluded.name_i, patient.name_i), \
+      name_p = COALESCE(excluded.name_p, patient.name_p), \
+      name_a_fuzzy = COALESCE(excluded.name_a_fuzzy, patient.name_a_fuzzy), \
+      name_i_fuzzy = COALESCE(excluded.name_i_fuzzy, patient.name_i_fuzzy), \
+      name_p_fuzzy = COALESCE(excluded.name_p_fuzzy, patient.name_p_fuzzy), \
+      birth_date = COALESCE(excluded.birth_date, patient.birth_date), \
+      birth_date_key = COALESCE(excluded.birth_date_key, patient.birth_date_key), \
+      sex = COALESCE(excluded.sex, patient.sex) \
+    RETURNING pk";
+
+const UPSERT_STUDY: &str = "\
+    INSERT INTO study (facility_id, patient_pk, study_uid, study_date, study_date_key, study_time, study_time_key, \
+      accession, study_id, description, referring, referring_a, referring_i, referring_p, \
+      referring_a_fuzzy, referring_i_fuzzy, referring_p_fuzzy, charset) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
+      study_date = COALESCE(excluded.study_date, study.study_date), \
+      study_date_key = COALESCE(excluded.study_date_key, study.study_date_key), \
+      study_time = COALESCE(excluded.study_time, study.study_time), \
+      study_time_key = COALESCE(excluded.study_time_key, study.study_time_key), \
+      accession = COALESCE(excluded.accession, study.accession), \
+      study_id = COALESCE(excluded.study_id, study.study_id), \
+      description = COALESCE(excluded.description, study.description), \
+      referring = COALESCE(excluded.referring, study.referring), \
+      referring_a = COALESCE(excluded.referring_a, study.referring_a), \
+      referring_i = COALESCE(excluded.referring_i, study.referring_i), \
+      referring_p = COALESCE(excluded.referring_p, study.referring_p), \
+      referring_a_fuzzy = COALESCE(excluded.referring_a_fuzzy, study.referring_a_fuzzy), \
+      referring_i_fuzzy = COALESCE(excluded.referring_i_fuzzy, study.referring_i_fuzzy), \
+      referring_p_fuzzy = COALESCE(excluded.referring_p_fuzzy, study.referring_p_fuzzy), \
+      charset = COALESCE(excluded.charset, study.charset) \
+    RETURNING pk";
+
+const UPSERT_SERIES: &str = "\
+    INSERT INTO series (facility_id, study_pk, series_uid, modality, series_number, description, body_part, \
+      series_date, series_date_key, series_time, series_time_key) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (facility_id, series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
+      modality = COALESCE(excluded.modality, series.modality), \
+      series_number = COALESCE(excluded.series_number, series.series_number), \
+      description = COALESCE(excluded.description, series.description), \
+      body_part = COALESCE(excluded.body_part, series.body_part), \
+      series_date = COALESCE(excluded.series_date, series.series_date), \
+      series_date_key = COALESCE(excluded.series_date_key, series.series_date_key), \
+      series_time = COALESCE(excluded.series_time, series.series_time), \
+      series_time_key = COALESCE(excluded.series_time_key, series.series_time_key) \
+    RETURNING pk";
+
+/// Runs a statement that returns one integer (a `RETURNING pk`), if it returns a row.
+async fn fetch_int(sql: &mut dyn Sql, statement: &crate::Statement) -> Result<Option<i64>, StoreError> {
+    let row = sql.fetch_optional(statement, &[ColumnType::Int]).await?;
+    match row {
+        None => Ok(None),
+        Some(row) => row[0].as_int().map(Some).ok_or_else(|| corrupt("key")),
+    }
+}
+
+/// Records a batch inside the caller's transaction, in order. `upserts` must be empty or
+/// still valid for this transaction; it is emptied when it grows too large.
+pub async fn record_all(
+    sql: &mut dyn Sql,
+    batch: &[NewInstance],
+    now: i64,
+    upserts: &mut UpsertCache,
+) -> Result<Vec<StoreOutcome>, StoreError> {
+    if upserts.len() > MAX_CACHED_UPSERTS {
+        *upserts = UpsertCache::default();
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for item in batch {
+        outcomes.push(record_one(sql, item, now, upserts).await?);
+    }
+    Ok(outcomes)
+}
+
+async fn record_one(
+    sql: &mut dyn Sql,
+    item: &NewInstance,
+    now: i64,
+    cache: &mut UpsertCache,
+) -> Result<StoreOutcome, StoreError> {
+    let series_pk = upsert_hierarchy(sql, item, cache).await?;
+    let a = &item.attributes;
+    let facility = item.facility.as_str();
+    let insert = sql
+        .statement(INSERT_INSTANCE)
+        .text(facility)
+        .int(series_pk)
+        .text(item.sop_instance_uid.as_str())
+        .text(item.sop_class_uid.as_str())
+        .optional(&a.instance_number)
+        .text(item.transfer_syntax_uid.as_str())
+        .text(&item.blob.0)
+        .int(item.size as i64)
+        .int(now)
+        .bind(warnings(item));
+    if fetch_int(sql, &insert).await?.is_some() {
+        return Ok(StoreOutcome::Created);
+    }
+    let existing = sql
+        .statement("SELECT pk, blob FROM instance WHERE facility_id = ? AND sop_instance_uid = ?")
+        .text(facility)
+        .text(item.sop_instance_uid.as_str());
+    let row = sql.fetch_optional(&existing, &[ColumnType::Int, ColumnType::Text]).await?;
+    let Some([pk, blob]) = row.and_then(|row| <[Value; 2]>::try_from(row).ok()) else {
+        return Err(corrupt("instance"));
+    };
+    let instance_pk = pk.as_int().ok_or_else(|| corrupt("instance key"))?;
+    if blob.into_text().as_deref() == Some(item.blob.0.as_str()) {
+        return Ok(StoreOutcome::Duplicate);
+    }
+    sql.execute(&sql.statement(KEEP_VERSION).int(now).int(instance_pk)).await?;
+    let replace = sql
+        .statement(REPLACE_INSTANCE)
+        .int(series_pk)
+        .text(item.sop_class_uid.as_str())
+        .optional(&a.instance_number)
+        .text(item.transfer_syntax_uid.as_str())
+        .text(&item.blob.0)
+        .int(item.size as i64)
+        .int(now)
+        .bind(warnings(item))
+        .int(instance_pk);
+    sql.execute(&replace).await?;
+    Ok(StoreOutcome::NewVersion)
+}
+
+/// Upserts the patient, study and series of an instance; returns the series' key.
+async fn upsert_hierarchy(sql: &mut dyn Sql, item: &NewInstance, cache: &mut UpsertCache) -> Result<i64, StoreError> {
+    let facility = item.facility.as_str();
+    let a = &item.attributes;
+    let missing_key = || corrupt("key");
+
+    let patient = vec![
+        Some(facility.to_owned()),
+        a.patient_id.clone(),
+        a.issuer_of_patient_id.clone(),
+        a.patient_name.clone(),
+        a.patient_birth_date.clone(),
+        a.patient_sex.clone(),
+    ];
+    let patient_pk = match cache.patients.get(&patient) {
+        Some(pk) => *pk,
+        None => {
+            let statement = sql
+                .statement(UPSERT_PATIENT)
+                .text(facility)
+                .text(a.patient_id.as_deref().unwrap_or(""))
+                .text(a.issuer_of_patient_id.as_deref().unwrap_or(""))
+                .optional(&a.patient_name);
+            let statement = name_keys(&a.patient_name)
+                .into_iter()
+                .fold(statement, Statement::bind)
+                .optional(&a.patient_birth_date)
+                .bind(key(&a.patient_birth_date, normalize_date))
+                .optional(&a.patient_sex);
+            let pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
+            cache.patients.insert(patient, pk);
+            pk
+        }
+    };
+
+    let study = vec![
+        Some(facility.to_owned()),
+        Some(patient_pk.to_string()),
+        Some(item.study_uid.to_string()),
+        a.study_date.clone(),
+        a.study_time.clone(),
+        a.accession_number.clone(),
+        a.study_id.clone(),
+        a.study_description.clone(),
+        a.referring_physician_name.clone(),
+        a.specific_character_set.clone(),
+    ];
+    let study_pk = match cache.studies.get(&study) {
+        Some(pk) => *pk,
+        None => {
+            let statement = sql
+                .statement(UPSERT_STUDY)
+                .text(facility)
+                .int(patient_pk)
+                .text(item.study_uid.as_str())
+                .optional(&a.study_date)
+                .bind(key(&a.study_date, normalize_date))
+                .optional(&a.study_time)
+                .bind(key(&a.study_time, time_lower_bound))
+                .optional(&a.accession_number)
+                .optional(&a.study_id)
+                .optional(&a.study_description)
+                .optional(&a.referring_physician_name);
+            let statement = name_keys(&a.referring_physician_name)
+                .into_iter()
+                .fold(statement, Statement::bind)
+                .optional(&a.specific_character_set);
+            let pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
+            cache.studies.insert(study, pk);
+            pk
+        }
+    };
+
+    let series = vec![
+        Some(facility.to_owned()),
+        Some(study_pk.to_string()),
+        Some(item.series_uid.to_string()),
+        a.modality.clone(),
+        a.series_number.clone(),
+        a.series_description.clone(),
+        a.body_part_examined.clone(),
+        a.series_date.clone(),
+        a.series_time.clone(),
+    ];
+    if let Some(pk) = cache.series.get(&series) {
+        return Ok(*pk);
+    }
+    let statement = sql
+        .statement(UPSERT_SERIES)
+        .text(facility)
+        .int(study_pk)
+        .text(item.series_uid.as_str())
+        .optional(&a.modality)
+        .optional(&a.series_number)
+        .optional(&a.series_description)
+        .optional(&a.body_part_examined)
+        .optional(&a.series_date)
+        .bind(key(&a.series_date, normalize_date))
+        .optional(&a.series_time)
+        .bind(key(&a.series_time, time_lower_bound));
+    let series_pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
+    cache.series.insert(series, series_pk);
+    Ok(series_pk)
+}
+
+/// Entities of one facility at the query's level that match all its keys.
+pub async fn find(sql: &mut dyn Sql, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
+    let (statement, columns) = find_statement(sql.dialect(), facility.as_str(), query);
+    let mut types: Vec<ColumnType> = columns.iter().map(|(_, kind)| *kind).collect();
+    types.push(ColumnType::Text);
+    let rows = sql.fetch_all(&statement, &types).await?;
+    let mut matches = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        let character_set = row.pop().and_then(Value::into_text);
+        let mut found = QueryMatch { character_set, ..Default::default() };
+        for ((attribute, _), value) in columns.iter().zip(row) {
+            if let Some(value) = value.into_text() {
+                found.values.insert(*attribute, value);
+            }
+        }
+        matches.push(found);
+    }
+    Ok(matches)
+}
+
+/// The current version of every instance under the entities the query matches.
+pub async fn retrieve(
+    sql: &mut dyn Sql,
+    facility: &FacilityId,
+    query: &Query,
+) -> Result<Vec<StoredInstance>, StoreError> {
+    use ColumnType::{Int, Text};
+    let statement = retrieve_statement(sql.dialect(), facility.as_str(), query);
+    let rows = sql.fetch_all(&statement, &[Text, Text, Text, Text, Text, Text, Int]).await?;
+    rows.into_iter().map(stored_instance).collect()
+}
+
+fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
+    let Ok([study, series, sop, class, syntax, blob, size]) = <[Value; 7]>::try_from(row) else {
+        return Err(corrupt("instance row"));
+    };
+    let uid = |value: Value| value.into_text().and_then(|v| Uid::new(&v).ok()).ok_or_else(|| corrupt("UID"));
+    Ok(StoredInstance {
+        study_uid: uid(study)?,
+        series_uid: uid(series)?,
+        sop_instance_uid: uid(sop)?,
+        sop_class_uid: uid(class)?,
+        transfer_syntax_uid: uid(syntax)?,
+        blob: BlobHash(blob.into_text().ok_or_else(|| corrupt("blob"))?),
+        size: size.as_int().ok_or_else(|| corrupt("size"))? as u64,
+    })
+}
+
+/// Counts per facility, for every facility.
+pub async fn stats(sql: &mut dyn Sql) -> Result<Vec<FacilityStats>, StoreError> {
+    use ColumnType::{Int, Text};
+    let statement = sql.statement(
+        "SELECT f.id, f.name, \
+           (SELECT COUNT(*) FROM patient WHERE facility_id = f.id), \
+           (SELECT COUNT(*) FROM study WHERE facility_id = f.id), \
+           (SELECT COUNT(*) FROM series WHERE facility_id = f.id), \
+           (SELECT COUNT(*) FROM instance WHERE facility_id = f.id), \
+           (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM instance WHERE facility_id = f.id) \
+         FROM facility f ORDER BY f.id",
+    );
+    let rows = sql.fetch_all(&statement, &[Text, Text, Int, Int, Int, Int, Int]).await?;
+    let mut stats = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Ok([facility, name, patients, studies, series, instances, bytes]) = <[Value; 7]>::try_from(row) else {
+            return Err(corrupt("facility counts"));
+        };
+        let count = |value: Value| value.as_int().unwrap_or(0) as u64;
+        stats.push(FacilityStats {
+            facility: facility.into_text().unwrap_or_default(),
+            name: name.into_text().unwrap_or_default(),
+            patients: count(patients),
+            studies: count(studies),
+            series: count(series),
+            instances: count(instances),
+            bytes: count(bytes),
+        });
+    }
+    Ok(stats)
+}

@@ -248,4 +248,32 @@ mod conformance {
     }
 
     renkei_store::store_test_suite!(fresh());
+
+    /// A rolling upgrade: a newer node's expand migration leaves this node working; a
+    /// contract migration past it makes it refuse to start, saying why.
+    #[tokio::test]
+    async fn older_nodes_run_on_expanded_schemas_and_refuse_contracted_ones() {
+        let (store, cluster) = fresh().await;
+        let newer = "INSERT INTO schema_version (version, compatible_from, applied_at) VALUES ($1, $2, 0)";
+        sqlx::query(newer).bind(2_i64).bind(1_i64).execute(&store.pool).await.expect("expand");
+        PostgresStore::open(&cluster.url(), 2).await.expect("still compatible");
+        sqlx::query(newer).bind(3_i64).bind(3_i64).execute(&store.pool).await.expect("contract");
+        let refused = PostgresStore::open(&cluster.url(), 2).await.err().expect("refused");
+        assert!(format!("{:?}", refused).contains("needs nodes of schema version 3"), "{refused:?}");
+    }
+
+    /// Nodes starting together migrate once: the advisory lock serialises them.
+    #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let cluster = Cluster::start().expect("cluster");
+        let url = cluster.url();
+        let (first, second) = tokio::join!(PostgresStore::open(&url, 2), PostgresStore::open(&url, 2));
+        let (first, second) = (first.expect("first node"), second.expect("second node"));
+        let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_version")
+            .fetch_one(&first.pool)
+            .await
+            .expect("count");
+        assert_eq!(versions, super::MIGRATIONS.len() as i64);
+        second.close().await;
+    }
 }

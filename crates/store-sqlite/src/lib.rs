@@ -284,6 +284,20 @@ mod conformance {
 
     renkei_store::store_test_suite!(fresh());
 
+    /// A newer release's expand migration leaves this one working; a contract migration past
+    /// it makes it refuse to open the index, saying why.
+    #[tokio::test]
+    async fn older_releases_open_expanded_schemas_and_refuse_contracted_ones() {
+        let (store, dir) = fresh().await;
+        let path = dir.path().join("index.sqlite");
+        let newer = "INSERT INTO schema_version (version, compatible_from, applied_at) VALUES (?, ?, 0)";
+        sqlx::query(newer).bind(3_i64).bind(1_i64).execute(&store.pool).await.expect("expand");
+        SqliteStore::open(&path).await.expect("still compatible");
+        sqlx::query(newer).bind(4_i64).bind(4_i64).execute(&store.pool).await.expect("contract");
+        let refused = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(format!("{refused:?}").contains("needs nodes of schema version 4"), "{refused:?}");
+    }
+
     #[tokio::test]
     async fn reopening_keeps_data_and_schema() {
         use renkei_domain::model::Facility;

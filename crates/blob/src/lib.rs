@@ -10,13 +10,24 @@
 //! [`CheckedBlob::publish`] or [`CheckedBlob::discard`]), for a request whose objects must
 //! all arrive whole before any of them is kept (STOW-RS).
 //!
-//! The object-store tiers (S3 cold tier, lifecycle) build on this layout later.
+//! Two more places hold blobs under the same addresses:
+//! - `cold`: the cold tier, an S3-compatible bucket ([`ColdTier`]);
+//! - `recall`: the recall cache, where cold blobs come back to disk to be read.
+//!
+//! [`BlobStore::make_local`] is the one way to read: the hot file, else the recalled file,
+//! else a recall from the cold tier. Which blobs are cold is the index's business.
+
+mod cold;
+mod recall;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use renkei_domain::model::BlobHash;
+
+pub use cold::{ColdTier, S3Settings};
+use recall::RecallCache;
 
 /// Received bytes are gathered up to this size before one write, so that small network
 /// fragments do not each cost a trip to the blocking pool, and an instance smaller than this
@@ -50,7 +61,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
     tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
 }
 
-/// The blob store rooted at a data directory.
+/// The blob store rooted at a data directory, with its cold tier if it has one.
 #[derive(Debug)]
 pub struct BlobStore {
     blobs: PathBuf,
@@ -58,11 +69,18 @@ pub struct BlobStore {
     /// Names temporaries apart from those of earlier runs, which may have had the same pid.
     run: u64,
     next_temp: AtomicU64,
+    cold: Option<ColdTier>,
+    recall: RecallCache,
 }
 
 impl BlobStore {
-    /// Opens the store under `data_dir`, creating its directories.
+    /// Opens the store under `data_dir`, creating its directories; no cold tier.
     pub fn open(data_dir: &Path) -> Result<Self, BlobError> {
+        Self::open_tiered(data_dir, None, 0)
+    }
+
+    /// Opens the store with a cold tier and a recall cache of `recall_budget` bytes.
+    pub fn open_tiered(data_dir: &Path, cold: Option<ColdTier>, recall_budget: u64) -> Result<Self, BlobError> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp)?;
@@ -71,7 +89,17 @@ impl BlobStore {
         }
         let mut run = [0u8; 8];
         getrandom::fill(&mut run).map_err(|e| BlobError::Io(io::Error::other(e)))?;
-        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp: AtomicU64::new(0) })
+        let recall = RecallCache::open(data_dir, recall_budget)?;
+        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp: AtomicU64::new(0), cold, recall })
+    }
+
+    pub fn cold(&self) -> Option<&ColdTier> {
+        self.cold.as_ref()
+    }
+
+    fn temporary(&self, suffix: &str) -> PathBuf {
+        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{:016x}-{n}{suffix}", self.run))
     }
 
     /// Removes temporary files older than `age`: partial uploads of processes that died.
@@ -94,15 +122,68 @@ impl BlobStore {
         self.blobs.join(hash.0.get(..2).unwrap_or("00"))
     }
 
-    /// Where the blob with this hash lives.
+    /// Where the hot copy of the blob with this hash lives.
     pub fn path(&self, hash: &BlobHash) -> PathBuf {
         self.shard_dir(hash).join(&hash.0)
     }
 
+    /// Where a reader finds the blob now: its hot copy if there is one, else its recalled
+    /// copy (which exists after [`make_local`](Self::make_local)).
+    pub fn locate(&self, hash: &BlobHash) -> PathBuf {
+        let hot = self.path(hash);
+        if hot.exists() { hot } else { self.recall.path(hash) }
+    }
+
+    /// Makes sure the blob is on local disk, recalling it from the cold tier if needed, and
+    /// returns its path.
+    pub async fn make_local(&self, hash: &BlobHash) -> Result<PathBuf, BlobError> {
+        let hot = self.path(hash);
+        if tokio::fs::try_exists(&hot).await.unwrap_or(false) {
+            return Ok(hot);
+        }
+        let recalled = self.recall.path(hash);
+        if self.recall.touch(hash) && tokio::fs::try_exists(&recalled).await.unwrap_or(false) {
+            return Ok(recalled);
+        }
+        let Some(cold) = &self.cold else { return Err(BlobError::NotFound(hash.0.clone())) };
+        let size = cold.download(hash, self.temporary("-recall"), recalled.clone()).await?;
+        self.recall.add(hash, size);
+        tracing::debug!(size, "recalled a blob from the cold tier");
+        Ok(recalled)
+    }
+
+    /// Whether the hot tier holds the blob.
+    pub async fn is_hot(&self, hash: &BlobHash) -> bool {
+        tokio::fs::try_exists(self.path(hash)).await.unwrap_or(false)
+    }
+
+    /// Copies the hot copy to the cold tier and reads it back: `Ok` only once the cold tier
+    /// holds exactly these bytes.
+    pub async fn copy_to_cold(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        let cold = self.cold.as_ref().ok_or_else(|| BlobError::Io(io::Error::other("no cold tier configured")))?;
+        cold.upload(hash, &self.path(hash)).await?;
+        if !cold.verify(hash).await? {
+            return Err(BlobError::Io(io::Error::other("the cold copy does not match its hash")));
+        }
+        Ok(())
+    }
+
+    /// Frees the hot copy of a blob (absent is fine) and syncs its directory.
+    pub async fn remove_hot(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        let (path, shard) = (self.path(hash), self.shard_dir(hash));
+        Ok(blocking(move || {
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+            std::fs::File::open(&shard)?.sync_all()
+        })
+        .await?)
+    }
+
     /// Starts writing a new blob. Its temporary file is created on the first write to disk.
     pub fn create(&self) -> BlobWriter {
-        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{:016x}-{n}", self.run));
+        let path = self.temporary("");
         BlobWriter {
             file: None,
             path,
@@ -116,16 +197,16 @@ impl BlobStore {
     /// A nameless scratch file beside the temporaries (on the data disk, not in memory or
     /// `/tmp`): created, unlinked at once, so it vanishes with its handle. Blocking.
     pub fn scratch_file(&self) -> Result<std::fs::File, BlobError> {
-        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{:016x}-{n}-scratch", self.run));
+        let path = self.temporary("-scratch");
         let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         std::fs::remove_file(&path)?;
         Ok(file)
     }
 
-    /// Opens a stored blob for reading.
+    /// Opens a stored blob for reading, recalling it if it is cold.
     pub async fn open_blob(&self, hash: &BlobHash) -> Result<tokio::fs::File, BlobError> {
-        tokio::fs::File::open(self.path(hash)).await.map_err(|e| match BlobError::from(e) {
+        let path = self.make_local(hash).await?;
+        tokio::fs::File::open(path).await.map_err(|e| match BlobError::from(e) {
             BlobError::NotFound(_) => BlobError::NotFound(hash.0.clone()),
             other => other,
         })

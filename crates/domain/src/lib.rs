@@ -4,6 +4,7 @@
 //! - [`model`]: facilities, DICOM nodes, and the index record extracted from each stored instance.
 //! - [`names`]: person-name component groups and their strict and fuzzy search keys.
 //! - [`query`]: query levels, the attributes Renkei indexes, and PS3.4 C.2 matching semantics.
+//! - [`tier`]: storage tiers, the lifecycle rule, study ages and their report buckets.
 //! - [`error`]: the transport-neutral error kind every protocol maps in its own way.
 
 pub mod error;
@@ -11,6 +12,7 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod query;
+pub mod tier;
 
 pub use error::ErrorKind;
 pub use ids::{AeTitle, FacilityId, IdError, Uid};

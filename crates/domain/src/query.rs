@@ -116,7 +116,7 @@ attributes! {
     NumberOfSeriesRelatedInstances = (0x0020, 0x1209, Series, Computed, "NumberOfSeriesRelatedInstances"),
     SopClassUid = (0x0008, 0x0016, Image, Uid, "SOPClassUID"),
     SopInstanceUid = (0x0008, 0x0018, Image, Uid, "SOPInstanceUID"),
-    InstanceAvailability = (0x0008, 0x0056, Image, Computed, "InstanceAvailability"),
+    InstanceAvailability = (0x0008, 0x0056, Study, Computed, "InstanceAvailability"),
     InstanceNumber = (0x0020, 0x0013, Image, Text, "InstanceNumber"),
 }
 

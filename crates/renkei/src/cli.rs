@@ -138,8 +138,11 @@ impl Cli {
             }
             None => None,
         };
-        let mut overrides =
-            Overrides { data_dir: self.data_dir.clone(), database_url: self.database_url.clone(), ..Default::default() };
+        let mut overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            ..Default::default()
+        };
         if let Command::Serve(args) = &self.command {
             overrides.http_listen = args.http_listen.clone();
             overrides.dicom_listen = args.dicom_listen.clone();

@@ -196,7 +196,10 @@ mod tests {
         std::fs::write(&secret, "postgres://renkei:s3cret@db/renkei\n").expect("write secret");
         let env = HashMap::from([("RENKEI_DATABASE_URL_FILE".to_owned(), secret.display().to_string())]);
         let config = Config::load(None, &env, &Overrides::default()).expect("loads");
-        assert_eq!(config.database.postgres_url().expect("read").as_deref(), Some("postgres://renkei:s3cret@db/renkei"));
+        assert_eq!(
+            config.database.postgres_url().expect("read").as_deref(),
+            Some("postgres://renkei:s3cret@db/renkei")
+        );
         let not_postgres = DatabaseConfig { url: Some("mysql://db".into()), ..Default::default() };
         assert!(not_postgres.postgres_url().is_err());
     }

@@ -32,16 +32,14 @@ impl Opened {
         let blobs = Archive::open_blobs(&config.data_dir).context("cannot open the blob store")?;
         let (index, archive) = match config.database.postgres_url()? {
             None => {
-                let store = SqliteStore::open(&config.data_dir.join("index.sqlite"))
-                    .await
-                    .context("cannot open the index")?;
+                let store =
+                    SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
                 let shared = Arc::new(store.clone());
                 (Index::Sqlite(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
             }
             Some(url) => {
                 let connections = config.database.max_connections.unwrap_or(16);
-                let store =
-                    PostgresStore::open(&url, connections).await.context("cannot open the PostgreSQL index")?;
+                let store = PostgresStore::open(&url, connections).await.context("cannot open the PostgreSQL index")?;
                 let shared = Arc::new(store.clone());
                 (Index::Postgres(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
             }

@@ -15,16 +15,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
 use renkei_store_sql::migration::{self, Migration};
 use renkei_store_sql::{ColumnType, Dialect, Sql, Statement, UpsertCache, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 /// The schema, in order. Every one so far only expands it.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 },
+    Migration { version: 2, sql: include_str!("../migrations/0002_tiers.sql"), compatible_from: 1 },
+];
 
 /// The advisory lock that serialises migrations across nodes ("RENKEI" in ASCII).
 const MIGRATION_LOCK: i64 = 0x5245_4E4B_4549;
@@ -235,6 +238,53 @@ impl TokenStore for PostgresStore {
     }
 }
 
+#[async_trait]
+impl TierStore for PostgresStore {
+    async fn cold_candidates(
+        &self,
+        facility: &FacilityId,
+        rule: &ColdRule,
+        limit: u32,
+    ) -> Result<Vec<BlobRef>, StoreError> {
+        renkei_store_sql::cold_candidates(&mut self.pool(), facility, rule, limit).await
+    }
+
+    async fn mark_cold(&self, blob: &BlobRef) -> Result<(), StoreError> {
+        renkei_store_sql::mark_cold(&mut self.pool(), blob).await
+    }
+
+    async fn cold_blobs_of_patient(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        except_study: &str,
+    ) -> Result<Vec<BlobRef>, StoreError> {
+        renkei_store_sql::cold_blobs_of_patient(&mut self.pool(), facility, patient_id, except_study).await
+    }
+
+    async fn tier_stats(&self) -> Result<Vec<TierStats>, StoreError> {
+        renkei_store_sql::tier_stats(&mut self.pool()).await
+    }
+
+    async fn record_accesses(&self, accesses: &[Access]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        renkei_store_sql::record_accesses(&mut On::Connection(&mut tx), accesses).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, StoreError> {
+        renkei_store_sql::access_report(&mut self.pool(), since).await
+    }
+
+    async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError> {
+        renkei_store_sql::try_lease(&mut self.pool(), job, holder, now, seconds).await
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
+        renkei_store_sql::release_lease(&mut self.pool(), job, holder).await
+    }
+}
+
 #[cfg(test)]
 mod conformance {
     use renkei_testkit::postgres::Cluster;
@@ -255,11 +305,13 @@ mod conformance {
     async fn older_nodes_run_on_expanded_schemas_and_refuse_contracted_ones() {
         let (store, cluster) = fresh().await;
         let newer = "INSERT INTO schema_version (version, compatible_from, applied_at) VALUES ($1, $2, 0)";
-        sqlx::query(newer).bind(2_i64).bind(1_i64).execute(&store.pool).await.expect("expand");
+        let latest = super::MIGRATIONS.len() as i64;
+        sqlx::query(newer).bind(latest + 1).bind(1_i64).execute(&store.pool).await.expect("expand");
         PostgresStore::open(&cluster.url(), 2).await.expect("still compatible");
-        sqlx::query(newer).bind(3_i64).bind(3_i64).execute(&store.pool).await.expect("contract");
+        sqlx::query(newer).bind(latest + 2).bind(latest + 2).execute(&store.pool).await.expect("contract");
         let refused = PostgresStore::open(&cluster.url(), 2).await.err().expect("refused");
-        assert!(format!("{:?}", refused).contains("needs nodes of schema version 3"), "{refused:?}");
+        let expected = format!("needs nodes of schema version {}", latest + 2);
+        assert!(format!("{refused:?}").contains(&expected), "{refused:?}");
     }
 
     /// Nodes starting together migrate once: the advisory lock serialises them.
@@ -269,10 +321,8 @@ mod conformance {
         let url = cluster.url();
         let (first, second) = tokio::join!(PostgresStore::open(&url, 2), PostgresStore::open(&url, 2));
         let (first, second) = (first.expect("first node"), second.expect("second node"));
-        let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_version")
-            .fetch_one(&first.pool)
-            .await
-            .expect("count");
+        let versions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_version").fetch_one(&first.pool).await.expect("count");
         assert_eq!(versions, super::MIGRATIONS.len() as i64);
         second.close().await;
     }

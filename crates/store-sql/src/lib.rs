@@ -6,7 +6,7 @@
 //! - `query`: the tested builder of C-FIND/QIDO and retrieval SELECTs.
 //! - `instances`: group-committed instance writes with their patient/study/series upserts,
 //!   and the reads that turn rows into domain types.
-//! - `facilities`, `tokens`: the other stores' statements.
+//! - `facilities`, `tokens`, `tiers`: the other stores' statements.
 //! - `migration`: version bookkeeping for expand/contract upgrades.
 //!
 //! The backends (`store-sqlite`, `store-postgres`) own connections, transactions, locking,
@@ -16,6 +16,7 @@ mod facilities;
 mod instances;
 pub mod migration;
 mod query;
+mod tiers;
 mod tokens;
 
 use std::borrow::Cow;
@@ -26,6 +27,10 @@ use renkei_store::StoreError;
 pub use facilities::{add_facility, facilities, facility_of_ae, node, put_node};
 pub use instances::{UpsertCache, find, record_all, retrieve, stats};
 pub use query::{find_statement, retrieve_statement};
+pub use tiers::{
+    access_report, cold_blobs_of_patient, cold_candidates, mark_cold, record_accesses, release_lease, tier_stats,
+    try_lease,
+};
 pub use tokens::{add_token, principal};
 
 /// The SQL dialect of a backend.

@@ -52,8 +52,9 @@ fn column(attribute: Attribute) -> Option<Column> {
     Some(Column { raw, key })
 }
 
-/// Attributes derived at query time, for entities of their own level.
-fn computed(attribute: Attribute, dialect: Dialect) -> Option<&'static str> {
+/// Attributes derived at query time, for entities of their own level (Instance
+/// Availability at every level from study down).
+fn computed(attribute: Attribute, level: QueryLevel, dialect: Dialect) -> Option<&'static str> {
     use Attribute::*;
     Some(match attribute {
         NumberOfPatientRelatedStudies => "(SELECT COUNT(*) FROM study x WHERE x.patient_pk = p.pk)",
@@ -79,7 +80,21 @@ fn computed(attribute: Attribute, dialect: Dialect) -> Option<&'static str> {
             "(SELECT COUNT(*) FROM instance x JOIN series y ON y.pk = x.series_pk WHERE y.study_pk = s.pk)"
         }
         NumberOfSeriesRelatedInstances => "(SELECT COUNT(*) FROM instance x WHERE x.series_pk = se.pk)",
-        InstanceAvailability => "'ONLINE'",
+        // NEARLINE as soon as one instance below is only in the cold tier.
+        InstanceAvailability => match level {
+            QueryLevel::Patient => return None,
+            QueryLevel::Study => {
+                "CASE WHEN EXISTS (SELECT 1 FROM series y JOIN instance x ON x.series_pk = y.pk \
+                 JOIN cold_blob c ON c.blob = x.blob WHERE y.study_pk = s.pk) THEN 'NEARLINE' ELSE 'ONLINE' END"
+            }
+            QueryLevel::Series => {
+                "CASE WHEN EXISTS (SELECT 1 FROM instance x JOIN cold_blob c ON c.blob = x.blob \
+                 WHERE x.series_pk = se.pk) THEN 'NEARLINE' ELSE 'ONLINE' END"
+            }
+            QueryLevel::Image => {
+                "CASE WHEN EXISTS (SELECT 1 FROM cold_blob c WHERE c.blob = i.blob) THEN 'NEARLINE' ELSE 'ONLINE' END"
+            }
+        },
         _ => return None,
     })
 }
@@ -123,8 +138,8 @@ pub fn find_statement(dialect: Dialect, facility: &str, query: &Query) -> (State
         if let Some(c) = column(*attribute) {
             select.push(c.raw);
             columns.push((*attribute, ColumnType::Text));
-        } else if attribute.level() == query.level
-            && let Some(expr) = computed(*attribute, dialect)
+        } else if (attribute.level() == query.level || *attribute == Attribute::InstanceAvailability)
+            && let Some(expr) = computed(*attribute, query.level, dialect)
         {
             select.push(expr);
             let kind = if matches!(attribute, Attribute::ModalitiesInStudy | Attribute::InstanceAvailability) {

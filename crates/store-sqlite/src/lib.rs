@@ -16,8 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
 use renkei_store_sql::migration::{self, Migration};
 use renkei_store_sql::{ColumnType, Dialect, Sql, Statement, UpsertCache, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -27,6 +28,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 },
     Migration { version: 2, sql: include_str!("../migrations/0002_tokens.sql"), compatible_from: 1 },
+    Migration { version: 3, sql: include_str!("../migrations/0003_tiers.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.
@@ -272,6 +274,53 @@ impl TokenStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl TierStore for SqliteStore {
+    async fn cold_candidates(
+        &self,
+        facility: &FacilityId,
+        rule: &ColdRule,
+        limit: u32,
+    ) -> Result<Vec<BlobRef>, StoreError> {
+        renkei_store_sql::cold_candidates(&mut self.readers(), facility, rule, limit).await
+    }
+
+    async fn mark_cold(&self, blob: &BlobRef) -> Result<(), StoreError> {
+        renkei_store_sql::mark_cold(&mut self.readers(), blob).await
+    }
+
+    async fn cold_blobs_of_patient(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        except_study: &str,
+    ) -> Result<Vec<BlobRef>, StoreError> {
+        renkei_store_sql::cold_blobs_of_patient(&mut self.readers(), facility, patient_id, except_study).await
+    }
+
+    async fn tier_stats(&self) -> Result<Vec<TierStats>, StoreError> {
+        renkei_store_sql::tier_stats(&mut self.readers()).await
+    }
+
+    async fn record_accesses(&self, accesses: &[Access]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
+        renkei_store_sql::record_accesses(&mut On::Connection(&mut tx), accesses).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, StoreError> {
+        renkei_store_sql::access_report(&mut self.readers(), since).await
+    }
+
+    async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError> {
+        renkei_store_sql::try_lease(&mut self.readers(), job, holder, now, seconds).await
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
+        renkei_store_sql::release_lease(&mut self.readers(), job, holder).await
+    }
+}
+
 #[cfg(test)]
 mod conformance {
     use super::SqliteStore;
@@ -291,11 +340,13 @@ mod conformance {
         let (store, dir) = fresh().await;
         let path = dir.path().join("index.sqlite");
         let newer = "INSERT INTO schema_version (version, compatible_from, applied_at) VALUES (?, ?, 0)";
-        sqlx::query(newer).bind(3_i64).bind(1_i64).execute(&store.pool).await.expect("expand");
+        let latest = super::MIGRATIONS.len() as i64;
+        sqlx::query(newer).bind(latest + 1).bind(1_i64).execute(&store.pool).await.expect("expand");
         SqliteStore::open(&path).await.expect("still compatible");
-        sqlx::query(newer).bind(4_i64).bind(4_i64).execute(&store.pool).await.expect("contract");
+        sqlx::query(newer).bind(latest + 2).bind(latest + 2).execute(&store.pool).await.expect("contract");
         let refused = SqliteStore::open(&path).await.err().expect("refused");
-        assert!(format!("{refused:?}").contains("needs nodes of schema version 4"), "{refused:?}");
+        let expected = format!("needs nodes of schema version {}", latest + 2);
+        assert!(format!("{refused:?}").contains(&expected), "{refused:?}");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! - [`FacilityStore`]: facilities, their calling AE titles, and their DICOM nodes.
 //! - [`InstanceStore`]: the instance index: group-committed writes, queries, retrieval lists, counts.
 //! - [`TokenStore`]: API tokens, held only as hashes.
+//! - [`TierStore`]: which blobs are cold, lifecycle candidates, access records, job leases.
 //! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
 //!   through [`store_test_suite!`].
 //!
@@ -11,6 +12,7 @@
 use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId};
 
 #[cfg(feature = "testsuite")]
@@ -80,6 +82,40 @@ pub trait TokenStore: Send + Sync {
     async fn add_token(&self, hash: &str, principal: &Principal) -> Result<(), StoreError>;
     /// The principal a token hash stands for.
     async fn principal(&self, hash: &str) -> Result<Option<Principal>, StoreError>;
+}
+
+/// Storage tiers as the index sees them, the retrieval log, and the leases that keep a
+/// background job to one node at a time.
+#[async_trait]
+pub trait TierStore: Send + Sync {
+    /// Hot blobs of the facility's current instances whose study meets the rule, at most
+    /// `limit`, each once.
+    async fn cold_candidates(
+        &self,
+        facility: &FacilityId,
+        rule: &ColdRule,
+        limit: u32,
+    ) -> Result<Vec<BlobRef>, StoreError>;
+    /// Records that the cold tier holds a verified copy of the blob.
+    async fn mark_cold(&self, blob: &BlobRef) -> Result<(), StoreError>;
+    /// Hot blobs of a patient's studies other than `except_study` that are cold, for prefetch.
+    async fn cold_blobs_of_patient(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        except_study: &str,
+    ) -> Result<Vec<BlobRef>, StoreError>;
+    /// Instances and bytes per facility and tier.
+    async fn tier_stats(&self) -> Result<Vec<TierStats>, StoreError>;
+    /// Logs retrievals, and marks their studies as just accessed.
+    async fn record_accesses(&self, accesses: &[Access]) -> Result<(), StoreError>;
+    /// Retrievals per facility and study-age bucket since `since` (Unix seconds).
+    async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, StoreError>;
+    /// Takes or renews the lease of `job` for `holder` until `now + seconds`; false if
+    /// another holder's lease has not expired.
+    async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError>;
+    /// Gives a lease up, if `holder` holds it.
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// Wraps a pattern of DICOM wildcards (`*`, `?`) as a SQL `LIKE` pattern with `\` as the

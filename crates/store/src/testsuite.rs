@@ -5,11 +5,13 @@ use renkei_domain::model::{BlobHash, Facility, IndexedAttributes, NewInstance, N
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::{AeTitle, FacilityId, Uid};
 
-use crate::{FacilityStore, InstanceStore, StoreError, TokenStore};
+use renkei_domain::tier::{Access, AgeBucket, BlobRef, ColdRule, Tier};
+
+use crate::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
 
 /// What a backend under test must offer.
-pub trait Store: FacilityStore + InstanceStore + TokenStore {}
-impl<T: FacilityStore + InstanceStore + TokenStore> Store for T {}
+pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore {}
+impl<T: FacilityStore + InstanceStore + TokenStore + TierStore> Store for T {}
 
 /// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
 /// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
@@ -19,7 +21,7 @@ macro_rules! store_test_suite {
         $crate::store_test_suite!(@tests $make;
             facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
             find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
-            tokens);
+            tokens, tiers_and_availability, idle_studies_and_the_access_report, leases);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -366,4 +368,104 @@ pub async fn tokens(store: &dyn Store) {
     assert!(matches!(store.add_token("hash-of-viewer", &viewer).await, Err(StoreError::Conflict(_))));
     let orphan = Principal { facility: Some(facility("nowhere")), role: Role::Uploader };
     assert!(matches!(store.add_token("hash-of-orphan", &orphan).await, Err(StoreError::NotFound(_))));
+}
+
+/// An instance of `study` dated `date`.
+fn dated(study: &str, date: &str, sop: &str, blob: &str) -> NewInstance {
+    let mut item = instance("east", "P1", study, &format!("{study}.1"), sop, blob);
+    item.attributes.study_date = Some(date.to_owned());
+    item
+}
+
+fn blob_names(blobs: &[BlobRef]) -> Vec<&str> {
+    let mut names: Vec<&str> = blobs.iter().map(|b| b.blob.0.as_str()).collect();
+    names.sort();
+    names
+}
+
+pub async fn tiers_and_availability(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    let old = [dated("1.1", "20150101", "1.1.1.1", "old-a"), dated("1.1", "20150101", "1.1.1.2", "old-b")];
+    let new = [dated("1.2", "20260101", "1.2.1.1", "new-a")];
+    record(store, &old).await;
+    record(store, &new).await;
+    let rule = ColdRule { dated_before: Some("20231121".into()), idle_since: None };
+    let candidates = store.cold_candidates(&facility("east"), &rule, 100).await.expect("candidates");
+    assert_eq!(blob_names(&candidates), vec!["old-a", "old-b"]);
+    assert!(candidates.iter().all(|c| c.size == 100));
+    assert!(store.cold_candidates(&facility("west"), &rule, 100).await.expect("other facility").is_empty());
+    assert_eq!(store.cold_candidates(&facility("east"), &rule, 1).await.expect("limited").len(), 1);
+
+    store.mark_cold(&candidates[0]).await.expect("mark");
+    store.mark_cold(&candidates[0]).await.expect("marking twice is harmless");
+    let availability = |level: QueryLevel, key: (Attribute, &'static str)| async move {
+        let found = store.find(&facility("east"), &query(level, &[key])).await.expect("find");
+        found.iter().map(|m| m.values[&Attribute::InstanceAvailability].clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(availability(QueryLevel::Study, (Attribute::StudyInstanceUid, "1.1")).await, ["NEARLINE"]);
+    assert_eq!(availability(QueryLevel::Study, (Attribute::StudyInstanceUid, "1.2")).await, ["ONLINE"]);
+    assert_eq!(availability(QueryLevel::Series, (Attribute::SeriesInstanceUid, "1.1.1")).await, ["NEARLINE"]);
+    let mut images = availability(QueryLevel::Image, (Attribute::SeriesInstanceUid, "1.1.1")).await;
+    images.sort();
+    assert_eq!(images, ["NEARLINE", "ONLINE"], "one of the two instances is cold");
+
+    store.mark_cold(&candidates[1]).await.expect("mark");
+    assert!(store.cold_candidates(&facility("east"), &rule, 100).await.expect("none left").is_empty());
+    let priors = store.cold_blobs_of_patient(&facility("east"), "P1", "1.2").await.expect("priors");
+    assert_eq!(blob_names(&priors), vec!["old-a", "old-b"]);
+    assert!(store.cold_blobs_of_patient(&facility("east"), "P1", "1.1").await.expect("none").is_empty());
+
+    let stats = store.tier_stats().await.expect("tier stats");
+    let of = |tier: Tier| stats.iter().find(|s| s.facility == "east" && s.tier == tier).map(|s| (s.instances, s.bytes));
+    assert_eq!(of(Tier::Hot), Some((1, 100)));
+    assert_eq!(of(Tier::Cold), Some((2, 200)));
+}
+
+pub async fn idle_studies_and_the_access_report(store: &dyn Store) {
+    add_facility(store, "east", &["CT_EAST"]).await;
+    record(store, &[dated("1.1", "20260101", "1.1.1.1", "a"), dated("1.2", "", "1.2.1.1", "b")]).await;
+    // Later than any instance's arrival.
+    let now = 4_000_000_000;
+    // Nothing was retrieved yet: both studies have been idle since they arrived.
+    let idle = ColdRule { dated_before: None, idle_since: Some(now) };
+    assert_eq!(blob_names(&store.cold_candidates(&facility("east"), &idle, 10).await.expect("idle")), ["a", "b"]);
+    let access = |study: &str, age_days: Option<i64>, at: i64| Access {
+        facility: "east".into(),
+        study_uid: study.into(),
+        age_days,
+        at,
+    };
+    store
+        .record_accesses(&[access("1.1", Some(10), now + 10), access("1.2", None, now - 5_000_000)])
+        .await
+        .expect("log");
+    assert_eq!(blob_names(&store.cold_candidates(&facility("east"), &idle, 10).await.expect("idle")), ["b"]);
+
+    let ages = [Some(400), Some(1200), Some(1500), Some(2500)];
+    store.record_accesses(&ages.map(|age| access("1.1", age, now))).await.expect("log");
+    let report = store.access_report(now - 1).await.expect("report");
+    let count = |bucket: AgeBucket| {
+        report.iter().find(|c| c.facility == "east" && c.bucket == bucket).map_or(0, |c| c.retrievals)
+    };
+    assert_eq!(count(AgeBucket::UnderOneYear), 1);
+    assert_eq!(count(AgeBucket::OneToThreeYears), 1);
+    assert_eq!(count(AgeBucket::ThreeToFiveYears), 2);
+    assert_eq!(count(AgeBucket::OverFiveYears), 1);
+    assert_eq!(count(AgeBucket::Undated), 0, "the undated retrieval is older than the report's start");
+    let everything = store.access_report(0).await.expect("report");
+    assert_eq!(everything.iter().map(|c| c.retrievals).sum::<u64>(), 6);
+}
+
+pub async fn leases(store: &dyn Store) {
+    let now = 1_000_000;
+    assert!(store.try_lease("lifecycle", "node-a", now, 60).await.expect("take"));
+    assert!(!store.try_lease("lifecycle", "node-b", now + 30, 60).await.expect("held by a"));
+    assert!(store.try_lease("prefetch", "node-b", now, 60).await.expect("another job"));
+    assert!(store.try_lease("lifecycle", "node-a", now + 30, 60).await.expect("renew"));
+    assert!(!store.try_lease("lifecycle", "node-b", now + 80, 60).await.expect("renewed until now + 90"));
+    assert!(store.try_lease("lifecycle", "node-b", now + 91, 60).await.expect("expired: b takes over"));
+    store.release_lease("lifecycle", "node-a").await.expect("a no longer holds it: nothing happens");
+    assert!(!store.try_lease("lifecycle", "node-a", now + 100, 60).await.expect("still b's"));
+    store.release_lease("lifecycle", "node-b").await.expect("release");
+    assert!(store.try_lease("lifecycle", "node-a", now + 100, 60).await.expect("free again"));
 }

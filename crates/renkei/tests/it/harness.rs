@@ -145,19 +145,18 @@ impl Fixture {
         let index_args: Vec<String> = index_args.iter().map(|a| a.to_string()).collect();
         let fixture = Fixture { root, data_dir, corpus, index_args };
         fixture.admin(&[
-                "facility",
-                "add",
-                "east",
-                "--name",
-                "East Hospital",
-                "--ae",
-                "STORESCU",
-                "--ae",
-                "EASTPY",
-                "--ae",
-                "EASTGET",
-            ],
-        );
+            "facility",
+            "add",
+            "east",
+            "--name",
+            "East Hospital",
+            "--ae",
+            "STORESCU",
+            "--ae",
+            "EASTPY",
+            "--ae",
+            "EASTGET",
+        ]);
         fixture.admin(&["facility", "add", "west", "--name", "West Clinic", "--ae", "WESTSCU"]);
         fixture
     }

@@ -67,13 +67,12 @@ async fn metadata(
 ) -> Result<Response, Problem> {
     let instances = instances_under(state, principal, level, &keys).await?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_owned();
-    let blobs: Vec<(StoredInstance, PathBuf)> = instances
-        .into_iter()
-        .map(|i| {
-            let path = state.archive.blob_path(&i);
-            (i, path)
-        })
-        .collect();
+    // Cold instances are recalled to disk first.
+    let mut blobs: Vec<(StoredInstance, PathBuf)> = Vec::with_capacity(instances.len());
+    for instance in instances {
+        let path = state.archive.local_path(&instance).await?;
+        blobs.push((instance, path));
+    }
     // Parsing and JSON writing are CPU work: off the runtime, and over every core for a
     // series or study.
     let json = tokio::task::spawn_blocking(move || metadata_json(&blobs, &host))
@@ -254,7 +253,7 @@ pub async fn bulkdata(
         return Err(Problem::not_found());
     }
     let syntax = Syntax::from_uid(stored.transfer_syntax_uid.as_str()).unwrap_or(Syntax::EXPLICIT_LE);
-    let path = state.archive.blob_path(&stored);
+    let path = state.archive.local_path(&stored).await?;
     let bytes = tokio::task::spawn_blocking(move || renkei_imaging::read_range(&path, syntax, offset, length))
         .await
         .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?

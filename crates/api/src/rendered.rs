@@ -120,7 +120,7 @@ async fn render_image(
     number: u32,
     rendering: Rendering,
 ) -> Result<Vec<u8>, ImagingError> {
-    let path = state.archive.blob_path(&instance);
+    let path = state.archive.local_path(&instance).await.map_err(|e| ImagingError::Io(std::io::Error::other(e)))?;
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ImagingError> {
         let ts = instance.transfer_syntax_uid.as_str();
         let module = pixel_module(&path, ts)?;
@@ -323,7 +323,7 @@ pub async fn frames(
         .ok_or_else(|| Problem::bad_request("frames are listed as 1-based numbers separated by commas"))?;
     let acceptable = Acceptable::parse(&headers, "application/octet-stream")?;
     let instance = visible_instance(&state, &principal, study, series, instance).await?;
-    let path = state.archive.blob_path(&instance);
+    let path = state.archive.local_path(&instance).await?;
     let ts = instance.transfer_syntax_uid.to_string();
     // Native little-endian frames are the same bytes in every syntax; others must be decoded
     // to be served uncompressed, and are labelled with their own syntax when served as stored.

@@ -251,7 +251,7 @@ async fn stream_instances(
         let transcoding = match delivery {
             Delivery::AsStored => None,
             Delivery::Native(target) => {
-                let (path, syntax) = (archive.blob_path(&instance), stored.clone());
+                let (path, syntax) = (archive.local_path(&instance).await?, stored.clone());
                 match tokio::task::spawn_blocking(move || Transcoding::prepare(&path, &syntax, target)).await? {
                     Ok(transcoding) => Some((transcoding, target)),
                     Err(error) if or_as_stored => {

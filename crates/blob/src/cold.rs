@@ -82,9 +82,16 @@ impl ColdTier {
         ObjectPath::from(format!("blobs/{}/{}", hash.0.get(..2).unwrap_or("00"), hash.0))
     }
 
-    /// Copies the file at `path` (the hot copy of `hash`) to the bucket, part by part.
+    /// Copies the file at `path` (the hot copy of `hash`) to the bucket: in one request up
+    /// to [`PART`] bytes, part by part beyond.
     pub async fn upload(&self, hash: &BlobHash, path: &Path) -> Result<(), BlobError> {
         let mut file = tokio::fs::File::open(path).await?;
+        if file.metadata().await?.len() <= PART as u64 {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).await?;
+            self.store.put(&Self::key(hash), bytes.into()).await.map_err(map_error)?;
+            return Ok(());
+        }
         let upload = self.store.put_multipart(&Self::key(hash)).await.map_err(map_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let mut buffer = vec![0u8; 1 << 20];

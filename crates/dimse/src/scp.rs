@@ -657,7 +657,7 @@ impl Outgoing {
             return Some(Self { file, size: instance.size });
         };
         let (archive, path, stored) =
-            (archive.clone(), archive.blob_path(instance), instance.transfer_syntax_uid.to_string());
+            (archive.clone(), archive.local_path(instance).await.ok()?, instance.transfer_syntax_uid.to_string());
         let transcoded = tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
             let mut out = std::io::BufWriter::new(archive.scratch_file()?);
             transcode::transcode(&path, &stored, target, &mut out)?;
@@ -771,6 +771,7 @@ mod tests {
             transfer_syntax_uid: Uid::new(syntax).expect("uid"),
             blob: BlobHash(String::new()),
             size: 0,
+            study_date: None,
         };
         let (ct, video) = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.77.1.4.1");
         let contexts = super::proposed_contexts(&[

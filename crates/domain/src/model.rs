@@ -89,6 +89,8 @@ pub struct StoredInstance {
     pub transfer_syntax_uid: Uid,
     pub blob: BlobHash,
     pub size: u64,
+    /// The study's date as a `YYYYMMDD` key, if it has a valid one (for the retrieval log).
+    pub study_date: Option<String>,
 }
 
 /// Counts of what a facility holds.

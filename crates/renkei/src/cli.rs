@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use renkei_domain::model::{Facility, Node, Principal, Role, StoreOutcome};
+use renkei_domain::tier::{AgeBucket, Tier};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_service::{Archive, ImportOutcome};
+use renkei_service::{Archive, ImportOutcome, LifecyclePolicy, LifecycleRun};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Overrides};
@@ -50,6 +51,32 @@ enum Command {
     Token(TokenCommand),
     /// Counts per facility.
     Stats,
+    /// The storage lifecycle: move old studies to the cold tier, and see where bytes are.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LifecycleCommand {
+    /// Apply the lifecycle policy now: copy, verify, then free the hot copy of every object
+    /// it sends cold. Safe to interrupt and to run again; one node runs it at a time.
+    Run,
+    /// Instances and bytes per facility and tier.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Share of retrievals by study age (<1 y, 1–3 y, 3–5 y, >5 y) per facility: what to
+    /// choose the cold threshold by.
+    Access {
+        /// Only retrievals of the last this many days (default: all).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +187,14 @@ impl Cli {
             Command::Import(args) => with_archive(&config, |archive| import(archive, args)).await,
             Command::Stats => with_archive(&config, stats).await,
             Command::Token(command) => with_archive(&config, |archive| token(archive, command)).await,
+            Command::Lifecycle(LifecycleCommand::Run) => {
+                let policy = config.lifecycle.policy();
+                with_archive(&config, |archive| lifecycle_run(archive, policy)).await
+            }
+            Command::Lifecycle(LifecycleCommand::Status) => with_archive(&config, lifecycle_status).await,
+            Command::Report(ReportCommand::Access { days }) => {
+                with_archive(&config, |archive| access_report(archive, days)).await
+            }
         }
     }
 }
@@ -239,6 +274,60 @@ async fn stats(archive: Arc<Archive>) -> anyhow::Result<()> {
             "{:<16} {:>9} {:>9} {:>9} {:>10} {:>15}  {}",
             s.facility, s.patients, s.studies, s.series, s.instances, s.bytes, s.name
         );
+    }
+    Ok(())
+}
+
+async fn lifecycle_run(archive: Arc<Archive>, policy: LifecyclePolicy) -> anyhow::Result<()> {
+    match archive.run_lifecycle(&policy).await {
+        Ok(LifecycleRun::Done(report)) => {
+            println!("moved {} objects ({} bytes) to the cold tier", report.moved, report.bytes);
+            if report.missing > 0 {
+                println!("{} objects listed hot have no hot copy; see the server log", report.missing);
+            }
+            Ok(())
+        }
+        Ok(LifecycleRun::Busy) => bail!("another node is running the lifecycle now; try again later"),
+        Err(failed) => {
+            println!("moved {} objects ({} bytes) before stopping", failed.report.moved, failed.report.bytes);
+            Err(failed.into())
+        }
+    }
+}
+
+async fn lifecycle_status(archive: Arc<Archive>) -> anyhow::Result<()> {
+    println!("{:<16} {:<5} {:>10} {:>15}", "facility", "tier", "instances", "bytes");
+    for s in archive.tier_stats().await? {
+        let tier = match s.tier {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        };
+        println!("{:<16} {:<5} {:>10} {:>15}", s.facility, tier, s.instances, s.bytes);
+    }
+    Ok(())
+}
+
+async fn access_report(archive: Arc<Archive>, days: Option<u32>) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let since = days.map_or(0, |days| now - i64::from(days) * 86_400);
+    let counts = archive.access_report(since).await?;
+    let mut header = format!("{:<16} {:>10}", "facility", "retrievals");
+    for bucket in AgeBucket::ALL {
+        header.push_str(&format!(" {:>8}", bucket.label()));
+    }
+    println!("{header}");
+    let mut facilities: Vec<&str> = counts.iter().map(|c| c.facility.as_str()).collect();
+    facilities.dedup();
+    for facility in facilities {
+        let of = |bucket: AgeBucket| {
+            counts.iter().find(|c| c.facility == facility && c.bucket == bucket).map_or(0, |c| c.retrievals)
+        };
+        let total: u64 = AgeBucket::ALL.into_iter().map(of).sum();
+        let mut line = format!("{facility:<16} {total:>10}");
+        for bucket in AgeBucket::ALL {
+            line.push_str(&format!(" {:>7.1}%", 100.0 * of(bucket) as f64 / total.max(1) as f64));
+        }
+        println!("{line}");
     }
     Ok(())
 }

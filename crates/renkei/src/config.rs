@@ -21,6 +21,69 @@ pub struct Config {
     pub ae_title: String,
     pub dicom: DicomConfig,
     pub database: DatabaseConfig,
+    pub cold: ColdConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// The cold tier: an S3-compatible bucket. Without `endpoint` and `bucket` there is none.
+/// Each secret can be given inline or as a file (a mounted secret), never both.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColdConfig {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub access_key_id_file: Option<PathBuf>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Disk kept for recalled cold objects, in MiB; least recently used go first.
+    pub recall_cache_mib: u64,
+    /// When a new study arrives, recall its patient's cold priors ahead of reading.
+    pub prefetch_priors: bool,
+}
+
+impl Default for ColdConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            bucket: None,
+            region: "us-east-1".into(),
+            access_key_id: None,
+            access_key_id_file: None,
+            secret_access_key: None,
+            secret_access_key_file: None,
+            recall_cache_mib: 10 * 1024,
+            prefetch_priors: true,
+        }
+    }
+}
+
+/// Which studies go cold, and how often the mover runs in `serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// Studies dated more than this many years ago go cold (0: never by age).
+    pub cold_after_years: u32,
+    /// Studies not retrieved for this many days go cold too (absent: no such rule).
+    pub cold_after_idle_days: Option<u32>,
+    /// Minutes between background runs of the mover in `serve` (0: only `renkei lifecycle run`).
+    pub interval_minutes: u64,
+    /// Per-facility exceptions, by facility id.
+    pub facilities: std::collections::BTreeMap<String, FacilityLifecycle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacilityLifecycle {
+    pub cold_after_years: Option<u32>,
+    pub cold_after_idle_days: Option<u32>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self { cold_after_years: 3, cold_after_idle_days: None, interval_minutes: 60, facilities: Default::default() }
+    }
 }
 
 /// The index database.
@@ -57,6 +120,8 @@ impl Default for Config {
             ae_title: "RENKEI".into(),
             dicom: DicomConfig::default(),
             database: DatabaseConfig::default(),
+            cold: ColdConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -103,6 +168,27 @@ impl Config {
         if let Some(v) = env.get("RENKEI_DATABASE_URL_FILE") {
             config.database.url_file = Some(PathBuf::from(v));
         }
+        for (name, slot) in [
+            ("RENKEI_COLD_ENDPOINT", &mut config.cold.endpoint),
+            ("RENKEI_COLD_BUCKET", &mut config.cold.bucket),
+            ("RENKEI_COLD_ACCESS_KEY_ID", &mut config.cold.access_key_id),
+            ("RENKEI_COLD_SECRET_ACCESS_KEY", &mut config.cold.secret_access_key),
+        ] {
+            if let Some(v) = env.get(name) {
+                *slot = Some(v.clone());
+            }
+        }
+        for (name, slot) in [
+            ("RENKEI_COLD_ACCESS_KEY_ID_FILE", &mut config.cold.access_key_id_file),
+            ("RENKEI_COLD_SECRET_ACCESS_KEY_FILE", &mut config.cold.secret_access_key_file),
+        ] {
+            if let Some(v) = env.get(name) {
+                *slot = Some(PathBuf::from(v));
+            }
+        }
+        if let Some(v) = env.get("RENKEI_COLD_REGION") {
+            config.cold.region = v.clone();
+        }
         if let Some(v) = &flags.data_dir {
             config.data_dir = v.clone();
         }
@@ -125,6 +211,68 @@ impl Config {
             bail!("ae_title {:?} is not a valid AE title", config.ae_title);
         }
         Ok(config)
+    }
+}
+
+/// A secret given inline or as a file's content (trimmed).
+fn secret(name: &str, inline: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => bail!("set {name} or {name}_file, not both"),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, Some(path)) => Ok(Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {name} from {}", path.display()))?
+                .trim()
+                .to_owned(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+impl ColdConfig {
+    /// The bucket's settings, secrets read from their files; `None` without a cold tier.
+    pub fn settings(&self) -> anyhow::Result<Option<renkei_blob::S3Settings>> {
+        let (endpoint, bucket) = match (&self.endpoint, &self.bucket) {
+            (None, None) => return Ok(None),
+            (Some(endpoint), Some(bucket)) => (endpoint.clone(), bucket.clone()),
+            _ => bail!("a cold tier needs both cold.endpoint and cold.bucket"),
+        };
+        let access_key_id = secret("cold.access_key_id", &self.access_key_id, &self.access_key_id_file)?;
+        let secret_access_key =
+            secret("cold.secret_access_key", &self.secret_access_key, &self.secret_access_key_file)?;
+        let (Some(access_key_id), Some(secret_access_key)) = (access_key_id, secret_access_key) else {
+            bail!("a cold tier needs cold.access_key_id and cold.secret_access_key (or their _file forms)");
+        };
+        Ok(Some(renkei_blob::S3Settings {
+            endpoint,
+            bucket,
+            region: self.region.clone(),
+            access_key_id,
+            secret_access_key,
+        }))
+    }
+}
+
+impl LifecycleConfig {
+    /// The policy the mover applies.
+    pub fn policy(&self) -> renkei_service::LifecyclePolicy {
+        let years = |years: u32| (years > 0).then_some(years);
+        let default = renkei_service::FacilityPolicy {
+            cold_after_years: years(self.cold_after_years),
+            cold_after_idle_days: self.cold_after_idle_days,
+        };
+        let facilities = self
+            .facilities
+            .iter()
+            .map(|(id, f)| {
+                let policy = renkei_service::FacilityPolicy {
+                    cold_after_years: f.cold_after_years.map_or(default.cold_after_years, years),
+                    cold_after_idle_days: f.cold_after_idle_days.or(default.cold_after_idle_days),
+                };
+                (id.clone(), policy)
+            })
+            .collect();
+        renkei_service::LifecyclePolicy { default, facilities }
     }
 }
 
@@ -202,6 +350,43 @@ mod tests {
         );
         let not_postgres = DatabaseConfig { url: Some("mysql://db".into()), ..Default::default() };
         assert!(not_postgres.postgres_url().is_err());
+    }
+
+    #[test]
+    fn the_cold_tier_reads_its_secrets_from_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secret = dir.path().join("s3-secret");
+        std::fs::write(&secret, "very-secret\n").expect("write secret");
+        let file = format!(
+            "[cold]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"cold\"\naccess_key_id = \"renkei\"\n\
+             secret_access_key_file = \"{}\"\n",
+            secret.display()
+        );
+        let env = HashMap::from([("RENKEI_COLD_REGION".to_owned(), "ap-northeast-1".to_owned())]);
+        let config = Config::load(Some(&file), &env, &Overrides::default()).expect("loads");
+        let settings = config.cold.settings().expect("settings").expect("a cold tier");
+        assert_eq!(settings.secret_access_key, "very-secret");
+        assert_eq!(settings.region, "ap-northeast-1");
+        assert_eq!(Config::default().cold.settings().expect("none"), None);
+        let half = ColdConfig { endpoint: Some("http://x".into()), ..Default::default() };
+        assert!(half.settings().is_err());
+        let both =
+            ColdConfig { secret_access_key: Some("a".into()), secret_access_key_file: Some(secret), ..config.cold };
+        assert!(both.settings().is_err());
+    }
+
+    #[test]
+    fn lifecycle_policy_defaults_to_three_years_with_facility_exceptions() {
+        let file = "[lifecycle]\ncold_after_idle_days = 400\n[lifecycle.facilities.east]\ncold_after_years = 0\n\
+                    [lifecycle.facilities.west]\ncold_after_years = 5\n";
+        let policy =
+            Config::load(Some(file), &HashMap::new(), &Overrides::default()).expect("loads").lifecycle.policy();
+        assert_eq!(policy.default.cold_after_years, Some(3));
+        assert_eq!(policy.default.cold_after_idle_days, Some(400));
+        let east = policy.of(&renkei_domain::FacilityId::new("east").expect("id"));
+        assert_eq!((east.cold_after_years, east.cold_after_idle_days), (None, Some(400)));
+        let west = policy.of(&renkei_domain::FacilityId::new("west").expect("id"));
+        assert_eq!(west.cold_after_years, Some(5));
     }
 
     #[test]

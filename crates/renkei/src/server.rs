@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use renkei_service::Archive;
+use renkei_blob::ColdTier;
+use renkei_service::{Archive, Stores};
 use renkei_store_postgres::PostgresStore;
 use renkei_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -29,21 +30,25 @@ impl Opened {
     pub async fn open(config: &Config) -> anyhow::Result<Opened> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let blobs = Archive::open_blobs(&config.data_dir).context("cannot open the blob store")?;
-        let (index, archive) = match config.database.postgres_url()? {
+        let cold = match config.cold.settings()? {
+            Some(settings) => Some(ColdTier::s3(&settings).context("invalid cold tier settings")?),
+            None => None,
+        };
+        let recall_budget = config.cold.recall_cache_mib.saturating_mul(1 << 20);
+        let blobs = Archive::open_blobs(&config.data_dir, cold, recall_budget).context("cannot open the blob store")?;
+        let (index, stores) = match config.database.postgres_url()? {
             None => {
                 let store =
                     SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
-                let shared = Arc::new(store.clone());
-                (Index::Sqlite(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
+                (Index::Sqlite(store.clone()), Stores::of(store))
             }
             Some(url) => {
                 let connections = config.database.max_connections.unwrap_or(16);
                 let store = PostgresStore::open(&url, connections).await.context("cannot open the PostgreSQL index")?;
-                let shared = Arc::new(store.clone());
-                (Index::Postgres(store), Archive::new(shared.clone(), shared.clone(), shared, blobs))
+                (Index::Postgres(store.clone()), Stores::of(store))
             }
         };
+        let archive = Archive::new(stores, blobs, config.cold.prefetch_priors);
         Ok(Opened { archive: Arc::new(archive), index })
     }
 
@@ -79,12 +84,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         drain_timeout: Duration::from_secs(config.dicom.drain_timeout_secs),
     };
     let dicom_task = tokio::spawn(renkei_dimse::serve(dicom, opened.archive.clone(), scp_config, shutdown.clone()));
+    let mover = (config.cold.settings()?.is_some() && config.lifecycle.interval_minutes > 0).then(|| {
+        let every = Duration::from_secs(config.lifecycle.interval_minutes * 60);
+        tokio::spawn(move_periodically(opened.archive.clone(), config.lifecycle.policy(), every, shutdown.clone()))
+    });
 
     tracing::info!(http = %http_addr, dicom = %dicom_addr, ae_title = %config.ae_title, "renkei ready");
     // The readiness line that scripts and tests wait for, with the bound ports.
     println!("renkei ready http={http_addr} dicom={dicom_addr} ae_title={}", config.ae_title);
 
     let (http_result, dicom_result) = tokio::join!(http_task, dicom_task);
+    if let Some(mover) = mover {
+        let _ = mover.await;
+    }
     if let Ok(Err(error)) = http_result {
         tracing::error!(%error, "http server failed");
     }
@@ -94,6 +106,34 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     opened.close().await;
     tracing::info!("renkei stopped");
     Ok(())
+}
+
+/// Runs the lifecycle mover every `every` until shutdown (first a minute after start). A run
+/// that another node holds is skipped; one cut short by shutdown resumes next time.
+async fn move_periodically(
+    archive: Arc<Archive>,
+    policy: renkei_service::LifecyclePolicy,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60).min(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        next += every;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            run = archive.run_lifecycle(&policy) => match run {
+                Ok(renkei_service::LifecycleRun::Done(report)) if report.moved > 0 => {
+                    tracing::info!(moved = report.moved, bytes = report.bytes, "lifecycle run done");
+                }
+                Ok(_) => {}
+                Err(failed) => tracing::warn!(error = %failed, "lifecycle run stopped; it resumes next time"),
+            },
+        }
+    }
 }
 
 /// Fires `token` on SIGINT or SIGTERM.

@@ -8,10 +8,13 @@
 //! - `commit`: the group committer that batches index writes from concurrent ingests.
 //! - `import`: reading Part-10 files for bulk import.
 //! - `tokens`: API tokens: made from the OS's random source, stored only as hashes.
+//! - `tiers`: the lifecycle mover (hot → cold), prefetch of cold priors, the retrieval log.
+//!   Reads recall cold blobs transparently through [`Archive::local_path`].
 //! - [`ServiceError`]: the transport-neutral error each protocol maps.
 
 mod commit;
 mod import;
+mod tiers;
 mod tokens;
 
 use std::path::Path;
@@ -24,9 +27,10 @@ use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
 
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
+pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport};
 
 /// A failure with the kind each protocol maps and a message that is safe to show a client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +47,10 @@ impl ServiceError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::NotFound, message: message.into() }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Unavailable, message: message.into() }
     }
 
     pub fn out_of_resources() -> Self {
@@ -115,8 +123,31 @@ pub struct Archive {
     facilities: Arc<dyn FacilityStore>,
     instances: Arc<dyn InstanceStore>,
     tokens: Arc<dyn TokenStore>,
+    tiers: Arc<dyn TierStore>,
     blobs: Arc<BlobStore>,
     committer: commit::Committer,
+    /// This process, as a lease holder.
+    node: String,
+    /// Whether a new study warms its patient's cold priors.
+    prefetch: bool,
+    /// Studies whose priors this node prefetched lately.
+    prefetched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// The stores an archive works on.
+pub struct Stores {
+    pub facilities: Arc<dyn FacilityStore>,
+    pub instances: Arc<dyn InstanceStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub tiers: Arc<dyn TierStore>,
+}
+
+impl Stores {
+    /// Every store from one backend.
+    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + 'static>(store: S) -> Stores {
+        let shared = Arc::new(store);
+        Stores { facilities: shared.clone(), instances: shared.clone(), tokens: shared.clone(), tiers: shared }
+    }
 }
 
 /// What an ingest must agree with: what the protocol announced (the C-STORE command, a
@@ -138,20 +169,26 @@ pub struct Ingested {
 }
 
 impl Archive {
-    /// Builds the archive and starts its group committer; it must be created inside a Tokio runtime.
-    pub fn new(
-        facilities: Arc<dyn FacilityStore>,
-        instances: Arc<dyn InstanceStore>,
-        tokens: Arc<dyn TokenStore>,
-        blobs: Arc<BlobStore>,
-    ) -> Self {
+    /// Builds the archive and starts its group committer; it must be created inside a Tokio
+    /// runtime. `prefetch` warms a patient's cold priors when a new study arrives.
+    pub fn new(stores: Stores, blobs: Arc<BlobStore>, prefetch: bool) -> Self {
+        let Stores { facilities, instances, tokens, tiers } = stores;
         let committer = commit::Committer::start(instances.clone());
-        Self { facilities, instances, tokens, blobs, committer }
+        let mut random = [0u8; 4];
+        let _ = getrandom::fill(&mut random);
+        let node = format!("{}-{:08x}", std::process::id(), u32::from_le_bytes(random));
+        let prefetched = Default::default();
+        Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched }
     }
 
-    /// Opens a blob store under `data_dir`, cleaning temporaries older than an hour.
-    pub fn open_blobs(data_dir: &Path) -> Result<Arc<BlobStore>, ServiceError> {
-        let blobs = BlobStore::open(data_dir)?;
+    /// Opens a blob store under `data_dir`, with a cold tier and a recall cache of
+    /// `recall_budget` bytes if given one, cleaning temporaries older than an hour.
+    pub fn open_blobs(
+        data_dir: &Path,
+        cold: Option<renkei_blob::ColdTier>,
+        recall_budget: u64,
+    ) -> Result<Arc<BlobStore>, ServiceError> {
+        let blobs = BlobStore::open_tiered(data_dir, cold, recall_budget)?;
         let removed = blobs.clean_stale_temporaries(std::time::Duration::from_secs(3600))?;
         if removed > 0 {
             tracing::info!(removed, "removed stale temporary blobs");
@@ -201,14 +238,18 @@ impl Archive {
         Ok(self.instances.find(facility, query).await?)
     }
 
-    /// The instances of `facility` under the query's matches.
+    /// The instances of `facility` under the query's matches. Logs the retrieval of their
+    /// studies, with the studies' ages.
     pub async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, ServiceError> {
-        Ok(self.instances.retrieve(facility, query).await?)
+        let instances = self.instances.retrieve(facility, query).await?;
+        self.log_retrieval(facility, &instances);
+        Ok(instances)
     }
 
-    /// Where the stored bytes of an instance are, for blocking readers.
-    pub fn blob_path(&self, instance: &StoredInstance) -> std::path::PathBuf {
-        self.blobs.path(&instance.blob)
+    /// Where the stored bytes of an instance are on local disk, for blocking readers: a
+    /// cold instance is recalled first (streamed to the recall cache, never held in memory).
+    pub async fn local_path(&self, instance: &StoredInstance) -> Result<std::path::PathBuf, ServiceError> {
+        Ok(self.blobs.make_local(&instance.blob).await?)
     }
 
     /// A nameless scratch file on the data disk, gone once dropped (see
@@ -331,7 +372,11 @@ impl Archive {
 
     async fn index(&self, record: NewInstance) -> Result<Ingested, IngestError> {
         let (sop_class_uid, sop_instance_uid) = (record.sop_class_uid.clone(), record.sop_instance_uid.clone());
+        let prefetch = self.prefetch.then(|| record.clone());
         let outcome = self.committer.commit(record).await?;
+        if let (Some(record), StoreOutcome::Created) = (prefetch, outcome) {
+            self.prefetch_priors(&record);
+        }
         Ok(Ingested { sop_class_uid, sop_instance_uid, outcome })
     }
 }

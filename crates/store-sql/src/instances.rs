@@ -328,12 +328,12 @@ pub async fn retrieve(
 ) -> Result<Vec<StoredInstance>, StoreError> {
     use ColumnType::{Int, Text};
     let statement = retrieve_statement(sql.dialect(), facility.as_str(), query);
-    let rows = sql.fetch_all(&statement, &[Text, Text, Text, Text, Text, Text, Int]).await?;
+    let rows = sql.fetch_all(&statement, &[Text, Text, Text, Text, Text, Text, Int, Text]).await?;
     rows.into_iter().map(stored_instance).collect()
 }
 
 fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
-    let Ok([study, series, sop, class, syntax, blob, size]) = <[Value; 7]>::try_from(row) else {
+    let Ok([study, series, sop, class, syntax, blob, size, study_date]) = <[Value; 8]>::try_from(row) else {
         return Err(corrupt("instance row"));
     };
     let uid = |value: Value| value.into_text().and_then(|v| Uid::new(&v).ok()).ok_or_else(|| corrupt("UID"));
@@ -345,6 +345,7 @@ fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
         transfer_syntax_uid: uid(syntax)?,
         blob: BlobHash(blob.into_text().ok_or_else(|| corrupt("blob"))?),
         size: size.as_int().ok_or_else(|| corrupt("size"))? as u64,
+        study_date: study_date.into_text().filter(|date| !date.is_empty()),
     })
 }
 

@@ -162,9 +162,10 @@ pub fn find_statement(dialect: Dialect, facility: &str, query: &Query) -> (State
 
 /// The SELECT of the current version of every instance under the query's matches. Its
 /// columns are study UID, series UID, SOP instance UID, SOP class UID, transfer syntax,
-/// blob and size.
+/// blob, size and study date key.
 pub fn retrieve_statement(dialect: Dialect, facility: &str, query: &Query) -> Statement {
-    let select = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size";
+    let select = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size, \
+         s.study_date_key";
     let unpaged = Query { limit: None, offset: 0, ..query.clone() };
     select_statement(dialect, select, QueryLevel::Image, facility, &unpaged)
 }

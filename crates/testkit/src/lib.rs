@@ -6,6 +6,7 @@
 //! - [`corpus`]: a multi-facility corpus written to a folder.
 //! - [`http`]: the minimal keep-alive HTTP client of the STOW-RS benchmark.
 //! - [`postgres`]: a throwaway PostgreSQL cluster on a private Unix socket.
+//! - [`s3`]: a real S3-compatible server on loopback, which survives being killed.
 //!
 //! The `renkei-testkit` binary exposes them, with `send` and `stow`, the benchmark's load
 //! generators.
@@ -14,3 +15,4 @@ pub mod corpus;
 pub mod generate;
 pub mod http;
 pub mod postgres;
+pub mod s3;

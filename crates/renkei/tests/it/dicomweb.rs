@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use crate::harness::*;
 
 /// One HTTP/1.1 GET; returns the status, the head and the body.
-fn http(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) fn http(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     request(hub, "GET", path, headers, &[])
 }
 
@@ -45,10 +45,10 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-fn token(fixture: &Fixture, args: &[&str]) -> String {
+pub(crate) fn token(fixture: &Fixture, args: &[&str]) -> String {
     let mut command = vec!["token", "create"];
     command.extend_from_slice(args);
-    renkei(&fixture.data_dir, &command).lines().last().expect("token line").to_owned()
+    fixture.admin(&command).lines().last().expect("token line").to_owned()
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn stow_refuses_bad_requests_and_stores_nothing_from_them() {
 }
 
 /// GET returning the raw body, de-chunked.
-fn get_bytes(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+pub(crate) fn get_bytes(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(hub.http).expect("connect");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", hub.http);
     for (name, value) in headers {
@@ -283,8 +283,20 @@ fn get_bytes(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, String, V
     (status, head, body)
 }
 
+/// The boundary of a multipart response, from its head.
+pub(crate) fn boundary_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .starts_with("content-type:")
+                .then(|| l.split("boundary=").nth(1).map(str::trim).map(str::to_owned))
+        })
+        .flatten()
+        .expect("boundary")
+}
+
 /// The parts of a multipart body.
-fn parts(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
+pub(crate) fn parts(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
     let delimiter = format!("--{boundary}");
     let mut found = Vec::new();
     let mut rest = body;
@@ -315,16 +327,7 @@ fn wado_returns_every_instance_byte_for_byte() {
     let (status, head, body) =
         get_bytes(&hub, &path, &[("Authorization", &format!("Bearer {east}")), ("Accept", accept)]);
     assert_eq!(status, 200, "{head}");
-    let boundary = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .starts_with("content-type:")
-                .then(|| l.split("boundary=").nth(1).map(str::trim).map(str::to_owned))
-        })
-        .flatten()
-        .expect("boundary");
-    let received = parts(&body, &boundary);
+    let received = parts(&body, &boundary_of(&head));
     assert_eq!(received.len(), study_files.len());
     for part in &received {
         let renkei_service::Part10Prefix::Header { dataset_offset, sop_instance, .. } =

@@ -45,3 +45,236 @@ fn two_nodes_share_one_postgres_index() {
     let stats = fixture.admin(&["stats"]);
     assert!(stats.contains("east") && stats.contains("west"), "{stats}");
 }
+
+/// Writes `count` CT slices of one study of the tier test's patient, dated `date`, as
+/// Part-10 files under `dir`; returns their paths.
+fn write_study(dir: &std::path::Path, study: u64, date: &str, count: u64) -> Vec<std::path::PathBuf> {
+    use renkei_testkit::generate::{CT_IMAGE, Patient, ct_slice, dataset, part10, uid};
+    std::fs::create_dir_all(dir).expect("dir");
+    (0..count)
+        .map(|n| {
+            let mut spec = ct_slice(64, study * 10_000 + n);
+            spec.patient = Patient {
+                id: "TIER01".into(),
+                name: "Suzuki^Hanako=鈴木^花子=すずき^はなこ".into(),
+                birth_date: "19550505".into(),
+                sex: "F".into(),
+                character_set: None,
+            };
+            spec.study_uid = uid(900 + study, 0);
+            spec.series_uid = uid(900 + study, 1);
+            spec.sop_instance_uid = uid(900 + study, 100 + n);
+            spec.study_date = date.into();
+            let bytes = part10(&dataset(&spec), CT_IMAGE, &spec.sop_instance_uid, &spec.transfer_syntax);
+            let path = dir.join(format!("{}.dcm", spec.sop_instance_uid));
+            std::fs::write(&path, bytes).expect("write slice");
+            path
+        })
+        .collect()
+}
+
+fn send(hub: &Hub, files: &[std::path::PathBuf]) {
+    let mut args = vec!["127.0.0.1".to_owned(), hub.port(), "EASTPY".into(), "RENKEI".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = python("send_raw.py", &refs);
+    let stored = text(&output).lines().filter(|l| l.contains("\"status\": 0")).count();
+    assert_eq!(stored, files.len(), "{}", text(&output));
+}
+
+/// An old study and a new one: what the hub should hold of them.
+struct TierFixture {
+    fixture: Fixture,
+    s3: renkei_testkit::s3::S3Server,
+    old: Vec<std::path::PathBuf>,
+    old_study: String,
+    new_study: String,
+}
+
+impl TierFixture {
+    /// Stores a study dated four years ago (`old_slices` slices) and one dated today.
+    fn stored(old_slices: u64) -> (TierFixture, Hub) {
+        use renkei_domain::tier::{date_key, years_before};
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+        let s3 = renkei_testkit::s3::S3Server::start().expect("a real S3 server on loopback");
+        let fixture = Fixture::new();
+        let old = write_study(&fixture.root.path().join("old"), 1, &years_before(now, 4), old_slices);
+        let new = write_study(&fixture.root.path().join("new"), 2, &date_key(now), 3);
+        let env = s3.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let hub = Hub::start_with(&fixture.data_dir, &[], &env);
+        send(&hub, &old);
+        send(&hub, &new);
+        let old_study = renkei_testkit::generate::uid(901, 0);
+        let new_study = renkei_testkit::generate::uid(902, 0);
+        (TierFixture { fixture, s3, old, old_study, new_study }, hub)
+    }
+
+    fn lifecycle(&self, args: &[&str]) -> std::process::Output {
+        renkei_output(&self.fixture.data_dir, args, &self.s3.env())
+    }
+
+    fn hot_blobs(&self) -> usize {
+        blobs(&self.fixture.data_dir).len()
+    }
+}
+
+/// `dcmdump`-free check of a received file: its data set is the one sent.
+fn same_dataset(received: &std::path::Path, sent: &[std::path::PathBuf]) -> bool {
+    let bytes = dataset_bytes(received);
+    sent.iter().any(|file| dataset_bytes(file) == bytes)
+}
+
+#[test]
+fn old_studies_go_cold_and_come_back_byte_for_byte() {
+    let (tiers, hub) = TierFixture::stored(6);
+    let hot_before = tiers.hot_blobs();
+
+    let run = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("moved 6 objects"), "{}", text(&run));
+    assert_eq!(tiers.hot_blobs(), hot_before - 6, "the old study's hot copies are freed");
+    assert_eq!(tiers.s3.objects().len(), 6, "and its objects are in the bucket");
+    let again = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(text(&again).contains("moved 0 objects"), "nothing left to move: {}", text(&again));
+    let status = text(&tiers.lifecycle(&["lifecycle", "status"]));
+    assert!(status.lines().any(|l| l.starts_with("east") && l.contains("cold") && l.contains(" 6 ")), "{status}");
+
+    // Availability: NEARLINE for the cold study, over C-FIND and QIDO.
+    let find = |study: &str| {
+        let key = format!("StudyInstanceUID={study}");
+        text(&findscu(&hub, "-S", "STORESCU", &["QueryRetrieveLevel=STUDY", &key, "InstanceAvailability"]))
+    };
+    assert!(find(&tiers.old_study).contains("[NEARLINE]"), "{}", find(&tiers.old_study));
+    assert!(find(&tiers.new_study).contains("[ONLINE]"), "{}", find(&tiers.new_study));
+    let token = crate::dicomweb::token(&tiers.fixture, &["--facility", "east"]);
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) =
+        crate::dicomweb::http(&hub, "/dicom-web/studies?PatientID=TIER01", &[("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{body}");
+    let studies: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    let availability = |study: &str| {
+        let found = studies.iter().find(|s| s["0020000D"]["Value"][0] == study).expect("study listed");
+        found["00080056"]["Value"][0].as_str().expect("availability").to_owned()
+    };
+    assert_eq!(availability(&tiers.old_study), "NEARLINE");
+    assert_eq!(availability(&tiers.new_study), "ONLINE");
+
+    // WADO-RS recalls the cold study and returns it exactly as it was sent.
+    let accept = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+    let path = format!("/dicom-web/studies/{}", tiers.old_study);
+    let (status, head, body) =
+        crate::dicomweb::get_bytes(&hub, &path, &[("Authorization", &bearer), ("Accept", accept)]);
+    assert_eq!(status, 200, "{head}");
+    let received = crate::dicomweb::parts(&body, &crate::dicomweb::boundary_of(&head));
+    assert_eq!(received.len(), 6);
+    for part in &received {
+        let renkei_service::Part10Prefix::Header { dataset_offset, .. } = renkei_service::part10_prefix(part) else {
+            panic!("a part that is not Part-10")
+        };
+        assert!(tiers.old.iter().any(|f| dataset_bytes(f) == part[dataset_offset..]), "a WADO part was altered");
+    }
+    assert_eq!(tiers.hot_blobs(), hot_before - 6, "recalled objects live in the recall cache, not the hot tier");
+
+    // C-GET and C-MOVE (bit-preserving storescp) too, after the recall cache is emptied.
+    std::fs::remove_dir_all(tiers.fixture.data_dir.join("recall")).expect("empty the recall cache");
+    drop(hub);
+    let env = tiers.s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let hub = Hub::start_with(&tiers.fixture.data_dir, &[], &env);
+    let got = tiers.fixture.root.path().join("got");
+    std::fs::create_dir_all(&got).expect("dir");
+    let study_key = format!("StudyInstanceUID={}", tiers.old_study);
+    let get = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &study_key]);
+    assert!(get.status.success(), "{}", text(&get));
+    let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(got.len(), 6, "{}", text(&get));
+    assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "C-GET returned altered objects");
+
+    let moved_dir = tiers.fixture.root.path().join("moved");
+    std::fs::create_dir_all(&moved_dir).expect("dir");
+    let port = free_port();
+    let mut storescp = std::process::Command::new("/usr/bin/storescp")
+        .args(["-aet", "VIEWER", "+xa", "+B", "-od"])
+        .arg(&moved_dir)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp starts");
+    tiers.fixture.admin(&[
+        "node",
+        "add",
+        "VIEWER",
+        "--facility",
+        "east",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ]);
+    let moved = movescu(&hub, "STORESCU", "VIEWER", &["QueryRetrieveLevel=STUDY", &study_key]);
+    let _ = storescp.kill();
+    let _ = storescp.wait();
+    assert!(moved.status.success(), "{}", text(&moved));
+    let moved: Vec<_> = std::fs::read_dir(&moved_dir).expect("moved").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(moved.len(), 6);
+    assert!(moved.iter().all(|file| same_dataset(file, &tiers.old)), "C-MOVE sent altered objects");
+
+    // Every retrieval (WADO-RS, C-GET, C-MOVE) was logged with the study's age: 3–5 years.
+    let report = text(&tiers.lifecycle(&["report", "access"]));
+    let east: Vec<&str> = report.lines().find(|l| l.starts_with("east")).expect("east").split_whitespace().collect();
+    assert_eq!(east, ["east", "3", "0.0%", "0.0%", "100.0%", "0.0%", "0.0%"], "{report}");
+}
+
+/// The S3 server dies in the middle of a move: every object stays somewhere (hot, or
+/// verified in the bucket), the run says it stopped, and the next run finishes the job.
+#[test]
+fn killing_s3_mid_move_loses_nothing_and_the_move_resumes() {
+    const SLICES: usize = 100;
+    let (mut tiers, hub) = TierFixture::stored(SLICES as u64);
+    let hot_before = tiers.hot_blobs();
+    let run = std::process::Command::new(RENKEI)
+        .args(["lifecycle", "run", "--data-dir"])
+        .arg(&tiers.fixture.data_dir)
+        .envs(tiers.s3.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("lifecycle run starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tiers.s3.objects().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the mover never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    tiers.s3.kill();
+    let stopped = run.wait_with_output().expect("run ends");
+    let report = text(&stopped);
+    assert!(!stopped.status.success(), "the run must report that it stopped: {report}");
+    let in_bucket = tiers.s3.objects().len();
+    assert!(in_bucket < SLICES, "killed mid-move, not after: {report}");
+
+    // Nothing lost: every object is hot, or whole in the (stopped) bucket, or both.
+    for file in &tiers.old {
+        let bytes = dataset_bytes(file);
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let hot = tiers.fixture.data_dir.join("blobs").join(&hash[..2]).join(&hash).exists();
+        let cold = tiers.s3.object(&format!("blobs/{}/{hash}", &hash[..2])).is_some_and(|cold| cold == bytes);
+        assert!(hot || cold, "{} is neither hot nor in the bucket", file.display());
+    }
+    assert!(hot_before - tiers.hot_blobs() <= in_bucket);
+
+    tiers.s3.restart().expect("S3 comes back");
+    let resumed = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(tiers.hot_blobs(), hot_before - SLICES, "every old object moved in the end");
+    assert_eq!(tiers.s3.objects().len(), SLICES);
+
+    // And each comes back exactly as it was sent.
+    let got = tiers.fixture.root.path().join("got");
+    std::fs::create_dir_all(&got).expect("dir");
+    let study_key = format!("StudyInstanceUID={}", tiers.old_study);
+    let get = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &study_key]);
+    assert!(get.status.success(), "{}", text(&get));
+    let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(got.len(), SLICES);
+    assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "an object came back altered");
+}

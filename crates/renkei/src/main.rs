@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
         std::process::abort();
     }));
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let filter = EnvFilter::try_new(env.get("RENKEI_LOG").map_or("info", String::as_str))?;
+    let filter = EnvFilter::try_new(env.get("RENKEI_LOG").map_or("info,sqlx=warn", String::as_str))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let cli = renkei::cli::Cli::parse();

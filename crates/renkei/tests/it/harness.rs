@@ -94,18 +94,6 @@ pub fn renkei(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Runs a `renkei` command on `data_dir` with extra environment variables; returns its
-/// output whatever its exit status.
-pub fn renkei_output(data_dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    Command::new(RENKEI)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("renkei runs")
-}
-
 /// Runs a DCMTK tool from Debian's package, verbose so that responses are logged (by absolute
 /// path: pynetdicom installs apps of the same names).
 pub fn dcmtk(tool: &str, args: &[&str]) -> Output {

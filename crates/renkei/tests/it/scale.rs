@@ -94,24 +94,43 @@ struct TierFixture {
 impl TierFixture {
     /// Stores a study dated four years ago (`old_slices` slices) and one dated today.
     fn stored(old_slices: u64) -> (TierFixture, Hub) {
+        Self::stored_in(Fixture::new(), old_slices)
+    }
+
+    /// The same, on the given fixture's index.
+    fn stored_in(fixture: Fixture, old_slices: u64) -> (TierFixture, Hub) {
         use renkei_domain::tier::{date_key, years_before};
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
         let s3 = renkei_testkit::s3::S3Server::start().expect("a real S3 server on loopback");
-        let fixture = Fixture::new();
         let old = write_study(&fixture.root.path().join("old"), 1, &years_before(now, 4), old_slices);
         let new = write_study(&fixture.root.path().join("new"), 2, &date_key(now), 3);
-        let env = s3.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let hub = Hub::start_with(&fixture.data_dir, &[], &env);
-        send(&hub, &old);
-        send(&hub, &new);
         let old_study = renkei_testkit::generate::uid(901, 0);
         let new_study = renkei_testkit::generate::uid(902, 0);
-        (TierFixture { fixture, s3, old, old_study, new_study }, hub)
+        let tiers = TierFixture { fixture, s3, old, old_study, new_study };
+        let hub = tiers.serve(&tiers.fixture.data_dir);
+        send(&hub, &tiers.old);
+        send(&hub, &new);
+        (tiers, hub)
     }
 
+    /// A node on this fixture's index and bucket, with its data directory at `data_dir`.
+    fn serve(&self, data_dir: &std::path::Path) -> Hub {
+        let env = self.s3.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = self.fixture.index_args.iter().map(String::as_str).collect();
+        Hub::start_with(data_dir, &args, &env)
+    }
+
+    /// A `renkei` admin command on this fixture's index and bucket.
     fn lifecycle(&self, args: &[&str]) -> std::process::Output {
-        renkei_output(&self.fixture.data_dir, args, &self.s3.env())
+        self.command(args).output().expect("renkei runs")
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(RENKEI);
+        command.args(args).arg("--data-dir").arg(&self.fixture.data_dir).args(&self.fixture.index_args);
+        command.envs(self.s3.env());
+        command
     }
 
     fn hot_blobs(&self) -> usize {
@@ -179,9 +198,7 @@ fn old_studies_go_cold_and_come_back_byte_for_byte() {
     // C-GET and C-MOVE (bit-preserving storescp) too, after the recall cache is emptied.
     std::fs::remove_dir_all(tiers.fixture.data_dir.join("recall")).expect("empty the recall cache");
     drop(hub);
-    let env = tiers.s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let hub = Hub::start_with(&tiers.fixture.data_dir, &[], &env);
+    let hub = tiers.serve(&tiers.fixture.data_dir);
     let got = tiers.fixture.root.path().join("got");
     std::fs::create_dir_all(&got).expect("dir");
     let study_key = format!("StudyInstanceUID={}", tiers.old_study);
@@ -232,10 +249,8 @@ fn killing_s3_mid_move_loses_nothing_and_the_move_resumes() {
     const SLICES: usize = 100;
     let (mut tiers, hub) = TierFixture::stored(SLICES as u64);
     let hot_before = tiers.hot_blobs();
-    let run = std::process::Command::new(RENKEI)
-        .args(["lifecycle", "run", "--data-dir"])
-        .arg(&tiers.fixture.data_dir)
-        .envs(tiers.s3.env())
+    let run = tiers
+        .command(&["lifecycle", "run"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -277,4 +292,56 @@ fn killing_s3_mid_move_loses_nothing_and_the_move_resumes() {
     let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
     assert_eq!(got.len(), SLICES);
     assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "an object came back altered");
+}
+
+/// Two nodes on one PostgreSQL index, one volume and one bucket: two lifecycle runs started
+/// together move every old object exactly once, and either node serves it back from cold.
+#[test]
+fn two_nodes_share_the_cold_tier_and_never_move_an_object_twice() {
+    const SLICES: usize = 40;
+    let cluster = Cluster::start().expect("a throwaway PostgreSQL cluster");
+    let (tiers, a) = TierFixture::stored_in(Fixture::on_postgres(&cluster.url()), SLICES as u64);
+    let volume_b = tiers.fixture.root.path().join("data-b");
+    std::os::unix::fs::symlink(&tiers.fixture.data_dir, &volume_b).expect("second mount");
+    let b = tiers.serve(&volume_b);
+    let hot_before = tiers.hot_blobs();
+
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut command = tiers.command(&["lifecycle", "run"]);
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            command.spawn().expect("run")
+        })
+        .collect();
+    let mut moved = 0;
+    for run in runs {
+        let output = run.wait_with_output().expect("run ends");
+        let report = text(&output);
+        if output.status.success() {
+            let count = report.split_whitespace().nth(1).and_then(|n| n.parse::<usize>().ok()).expect("count");
+            moved += count;
+        } else {
+            assert!(report.contains("another node is running the lifecycle"), "{report}");
+        }
+    }
+    let rerun = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(text(&rerun).contains("moved"), "{}", text(&rerun));
+    moved += text(&rerun).split_whitespace().nth(1).and_then(|n| n.parse::<usize>().ok()).expect("count");
+    assert_eq!(moved, SLICES, "each old object moved exactly once");
+    assert_eq!(tiers.hot_blobs(), hot_before - SLICES);
+    assert_eq!(tiers.s3.objects().len(), SLICES);
+
+    // Node B reports the study NEARLINE and returns it byte for byte; so does node A.
+    let key = format!("StudyInstanceUID={}", tiers.old_study);
+    let found = text(&findscu(&b, "-S", "STORESCU", &["QueryRetrieveLevel=STUDY", &key, "InstanceAvailability"]));
+    assert!(found.contains("[NEARLINE]"), "{found}");
+    for (name, hub) in [("b", &b), ("a", &a)] {
+        let got = tiers.fixture.root.path().join(format!("got-{name}"));
+        std::fs::create_dir_all(&got).expect("dir");
+        let get = getscu(hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &key]);
+        assert!(get.status.success(), "{}", text(&get));
+        let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
+        assert_eq!(got.len(), SLICES, "node {name}");
+        assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "node {name} altered an object");
+    }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use renkei_blob::ColdTier;
 use renkei_service::{Archive, Stores};
 use renkei_store_postgres::PostgresStore;
+use renkei_store_sql::SqlStore;
 use renkei_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +41,12 @@ impl Opened {
             None => {
                 let store =
                     SqliteStore::open(&config.data_dir.join("index.sqlite")).await.context("cannot open the index")?;
-                (Index::Sqlite(store.clone()), Stores::of(store))
+                (Index::Sqlite(store.clone()), Stores::of(SqlStore(store)))
             }
             Some(url) => {
                 let connections = config.database.max_connections.unwrap_or(16);
                 let store = PostgresStore::open(&url, connections).await.context("cannot open the PostgreSQL index")?;
-                (Index::Postgres(store.clone()), Stores::of(store))
+                (Index::Postgres(store.clone()), Stores::of(SqlStore(store)))
             }
         };
         let archive = Archive::new(stores, blobs, config.cold.prefetch_priors);

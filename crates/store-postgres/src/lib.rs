@@ -2,24 +2,26 @@
 //!
 //! - [`PostgresStore::open`] connects a pool to a `postgres://` URL and brings the schema up
 //!   to date under an advisory lock, so nodes starting together migrate once.
-//! - The store traits run the shared statements of `renkei-store-sql` through [`On`], this
-//!   backend's [`Sql`] seam.
+//! - It is a [`SqlBackend`]: the store traits are `renkei_store_sql::SqlStore<PostgresStore>`,
+//!   running the shared statements through [`On`], this backend's [`Sql`] seam.
 //! - Each batch of instances is one transaction. Upserts are remembered only within it:
 //!   other nodes write the same rows, so nothing is cached across transactions.
+//!
+//! - `cluster` (feature `cluster`, and in tests): a throwaway cluster for tests and benchmarks.
 //!
 //! Any node may write at any time; PostgreSQL's row locks serialise writes to the same
 //! patient, study or series, and unique keys make concurrent first writes converge.
 
+#[cfg(any(test, feature = "cluster"))]
+pub mod cluster;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
-use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
-use renkei_domain::query::{Query, QueryMatch};
-use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
-use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
+use renkei_domain::model::{NewInstance, StoreOutcome};
+use renkei_store::StoreError;
 use renkei_store_sql::migration::{self, Migration};
-use renkei_store_sql::{ColumnType, Dialect, Sql, Statement, UpsertCache, Value};
+use renkei_store_sql::{ColumnType, Dialect, Sql, SqlBackend, SqlTransaction, Statement, UpsertCache, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -69,12 +71,18 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
 
-    fn pool(&self) -> On<'_> {
-        On::Pool(&self.pool)
+#[async_trait]
+impl SqlBackend for PostgresStore {
+    fn reader(&self) -> Box<dyn Sql + '_> {
+        Box::new(On::Pool(&self.pool))
     }
 
-    /// Records a group of instances in one transaction, all or nothing.
+    async fn transaction(&self) -> Result<Box<dyn SqlTransaction + '_>, StoreError> {
+        Ok(Box::new(On::Transaction(self.pool.begin().await.map_err(map_error)?)))
+    }
+
     async fn record_together(&self, batch: &[NewInstance], now: i64) -> Result<Vec<StoreOutcome>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let mut upserts = UpsertCache::default();
@@ -97,10 +105,21 @@ fn map_error(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
-/// Where the shared statements run: the pool, or one connection (a transaction).
+/// Where the shared statements run: the pool, one connection, or a transaction.
 enum On<'a> {
     Pool(&'a PgPool),
     Connection(&'a mut PgConnection),
+    Transaction(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+#[async_trait]
+impl SqlTransaction for On<'_> {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        match *self {
+            On::Transaction(tx) => tx.commit().await.map_err(map_error),
+            On::Pool(_) | On::Connection(_) => Ok(()),
+        }
+    }
 }
 
 fn query(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
@@ -137,6 +156,7 @@ impl Sql for On<'_> {
         match self {
             On::Pool(pool) => script.execute(*pool).await,
             On::Connection(connection) => script.execute(&mut **connection).await,
+            On::Transaction(tx) => script.execute(&mut **tx).await,
         }
         .map(drop)
         .map_err(map_error)
@@ -146,6 +166,7 @@ impl Sql for On<'_> {
         match self {
             On::Pool(pool) => query(statement).execute(*pool).await,
             On::Connection(connection) => query(statement).execute(&mut **connection).await,
+            On::Transaction(tx) => query(statement).execute(&mut **tx).await,
         }
         .map(|done| done.rows_affected())
         .map_err(map_error)
@@ -159,142 +180,24 @@ impl Sql for On<'_> {
         let rows = match self {
             On::Pool(pool) => query(statement).fetch_all(*pool).await,
             On::Connection(connection) => query(statement).fetch_all(&mut **connection).await,
+            On::Transaction(tx) => query(statement).fetch_all(&mut **tx).await,
         }
         .map_err(map_error)?;
         rows.iter().map(|row| read_row(row, columns)).collect()
     }
 }
 
-#[async_trait]
-impl FacilityStore for PostgresStore {
-    async fn add_facility(&self, facility: &Facility) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        renkei_store_sql::add_facility(&mut On::Connection(&mut tx), facility).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn facilities(&self) -> Result<Vec<Facility>, StoreError> {
-        renkei_store_sql::facilities(&mut self.pool()).await
-    }
-
-    async fn facility_of_ae(&self, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError> {
-        renkei_store_sql::facility_of_ae(&mut self.pool(), ae_title).await
-    }
-
-    async fn put_node(&self, node: &Node) -> Result<(), StoreError> {
-        renkei_store_sql::put_node(&mut self.pool(), node).await
-    }
-
-    async fn node(&self, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, StoreError> {
-        renkei_store_sql::node(&mut self.pool(), facility, ae_title).await
-    }
-}
-
-#[async_trait]
-impl InstanceStore for PostgresStore {
-    async fn record_instances(
-        &self,
-        batch: &[NewInstance],
-    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
-        let now = renkei_store_sql::now_unix();
-        match self.record_together(batch, now).await {
-            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-            // Something in the group failed (a bad instance, or a deadlock with another
-            // node's batch) and the transaction rolled back: record each instance on its
-            // own, so that one bad instance fails only itself.
-            Err(_) if batch.len() > 1 => {
-                let mut results = Vec::with_capacity(batch.len());
-                for item in batch {
-                    let alone = self.record_together(std::slice::from_ref(item), now).await;
-                    results.push(alone.map(|mut outcomes| outcomes.remove(0)));
-                }
-                Ok(results)
-            }
-            Err(error) => Ok(vec![Err(error)]),
-        }
-    }
-
-    async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
-        renkei_store_sql::find(&mut self.pool(), facility, query).await
-    }
-
-    async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError> {
-        renkei_store_sql::retrieve(&mut self.pool(), facility, query).await
-    }
-
-    async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError> {
-        renkei_store_sql::stats(&mut self.pool()).await
-    }
-}
-
-#[async_trait]
-impl TokenStore for PostgresStore {
-    async fn add_token(&self, hash: &str, principal: &Principal) -> Result<(), StoreError> {
-        renkei_store_sql::add_token(&mut self.pool(), hash, principal).await
-    }
-
-    async fn principal(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
-        renkei_store_sql::principal(&mut self.pool(), hash).await
-    }
-}
-
-#[async_trait]
-impl TierStore for PostgresStore {
-    async fn cold_candidates(
-        &self,
-        facility: &FacilityId,
-        rule: &ColdRule,
-        limit: u32,
-    ) -> Result<Vec<BlobRef>, StoreError> {
-        renkei_store_sql::cold_candidates(&mut self.pool(), facility, rule, limit).await
-    }
-
-    async fn mark_cold(&self, blob: &BlobRef) -> Result<(), StoreError> {
-        renkei_store_sql::mark_cold(&mut self.pool(), blob).await
-    }
-
-    async fn cold_blobs_of_patient(
-        &self,
-        facility: &FacilityId,
-        patient_id: &str,
-        except_study: &str,
-    ) -> Result<Vec<BlobRef>, StoreError> {
-        renkei_store_sql::cold_blobs_of_patient(&mut self.pool(), facility, patient_id, except_study).await
-    }
-
-    async fn tier_stats(&self) -> Result<Vec<TierStats>, StoreError> {
-        renkei_store_sql::tier_stats(&mut self.pool()).await
-    }
-
-    async fn record_accesses(&self, accesses: &[Access]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        renkei_store_sql::record_accesses(&mut On::Connection(&mut tx), accesses).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, StoreError> {
-        renkei_store_sql::access_report(&mut self.pool(), since).await
-    }
-
-    async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError> {
-        renkei_store_sql::try_lease(&mut self.pool(), job, holder, now, seconds).await
-    }
-
-    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
-        renkei_store_sql::release_lease(&mut self.pool(), job, holder).await
-    }
-}
-
 #[cfg(test)]
 mod conformance {
-    use renkei_testkit::postgres::Cluster;
+    use renkei_store_sql::SqlStore;
 
     use super::PostgresStore;
+    use crate::cluster::Cluster;
 
-    async fn fresh() -> (PostgresStore, Cluster) {
+    async fn fresh() -> (SqlStore<PostgresStore>, Cluster) {
         let cluster = Cluster::start().expect("start a throwaway PostgreSQL cluster");
         let store = PostgresStore::open(&cluster.url(), 4).await.expect("open store");
-        (store, cluster)
+        (SqlStore(store), cluster)
     }
 
     renkei_store::store_test_suite!(fresh());

@@ -7,7 +7,7 @@ use renkei_store::StoreError;
 use crate::{ColumnType, Sql, Value, corrupt, now_unix};
 
 /// Adds a facility and its AE titles; run it in a transaction, which a conflict rolls back.
-pub async fn add_facility(tx: &mut dyn Sql, facility: &Facility) -> Result<(), StoreError> {
+pub(crate) async fn add_facility(tx: &mut dyn Sql, facility: &Facility) -> Result<(), StoreError> {
     let insert = tx
         .statement("INSERT INTO facility (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
         .text(facility.id.as_str())
@@ -32,7 +32,7 @@ pub async fn add_facility(tx: &mut dyn Sql, facility: &Facility) -> Result<(), S
     Ok(())
 }
 
-pub async fn facilities(sql: &mut dyn Sql) -> Result<Vec<Facility>, StoreError> {
+pub(crate) async fn facilities(sql: &mut dyn Sql) -> Result<Vec<Facility>, StoreError> {
     let statement = sql.statement(
         "SELECT f.id, f.name, a.ae_title FROM facility f LEFT JOIN facility_ae a ON a.facility_id = f.id \
          ORDER BY f.id, a.position",
@@ -58,7 +58,7 @@ pub async fn facilities(sql: &mut dyn Sql) -> Result<Vec<Facility>, StoreError> 
     Ok(facilities)
 }
 
-pub async fn facility_of_ae(sql: &mut dyn Sql, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError> {
+pub(crate) async fn facility_of_ae(sql: &mut dyn Sql, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError> {
     let statement = sql.statement("SELECT facility_id FROM facility_ae WHERE ae_title = ?").text(ae_title.as_str());
     let row = sql.fetch_optional(&statement, &[ColumnType::Text]).await?;
     match row.and_then(|row| row.into_iter().next()).and_then(Value::into_text) {
@@ -73,7 +73,7 @@ pub(crate) async fn facility_exists(sql: &mut dyn Sql, facility: &FacilityId) ->
     Ok(sql.fetch_optional(&statement, &[ColumnType::Text]).await?.is_some())
 }
 
-pub async fn put_node(sql: &mut dyn Sql, node: &Node) -> Result<(), StoreError> {
+pub(crate) async fn put_node(sql: &mut dyn Sql, node: &Node) -> Result<(), StoreError> {
     if !facility_exists(sql, &node.facility).await? {
         return Err(StoreError::NotFound(format!("facility {}", node.facility)));
     }
@@ -90,7 +90,11 @@ pub async fn put_node(sql: &mut dyn Sql, node: &Node) -> Result<(), StoreError> 
     Ok(())
 }
 
-pub async fn node(sql: &mut dyn Sql, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, StoreError> {
+pub(crate) async fn node(
+    sql: &mut dyn Sql,
+    facility: &FacilityId,
+    ae_title: &AeTitle,
+) -> Result<Option<Node>, StoreError> {
     let statement = sql
         .statement("SELECT host, port FROM node WHERE facility_id = ? AND ae_title = ?")
         .text(facility.as_str())

@@ -34,19 +34,11 @@ fn warnings(item: &NewInstance) -> Value {
 /// most while no other writer has written), and clears it when a transaction fails.
 #[derive(Default)]
 pub struct UpsertCache {
-    patients: HashMap<Vec<Option<String>>, i64>,
-    studies: HashMap<Vec<Option<String>>, i64>,
-    series: HashMap<Vec<Option<String>>, i64>,
+    keys: HashMap<Vec<Value>, i64>,
 }
 
 /// Beyond this many entries the cache starts over, which bounds its memory.
 const MAX_CACHED_UPSERTS: usize = 10_000;
-
-impl UpsertCache {
-    fn len(&self) -> usize {
-        self.patients.len() + self.studies.len() + self.series.len()
-    }
-}
 
 const INSERT_INSTANCE: &str = "\
     INSERT INTO instance (facility_id, series_pk, sop_instance_uid, sop_class_uid, instance_number, \
@@ -133,7 +125,7 @@ pub async fn record_all(
     now: i64,
     upserts: &mut UpsertCache,
 ) -> Result<Vec<StoreOutcome>, StoreError> {
-    if upserts.len() > MAX_CACHED_UPSERTS {
+    if upserts.keys.len() > MAX_CACHED_UPSERTS {
         *upserts = UpsertCache::default();
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -195,94 +187,57 @@ async fn record_one(
     Ok(StoreOutcome::NewVersion)
 }
 
+/// Runs an upsert that returns its row's key, unless the cache says the same upsert with
+/// the same values already ran. (The three upserts bind different numbers of values, so
+/// their keys never collide.)
+async fn upsert(sql: &mut dyn Sql, cache: &mut UpsertCache, statement: Statement) -> Result<i64, StoreError> {
+    if let Some(pk) = cache.keys.get(&statement.binds) {
+        return Ok(*pk);
+    }
+    let pk = fetch_int(sql, &statement).await?.ok_or_else(|| corrupt("key"))?;
+    cache.keys.insert(statement.binds, pk);
+    Ok(pk)
+}
+
 /// Upserts the patient, study and series of an instance; returns the series' key.
 async fn upsert_hierarchy(sql: &mut dyn Sql, item: &NewInstance, cache: &mut UpsertCache) -> Result<i64, StoreError> {
     let facility = item.facility.as_str();
     let a = &item.attributes;
-    let missing_key = || corrupt("key");
 
-    let patient = vec![
-        Some(facility.to_owned()),
-        a.patient_id.clone(),
-        a.issuer_of_patient_id.clone(),
-        a.patient_name.clone(),
-        a.patient_birth_date.clone(),
-        a.patient_sex.clone(),
-    ];
-    let patient_pk = match cache.patients.get(&patient) {
-        Some(pk) => *pk,
-        None => {
-            let statement = sql
-                .statement(UPSERT_PATIENT)
-                .text(facility)
-                .text(a.patient_id.as_deref().unwrap_or(""))
-                .text(a.issuer_of_patient_id.as_deref().unwrap_or(""))
-                .optional(&a.patient_name);
-            let statement = name_keys(&a.patient_name)
-                .into_iter()
-                .fold(statement, Statement::bind)
-                .optional(&a.patient_birth_date)
-                .bind(key(&a.patient_birth_date, normalize_date))
-                .optional(&a.patient_sex);
-            let pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
-            cache.patients.insert(patient, pk);
-            pk
-        }
-    };
+    let patient = sql
+        .statement(UPSERT_PATIENT)
+        .text(facility)
+        .text(a.patient_id.as_deref().unwrap_or(""))
+        .text(a.issuer_of_patient_id.as_deref().unwrap_or(""))
+        .optional(&a.patient_name);
+    let patient = name_keys(&a.patient_name)
+        .into_iter()
+        .fold(patient, Statement::bind)
+        .optional(&a.patient_birth_date)
+        .bind(key(&a.patient_birth_date, normalize_date))
+        .optional(&a.patient_sex);
+    let patient_pk = upsert(sql, cache, patient).await?;
 
-    let study = vec![
-        Some(facility.to_owned()),
-        Some(patient_pk.to_string()),
-        Some(item.study_uid.to_string()),
-        a.study_date.clone(),
-        a.study_time.clone(),
-        a.accession_number.clone(),
-        a.study_id.clone(),
-        a.study_description.clone(),
-        a.referring_physician_name.clone(),
-        a.specific_character_set.clone(),
-    ];
-    let study_pk = match cache.studies.get(&study) {
-        Some(pk) => *pk,
-        None => {
-            let statement = sql
-                .statement(UPSERT_STUDY)
-                .text(facility)
-                .int(patient_pk)
-                .text(item.study_uid.as_str())
-                .optional(&a.study_date)
-                .bind(key(&a.study_date, normalize_date))
-                .optional(&a.study_time)
-                .bind(key(&a.study_time, time_lower_bound))
-                .optional(&a.accession_number)
-                .optional(&a.study_id)
-                .optional(&a.study_description)
-                .optional(&a.referring_physician_name);
-            let statement = name_keys(&a.referring_physician_name)
-                .into_iter()
-                .fold(statement, Statement::bind)
-                .optional(&a.specific_character_set);
-            let pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
-            cache.studies.insert(study, pk);
-            pk
-        }
-    };
+    let study = sql
+        .statement(UPSERT_STUDY)
+        .text(facility)
+        .int(patient_pk)
+        .text(item.study_uid.as_str())
+        .optional(&a.study_date)
+        .bind(key(&a.study_date, normalize_date))
+        .optional(&a.study_time)
+        .bind(key(&a.study_time, time_lower_bound))
+        .optional(&a.accession_number)
+        .optional(&a.study_id)
+        .optional(&a.study_description)
+        .optional(&a.referring_physician_name);
+    let study = name_keys(&a.referring_physician_name)
+        .into_iter()
+        .fold(study, Statement::bind)
+        .optional(&a.specific_character_set);
+    let study_pk = upsert(sql, cache, study).await?;
 
-    let series = vec![
-        Some(facility.to_owned()),
-        Some(study_pk.to_string()),
-        Some(item.series_uid.to_string()),
-        a.modality.clone(),
-        a.series_number.clone(),
-        a.series_description.clone(),
-        a.body_part_examined.clone(),
-        a.series_date.clone(),
-        a.series_time.clone(),
-    ];
-    if let Some(pk) = cache.series.get(&series) {
-        return Ok(*pk);
-    }
-    let statement = sql
+    let series = sql
         .statement(UPSERT_SERIES)
         .text(facility)
         .int(study_pk)
@@ -295,13 +250,15 @@ async fn upsert_hierarchy(sql: &mut dyn Sql, item: &NewInstance, cache: &mut Ups
         .bind(key(&a.series_date, normalize_date))
         .optional(&a.series_time)
         .bind(key(&a.series_time, time_lower_bound));
-    let series_pk = fetch_int(sql, &statement).await?.ok_or_else(missing_key)?;
-    cache.series.insert(series, series_pk);
-    Ok(series_pk)
+    upsert(sql, cache, series).await
 }
 
 /// Entities of one facility at the query's level that match all its keys.
-pub async fn find(sql: &mut dyn Sql, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
+pub(crate) async fn find(
+    sql: &mut dyn Sql,
+    facility: &FacilityId,
+    query: &Query,
+) -> Result<Vec<QueryMatch>, StoreError> {
     let (statement, columns) = find_statement(sql.dialect(), facility.as_str(), query);
     let mut types: Vec<ColumnType> = columns.iter().map(|(_, kind)| *kind).collect();
     types.push(ColumnType::Text);
@@ -321,7 +278,7 @@ pub async fn find(sql: &mut dyn Sql, facility: &FacilityId, query: &Query) -> Re
 }
 
 /// The current version of every instance under the entities the query matches.
-pub async fn retrieve(
+pub(crate) async fn retrieve(
     sql: &mut dyn Sql,
     facility: &FacilityId,
     query: &Query,
@@ -350,7 +307,7 @@ fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
 }
 
 /// Counts per facility, for every facility.
-pub async fn stats(sql: &mut dyn Sql) -> Result<Vec<FacilityStats>, StoreError> {
+pub(crate) async fn stats(sql: &mut dyn Sql) -> Result<Vec<FacilityStats>, StoreError> {
     use ColumnType::{Int, Text};
     let statement = sql.statement(
         "SELECT f.id, f.name, \

@@ -7,6 +7,8 @@
 //! - `instances`: group-committed instance writes with their patient/study/series upserts,
 //!   and the reads that turn rows into domain types.
 //! - `facilities`, `tokens`, `tiers`: the other stores' statements.
+//! - [`SqlStore`]: every store trait implemented once over a [`SqlBackend`] (reads,
+//!   transactions, and the backend's own way of recording a batch).
 //! - `migration`: version bookkeeping for expand/contract upgrades.
 //!
 //! The backends (`store-sqlite`, `store-postgres`) own connections, transactions, locking,
@@ -16,6 +18,7 @@ mod facilities;
 mod instances;
 pub mod migration;
 mod query;
+mod store;
 mod tiers;
 mod tokens;
 
@@ -24,14 +27,16 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use renkei_store::StoreError;
 
-pub use facilities::{add_facility, facilities, facility_of_ae, node, put_node};
-pub use instances::{UpsertCache, find, record_all, retrieve, stats};
-pub use query::{find_statement, retrieve_statement};
-pub use tiers::{
+use facilities::{add_facility, facilities, facility_of_ae, node, put_node};
+pub use instances::{UpsertCache, record_all};
+use instances::{find, retrieve, stats};
+use query::{find_statement, retrieve_statement};
+pub use store::{SqlBackend, SqlStore, SqlTransaction};
+use tiers::{
     access_report, cold_blobs_of_patient, cold_candidates, mark_cold, record_accesses, release_lease, tier_stats,
     try_lease,
 };
-pub use tokens::{add_token, principal};
+use tokens::{add_token, principal};
 
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +69,7 @@ impl Dialect {
 }
 
 /// A value bound to a placeholder, or read from a column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Null,
     Text(String),

@@ -128,7 +128,11 @@ fn joined_aliases(level: QueryLevel) -> &'static [&'static str] {
 
 /// The SELECT for a C-FIND/QIDO query, and the attribute and type of each selected column.
 /// One more column follows those: the Specific Character Set the values came in.
-pub fn find_statement(dialect: Dialect, facility: &str, query: &Query) -> (Statement, Vec<(Attribute, ColumnType)>) {
+pub(crate) fn find_statement(
+    dialect: Dialect,
+    facility: &str,
+    query: &Query,
+) -> (Statement, Vec<(Attribute, ColumnType)>) {
     let mut columns = Vec::new();
     let mut select = Vec::new();
     for attribute in Attribute::ALL {
@@ -163,7 +167,7 @@ pub fn find_statement(dialect: Dialect, facility: &str, query: &Query) -> (State
 /// The SELECT of the current version of every instance under the query's matches. Its
 /// columns are study UID, series UID, SOP instance UID, SOP class UID, transfer syntax,
 /// blob, size and study date key.
-pub fn retrieve_statement(dialect: Dialect, facility: &str, query: &Query) -> Statement {
+pub(crate) fn retrieve_statement(dialect: Dialect, facility: &str, query: &Query) -> Statement {
     let select = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size, \
          s.study_date_key";
     let unpaged = Query { limit: None, offset: 0, ..query.clone() };

@@ -23,7 +23,7 @@ fn blob_refs(rows: Vec<Vec<Value>>) -> Result<Vec<BlobRef>, StoreError> {
 const LAST_USED: &str = "COALESCE(s.accessed_at, (SELECT MAX(x.received_at) FROM series y \
     JOIN instance x ON x.series_pk = y.pk WHERE y.study_pk = s.pk))";
 
-pub async fn cold_candidates(
+pub(crate) async fn cold_candidates(
     sql: &mut dyn Sql,
     facility: &FacilityId,
     rule: &ColdRule,
@@ -54,7 +54,7 @@ pub async fn cold_candidates(
     blob_refs(sql.fetch_all(&statement, &[ColumnType::Text, ColumnType::Int]).await?)
 }
 
-pub async fn mark_cold(sql: &mut dyn Sql, blob: &BlobRef) -> Result<(), StoreError> {
+pub(crate) async fn mark_cold(sql: &mut dyn Sql, blob: &BlobRef) -> Result<(), StoreError> {
     let statement = sql
         .statement("INSERT INTO cold_blob (blob, size, moved_at) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING")
         .text(&blob.blob.0)
@@ -63,7 +63,7 @@ pub async fn mark_cold(sql: &mut dyn Sql, blob: &BlobRef) -> Result<(), StoreErr
     sql.execute(&statement).await.map(drop)
 }
 
-pub async fn cold_blobs_of_patient(
+pub(crate) async fn cold_blobs_of_patient(
     sql: &mut dyn Sql,
     facility: &FacilityId,
     patient_id: &str,
@@ -82,7 +82,7 @@ pub async fn cold_blobs_of_patient(
     blob_refs(sql.fetch_all(&statement, &[ColumnType::Text, ColumnType::Int]).await?)
 }
 
-pub async fn tier_stats(sql: &mut dyn Sql) -> Result<Vec<TierStats>, StoreError> {
+pub(crate) async fn tier_stats(sql: &mut dyn Sql) -> Result<Vec<TierStats>, StoreError> {
     use ColumnType::{Int, Text};
     let statement = sql.statement(
         "SELECT i.facility_id, CASE WHEN c.blob IS NULL THEN 'hot' ELSE 'cold' END AS tier, COUNT(*), \
@@ -110,7 +110,7 @@ pub async fn tier_stats(sql: &mut dyn Sql) -> Result<Vec<TierStats>, StoreError>
 }
 
 /// Logs retrievals; run it in a transaction.
-pub async fn record_accesses(tx: &mut dyn Sql, accesses: &[Access]) -> Result<(), StoreError> {
+pub(crate) async fn record_accesses(tx: &mut dyn Sql, accesses: &[Access]) -> Result<(), StoreError> {
     for access in accesses {
         let log = tx
             .statement("INSERT INTO access_log (facility_id, study_uid, age_days, accessed_at) VALUES (?, ?, ?, ?)")
@@ -129,7 +129,7 @@ pub async fn record_accesses(tx: &mut dyn Sql, accesses: &[Access]) -> Result<()
     Ok(())
 }
 
-pub async fn access_report(sql: &mut dyn Sql, since: i64) -> Result<Vec<AccessCount>, StoreError> {
+pub(crate) async fn access_report(sql: &mut dyn Sql, since: i64) -> Result<Vec<AccessCount>, StoreError> {
     use ColumnType::{Int, Text};
     // The bounds come from the domain's buckets, so the report and the rule agree.
     let mut cases = String::from("CASE WHEN age_days IS NULL THEN ?");
@@ -164,7 +164,13 @@ pub async fn access_report(sql: &mut dyn Sql, since: i64) -> Result<Vec<AccessCo
     Ok(counts)
 }
 
-pub async fn try_lease(sql: &mut dyn Sql, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError> {
+pub(crate) async fn try_lease(
+    sql: &mut dyn Sql,
+    job: &str,
+    holder: &str,
+    now: i64,
+    seconds: u32,
+) -> Result<bool, StoreError> {
     let statement = sql
         .statement(
             "INSERT INTO job_lease (job, holder, expires_at) VALUES (?, ?, ?) \
@@ -178,7 +184,7 @@ pub async fn try_lease(sql: &mut dyn Sql, job: &str, holder: &str, now: i64, sec
     Ok(sql.execute(&statement).await? == 1)
 }
 
-pub async fn release_lease(sql: &mut dyn Sql, job: &str, holder: &str) -> Result<(), StoreError> {
+pub(crate) async fn release_lease(sql: &mut dyn Sql, job: &str, holder: &str) -> Result<(), StoreError> {
     let statement = sql.statement("DELETE FROM job_lease WHERE job = ? AND holder = ?").text(job).text(holder);
     sql.execute(&statement).await.map(drop)
 }

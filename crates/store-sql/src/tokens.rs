@@ -7,7 +7,7 @@ use renkei_store::StoreError;
 use crate::facilities::facility_exists;
 use crate::{ColumnType, Sql, Value, corrupt, now_unix};
 
-pub async fn add_token(sql: &mut dyn Sql, hash: &str, principal: &Principal) -> Result<(), StoreError> {
+pub(crate) async fn add_token(sql: &mut dyn Sql, hash: &str, principal: &Principal) -> Result<(), StoreError> {
     if let Some(facility) = &principal.facility
         && !facility_exists(sql, facility).await?
     {
@@ -23,7 +23,7 @@ pub async fn add_token(sql: &mut dyn Sql, hash: &str, principal: &Principal) -> 
     Ok(())
 }
 
-pub async fn principal(sql: &mut dyn Sql, hash: &str) -> Result<Option<Principal>, StoreError> {
+pub(crate) async fn principal(sql: &mut dyn Sql, hash: &str) -> Result<Option<Principal>, StoreError> {
     let statement = sql.statement("SELECT facility_id, role FROM token WHERE hash = ?").text(hash);
     let Some(row) = sql.fetch_optional(&statement, &[ColumnType::Text; 2]).await? else { return Ok(None) };
     let Ok([facility, role]) = <[Value; 2]>::try_from(row) else { return Err(corrupt("token")) };

@@ -2,8 +2,8 @@
 //!
 //! - [`SqliteStore::open`] creates or opens `index.sqlite` in WAL mode with `synchronous=FULL`,
 //!   so a committed transaction survives power loss, and runs the migrations.
-//! - The store traits run the shared statements of `renkei-store-sql` through [`On`], this
-//!   backend's [`Sql`] seam.
+//! - It is a [`SqlBackend`]: the store traits are `renkei_store_sql::SqlStore<SqliteStore>`,
+//!   running the shared statements through [`On`], this backend's [`Sql`] seam.
 //! - Instance writes go through one held writer connection, which remembers its own upserts
 //!   while no other process has written (`PRAGMA data_version`).
 //!
@@ -14,13 +14,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
-use renkei_domain::query::{Query, QueryMatch};
-use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
-use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
+use renkei_domain::model::{NewInstance, StoreOutcome};
+use renkei_store::StoreError;
 use renkei_store_sql::migration::{self, Migration};
-use renkei_store_sql::{ColumnType, Dialect, Sql, Statement, UpsertCache, Value};
+use renkei_store_sql::{ColumnType, Dialect, Sql, SqlBackend, SqlTransaction, Statement, UpsertCache, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -88,12 +85,21 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
 
-    fn readers(&self) -> On<'_> {
-        On::Pool(&self.pool)
+#[async_trait]
+impl SqlBackend for SqliteStore {
+    fn reader(&self) -> Box<dyn Sql + '_> {
+        Box::new(On::Pool(&self.pool))
     }
 
-    /// Records a group of instances in one durable transaction, all or nothing.
+    /// `BEGIN IMMEDIATE`: the write lock up front, so that two writers queue instead of
+    /// failing to upgrade.
+    async fn transaction(&self) -> Result<Box<dyn SqlTransaction + '_>, StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
+        Ok(Box::new(On::Transaction(tx)))
+    }
+
     async fn record_together(&self, batch: &[NewInstance], now: i64) -> Result<Vec<StoreOutcome>, StoreError> {
         let mut writer = self.writer.lock().await;
         let Writer { connection, upserts, data_version } = &mut *writer;
@@ -134,10 +140,21 @@ fn map_error(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
-/// Where the shared statements run: the reader pool, or one connection (a transaction).
+/// Where the shared statements run: the reader pool, one connection, or a transaction.
 enum On<'a> {
     Pool(&'a SqlitePool),
     Connection(&'a mut SqliteConnection),
+    Transaction(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+#[async_trait]
+impl SqlTransaction for On<'_> {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        match *self {
+            On::Transaction(tx) => tx.commit().await.map_err(map_error),
+            On::Pool(_) | On::Connection(_) => Ok(()),
+        }
+    }
 }
 
 fn query(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
@@ -174,6 +191,7 @@ impl Sql for On<'_> {
         match self {
             On::Pool(pool) => script.execute(*pool).await,
             On::Connection(connection) => script.execute(&mut **connection).await,
+            On::Transaction(tx) => script.execute(&mut **tx).await,
         }
         .map(drop)
         .map_err(map_error)
@@ -183,6 +201,7 @@ impl Sql for On<'_> {
         match self {
             On::Pool(pool) => query(statement).execute(*pool).await,
             On::Connection(connection) => query(statement).execute(&mut **connection).await,
+            On::Transaction(tx) => query(statement).execute(&mut **tx).await,
         }
         .map(|done| done.rows_affected())
         .map_err(map_error)
@@ -196,139 +215,23 @@ impl Sql for On<'_> {
         let rows = match self {
             On::Pool(pool) => query(statement).fetch_all(*pool).await,
             On::Connection(connection) => query(statement).fetch_all(&mut **connection).await,
+            On::Transaction(tx) => query(statement).fetch_all(&mut **tx).await,
         }
         .map_err(map_error)?;
         rows.iter().map(|row| read_row(row, columns)).collect()
     }
 }
 
-#[async_trait]
-impl FacilityStore for SqliteStore {
-    async fn add_facility(&self, facility: &Facility) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        renkei_store_sql::add_facility(&mut On::Connection(&mut tx), facility).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn facilities(&self) -> Result<Vec<Facility>, StoreError> {
-        renkei_store_sql::facilities(&mut self.readers()).await
-    }
-
-    async fn facility_of_ae(&self, ae_title: &AeTitle) -> Result<Option<FacilityId>, StoreError> {
-        renkei_store_sql::facility_of_ae(&mut self.readers(), ae_title).await
-    }
-
-    async fn put_node(&self, node: &Node) -> Result<(), StoreError> {
-        renkei_store_sql::put_node(&mut self.readers(), node).await
-    }
-
-    async fn node(&self, facility: &FacilityId, ae_title: &AeTitle) -> Result<Option<Node>, StoreError> {
-        renkei_store_sql::node(&mut self.readers(), facility, ae_title).await
-    }
-}
-
-#[async_trait]
-impl InstanceStore for SqliteStore {
-    async fn record_instances(
-        &self,
-        batch: &[NewInstance],
-    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
-        let now = renkei_store_sql::now_unix();
-        match self.record_together(batch, now).await {
-            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-            // Something in the group failed and the transaction rolled back: record each
-            // instance on its own, so that one bad instance fails only itself.
-            Err(_) if batch.len() > 1 => {
-                let mut results = Vec::with_capacity(batch.len());
-                for item in batch {
-                    let alone = self.record_together(std::slice::from_ref(item), now).await;
-                    results.push(alone.map(|mut outcomes| outcomes.remove(0)));
-                }
-                Ok(results)
-            }
-            Err(error) => Ok(vec![Err(error)]),
-        }
-    }
-
-    async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
-        renkei_store_sql::find(&mut self.readers(), facility, query).await
-    }
-
-    async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError> {
-        renkei_store_sql::retrieve(&mut self.readers(), facility, query).await
-    }
-
-    async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError> {
-        renkei_store_sql::stats(&mut self.readers()).await
-    }
-}
-
-#[async_trait]
-impl TokenStore for SqliteStore {
-    async fn add_token(&self, hash: &str, principal: &Principal) -> Result<(), StoreError> {
-        renkei_store_sql::add_token(&mut self.readers(), hash, principal).await
-    }
-
-    async fn principal(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
-        renkei_store_sql::principal(&mut self.readers(), hash).await
-    }
-}
-
-#[async_trait]
-impl TierStore for SqliteStore {
-    async fn cold_candidates(
-        &self,
-        facility: &FacilityId,
-        rule: &ColdRule,
-        limit: u32,
-    ) -> Result<Vec<BlobRef>, StoreError> {
-        renkei_store_sql::cold_candidates(&mut self.readers(), facility, rule, limit).await
-    }
-
-    async fn mark_cold(&self, blob: &BlobRef) -> Result<(), StoreError> {
-        renkei_store_sql::mark_cold(&mut self.readers(), blob).await
-    }
-
-    async fn cold_blobs_of_patient(
-        &self,
-        facility: &FacilityId,
-        patient_id: &str,
-        except_study: &str,
-    ) -> Result<Vec<BlobRef>, StoreError> {
-        renkei_store_sql::cold_blobs_of_patient(&mut self.readers(), facility, patient_id, except_study).await
-    }
-
-    async fn tier_stats(&self) -> Result<Vec<TierStats>, StoreError> {
-        renkei_store_sql::tier_stats(&mut self.readers()).await
-    }
-
-    async fn record_accesses(&self, accesses: &[Access]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)?;
-        renkei_store_sql::record_accesses(&mut On::Connection(&mut tx), accesses).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, StoreError> {
-        renkei_store_sql::access_report(&mut self.readers(), since).await
-    }
-
-    async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError> {
-        renkei_store_sql::try_lease(&mut self.readers(), job, holder, now, seconds).await
-    }
-
-    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
-        renkei_store_sql::release_lease(&mut self.readers(), job, holder).await
-    }
-}
-
 #[cfg(test)]
 mod conformance {
+    use renkei_store_sql::SqlStore;
+
     use super::SqliteStore;
 
-    async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+    async fn fresh() -> (SqlStore<SqliteStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("index.sqlite")).await.expect("open store");
-        (store, dir)
+        (SqlStore(store), dir)
     }
 
     renkei_store::store_test_suite!(fresh());
@@ -356,7 +259,7 @@ mod conformance {
         use renkei_store::FacilityStore;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("index.sqlite");
-        let store = SqliteStore::open(&path).await.expect("open");
+        let store = SqlStore(SqliteStore::open(&path).await.expect("open"));
         let facility = Facility {
             id: FacilityId::new("east").expect("id"),
             name: "East".into(),
@@ -364,7 +267,7 @@ mod conformance {
         };
         store.add_facility(&facility).await.expect("add");
         store.close().await;
-        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        let reopened = SqlStore(SqliteStore::open(&path).await.expect("reopen"));
         assert_eq!(reopened.facilities().await.expect("list"), vec![facility]);
     }
 }
@@ -375,6 +278,7 @@ mod writers {
     use renkei_domain::query::{Attribute, Query, QueryLevel};
     use renkei_domain::{AeTitle, FacilityId, Uid};
     use renkei_store::{FacilityStore, InstanceStore};
+    use renkei_store_sql::SqlStore;
 
     use super::SqliteStore;
 
@@ -396,7 +300,7 @@ mod writers {
         }
     }
 
-    async fn patient_name(store: &SqliteStore) -> String {
+    async fn patient_name(store: &SqlStore<SqliteStore>) -> String {
         let query = Query::new(QueryLevel::Patient, Vec::new());
         let found = store.find(&FacilityId::new("east").expect("id"), &query).await.expect("find");
         found[0].values[&Attribute::PatientName].clone()
@@ -408,8 +312,8 @@ mod writers {
     async fn another_writer_invalidates_the_upsert_cache() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("index.sqlite");
-        let server = SqliteStore::open(&path).await.expect("open");
-        let import = SqliteStore::open(&path).await.expect("open again");
+        let server = SqlStore(SqliteStore::open(&path).await.expect("open"));
+        let import = SqlStore(SqliteStore::open(&path).await.expect("open again"));
         let facility = Facility {
             id: FacilityId::new("east").expect("id"),
             name: "East".into(),

@@ -4,15 +4,15 @@
 //!   class) in every uncompressed transfer syntax, deflate and RLE (both real encodings), and
 //!   Part-10 files.
 //! - [`corpus`]: a multi-facility corpus written to a folder.
+//! - [`fill`]: synthetic index rows, recorded through the real store, for the scale benchmark.
 //! - [`http`]: the minimal keep-alive HTTP client of the STOW-RS benchmark.
-//! - [`postgres`]: a throwaway PostgreSQL cluster on a private Unix socket.
 //! - [`s3`]: a real S3-compatible server on loopback, which survives being killed.
 //!
 //! The `renkei-testkit` binary exposes them, with `send` and `stow`, the benchmark's load
 //! generators.
 
 pub mod corpus;
+pub mod fill;
 pub mod generate;
 pub mod http;
-pub mod postgres;
 pub mod s3;

@@ -1,6 +1,6 @@
 //! Group scale: a PostgreSQL index shared by several nodes.
 
-use renkei_testkit::postgres::Cluster;
+use renkei_store_postgres::cluster::Cluster;
 
 use crate::harness::*;
 
@@ -133,6 +133,19 @@ impl TierFixture {
         command
     }
 
+    /// C-GETs the old study from `hub` into a new folder `name`; checks that every object
+    /// came back exactly as it was sent.
+    fn get_old_study(&self, hub: &Hub, name: &str) {
+        let got = self.fixture.root.path().join(name);
+        std::fs::create_dir_all(&got).expect("dir");
+        let key = format!("StudyInstanceUID={}", self.old_study);
+        let get = getscu(hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &key]);
+        assert!(get.status.success(), "{}", text(&get));
+        let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
+        assert_eq!(got.len(), self.old.len(), "{name}: {}", text(&get));
+        assert!(got.iter().all(|file| same_dataset(file, &self.old)), "{name}: an object came back altered");
+    }
+
     fn hot_blobs(&self) -> usize {
         blobs(&self.fixture.data_dir).len()
     }
@@ -199,14 +212,8 @@ fn old_studies_go_cold_and_come_back_byte_for_byte() {
     std::fs::remove_dir_all(tiers.fixture.data_dir.join("recall")).expect("empty the recall cache");
     drop(hub);
     let hub = tiers.serve(&tiers.fixture.data_dir);
-    let got = tiers.fixture.root.path().join("got");
-    std::fs::create_dir_all(&got).expect("dir");
+    tiers.get_old_study(&hub, "got");
     let study_key = format!("StudyInstanceUID={}", tiers.old_study);
-    let get = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &study_key]);
-    assert!(get.status.success(), "{}", text(&get));
-    let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
-    assert_eq!(got.len(), 6, "{}", text(&get));
-    assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "C-GET returned altered objects");
 
     let moved_dir = tiers.fixture.root.path().join("moved");
     std::fs::create_dir_all(&moved_dir).expect("dir");
@@ -284,14 +291,7 @@ fn killing_s3_mid_move_loses_nothing_and_the_move_resumes() {
     assert_eq!(tiers.s3.objects().len(), SLICES);
 
     // And each comes back exactly as it was sent.
-    let got = tiers.fixture.root.path().join("got");
-    std::fs::create_dir_all(&got).expect("dir");
-    let study_key = format!("StudyInstanceUID={}", tiers.old_study);
-    let get = getscu(&hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &study_key]);
-    assert!(get.status.success(), "{}", text(&get));
-    let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
-    assert_eq!(got.len(), SLICES);
-    assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "an object came back altered");
+    tiers.get_old_study(&hub, "got");
 }
 
 /// Two nodes on one PostgreSQL index, one volume and one bucket: two lifecycle runs started
@@ -335,13 +335,6 @@ fn two_nodes_share_the_cold_tier_and_never_move_an_object_twice() {
     let key = format!("StudyInstanceUID={}", tiers.old_study);
     let found = text(&findscu(&b, "-S", "STORESCU", &["QueryRetrieveLevel=STUDY", &key, "InstanceAvailability"]));
     assert!(found.contains("[NEARLINE]"), "{found}");
-    for (name, hub) in [("b", &b), ("a", &a)] {
-        let got = tiers.fixture.root.path().join(format!("got-{name}"));
-        std::fs::create_dir_all(&got).expect("dir");
-        let get = getscu(hub, "EASTGET", &got, &["QueryRetrieveLevel=STUDY", &key]);
-        assert!(get.status.success(), "{}", text(&get));
-        let got: Vec<_> = std::fs::read_dir(&got).expect("got").map(|e| e.expect("entry").path()).collect();
-        assert_eq!(got.len(), SLICES, "node {name}");
-        assert!(got.iter().all(|file| same_dataset(file, &tiers.old)), "node {name} altered an object");
-    }
+    tiers.get_old_study(&b, "got-b");
+    tiers.get_old_study(&a, "got-a");
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use renkei_dimse::scu::Scu;
+use renkei_store_sql::SqlStore;
 use renkei_testkit::generate::{CT_IMAGE, Spec, ct_slice, dataset, index_instance, uid};
 
 #[derive(Parser)]
@@ -55,6 +56,26 @@ enum Command {
         /// see `generate::index_instance`) instead of one study of `--size` slices.
         #[arg(long)]
         index: bool,
+    },
+    /// Record synthetic index rows (no blobs) for facility `bench`, straight through the
+    /// store, and print one JSON line with the rate. For the scale benchmark.
+    FillIndex {
+        /// The data directory whose SQLite index to fill…
+        #[arg(long, conflicts_with = "database_url")]
+        data_dir: Option<PathBuf>,
+        /// …or a PostgreSQL index.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value = "bench")]
+        facility: String,
+        /// The layout's namespace (the `--run` of `send --index`).
+        #[arg(long, default_value_t = 1)]
+        run: u64,
+        /// The first instance number.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long)]
+        count: u64,
     },
     /// POST Part-10 files to a STOW-RS endpoint, one per request, and measure.
     Stow {
@@ -104,6 +125,20 @@ async fn main() -> anyhow::Result<()> {
                 &spec.transfer_syntax,
             );
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+        }
+        Command::FillIndex { data_dir, database_url, facility, run, start, count } => {
+            let facility = renkei_domain::FacilityId::new(&facility)?;
+            let store: Box<dyn renkei_store::InstanceStore> = match (data_dir, database_url) {
+                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?)),
+                (Some(dir), None) => {
+                    Box::new(SqlStore(renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?))
+                }
+                (None, None) => bail!("say --data-dir or --database-url"),
+            };
+            let took = renkei_testkit::fill::fill(store.as_ref(), &facility, run, start, count).await?;
+            let rate = count as f64 / took.as_secs_f64();
+            println!("{{\"count\":{count},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", took.as_secs_f64());
+            Ok(())
         }
         Command::Send { address, called, calling, associations, count, size, run, index } => {
             let instances = (0..count).map(|n| if index { index_instance(run, n) } else { bench_slice(size, run, n) });

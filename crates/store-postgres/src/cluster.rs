@@ -1,14 +1,14 @@
-//! A throwaway PostgreSQL cluster for tests and benchmarks, from Debian's binaries.
+//! A throwaway PostgreSQL cluster for tests and benchmarks, from Debian's binaries
+//! (feature `cluster`).
 //!
 //! [`Cluster::start`] runs `initdb` into a temporary directory and starts the server on a
 //! Unix socket inside it (no TCP port at all, so nothing is shared between tests). Dropping
 //! the cluster stops the server and removes the directory. As root, the server runs as the
 //! `postgres` user, since PostgreSQL refuses to run as root.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use anyhow::{Context, bail};
 
 /// A running, private PostgreSQL server.
 pub struct Cluster {
@@ -22,9 +22,9 @@ pub struct Cluster {
 
 impl Cluster {
     /// Initialises and starts a cluster, tuned for speed over durability (tests only).
-    pub fn start() -> anyhow::Result<Cluster> {
+    pub fn start() -> io::Result<Cluster> {
         let bin = binaries()?;
-        let dir = tempfile::Builder::new().prefix("renkei-pg-").tempdir().context("temp dir")?;
+        let dir = tempfile::Builder::new().prefix("renkei-pg-").tempdir()?;
         let data = dir.path().join("data");
         let socket_dir = dir.path().join("socket");
         std::fs::create_dir(&socket_dir)?;
@@ -32,7 +32,7 @@ impl Cluster {
         if as_postgres {
             let status = Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()).status()?;
             if !status.success() {
-                bail!("cannot hand {} to the postgres user", dir.path().display());
+                return Err(io::Error::other(format!("cannot hand {} to the postgres user", dir.path().display())));
             }
         }
         let cluster = Cluster { bin, data, socket_dir, as_postgres, _dir: dir };
@@ -66,13 +66,13 @@ impl Cluster {
     }
 
     /// The URL of a new, empty database in this cluster.
-    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+    pub fn create_database(&self, name: &str) -> io::Result<String> {
         let socket = path(&self.socket_dir);
         self.run("createdb", &["-h", socket, "-U", "postgres", name])?;
         Ok(format!("postgres://postgres@localhost/{name}?host={}", self.socket_dir.display()))
     }
 
-    fn run(&self, tool: &str, args: &[&str]) -> anyhow::Result<()> {
+    fn run(&self, tool: &str, args: &[&str]) -> io::Result<()> {
         let program = self.bin.join(tool);
         let mut command = if self.as_postgres {
             let mut command = Command::new("runuser");
@@ -81,13 +81,10 @@ impl Cluster {
         } else {
             Command::new(&program)
         };
-        let output = command.args(args).stdin(Stdio::null()).output().with_context(|| format!("cannot run {tool}"))?;
+        let output = command.args(args).stdin(Stdio::null()).output()?;
         if !output.status.success() {
-            bail!(
-                "{tool} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            return Err(io::Error::other(format!("{tool} failed: {out}{err}")));
         }
         Ok(())
     }
@@ -112,14 +109,14 @@ fn is_root() -> bool {
 
 /// The newest installed server's binaries (`/usr/lib/postgresql/<major>/bin`), or those in
 /// `RENKEI_PG_BIN`.
-fn binaries() -> anyhow::Result<PathBuf> {
+fn binaries() -> io::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("RENKEI_PG_BIN") {
         return Ok(PathBuf::from(dir));
     }
     let mut newest: Option<(u32, PathBuf)> = None;
-    for entry in
-        std::fs::read_dir("/usr/lib/postgresql").context("PostgreSQL is not installed (apt-get install postgresql)")?
-    {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| io::Error::other("PostgreSQL is not installed (apt-get install postgresql)"))?;
+    for entry in installed {
         let entry = entry?;
         let Some(major) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
         let bin = entry.path().join("bin");
@@ -127,5 +124,7 @@ fn binaries() -> anyhow::Result<PathBuf> {
             newest = Some((major, bin));
         }
     }
-    newest.map(|(_, bin)| bin).context("no PostgreSQL server binaries under /usr/lib/postgresql")
+    newest
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| io::Error::other("no PostgreSQL server binaries under /usr/lib/postgresql"))
 }

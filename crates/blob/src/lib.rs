@@ -71,6 +71,9 @@ pub struct BlobStore {
     next_temp: AtomicU64,
     cold: Option<ColdTier>,
     recall: RecallCache,
+    /// One lock per blob being recalled, so that concurrent readers (and read-ahead) of the
+    /// same cold blob download it once.
+    recalling: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl BlobStore {
@@ -90,7 +93,9 @@ impl BlobStore {
         let mut run = [0u8; 8];
         getrandom::fill(&mut run).map_err(|e| BlobError::Io(io::Error::other(e)))?;
         let recall = RecallCache::open(data_dir, recall_budget)?;
-        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp: AtomicU64::new(0), cold, recall })
+        let next_temp = AtomicU64::new(0);
+        let recalling = Default::default();
+        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp, cold, recall, recalling })
     }
 
     pub fn cold(&self) -> Option<&ColdTier> {
@@ -142,11 +147,24 @@ impl BlobStore {
             return Ok(hot);
         }
         let recalled = self.recall.path(hash);
-        if self.recall.touch(hash) && tokio::fs::try_exists(&recalled).await.unwrap_or(false) {
+        let is_recalled =
+            || async { self.recall.touch(hash) && tokio::fs::try_exists(&recalled).await.unwrap_or(false) };
+        if is_recalled().await {
             return Ok(recalled);
         }
         let Some(cold) = &self.cold else { return Err(BlobError::NotFound(hash.0.clone())) };
-        let size = cold.download(hash, self.temporary("-recall"), recalled.clone()).await?;
+        let lock = {
+            let mut recalling = self.recalling.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            recalling.entry(hash.0.clone()).or_default().clone()
+        };
+        let _recalling = lock.lock().await;
+        // Whoever held the lock before may have recalled it meanwhile.
+        if is_recalled().await {
+            return Ok(recalled);
+        }
+        let downloaded = cold.download(hash, self.temporary("-recall"), recalled.clone()).await;
+        self.recalling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&hash.0);
+        let size = downloaded?;
         self.recall.add(hash, size);
         tracing::debug!(size, "recalled a blob from the cold tier");
         Ok(recalled)

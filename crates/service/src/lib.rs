@@ -243,6 +243,7 @@ impl Archive {
     pub async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, ServiceError> {
         let instances = self.instances.retrieve(facility, query).await?;
         self.log_retrieval(facility, &instances);
+        self.read_ahead(&instances);
         Ok(instances)
     }
 

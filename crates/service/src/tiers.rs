@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, TryStreamExt};
 use renkei_domain::FacilityId;
 use renkei_domain::model::{NewInstance, StoredInstance};
 use renkei_domain::tier::{Access, AccessCount, ColdRule, TierStats, age_days};
@@ -20,6 +21,9 @@ const LEASE_SECONDS: u32 = 300;
 const ROUND: u32 = 200;
 /// A study's priors are prefetched at most once per this long per node.
 const PREFETCH_EVERY: Duration = Duration::from_secs(600);
+/// Objects the mover copies at once, and cold objects recalled ahead of a reader: each
+/// costs a round trip and a sync, which overlap.
+const PARALLEL: usize = 4;
 
 /// When a facility's studies go cold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,24 +132,35 @@ impl Archive {
                 let limit = ROUND + missing.len() as u32;
                 let candidates = self.tiers.cold_candidates(&facility.id, &rule, limit).await?;
                 let exhausted = candidates.len() < limit as usize;
-                let mut progressed = false;
+                let mut movable = Vec::with_capacity(candidates.len());
                 for blob in candidates {
                     if missing.contains(&blob.blob.0) {
                         continue;
                     }
-                    progressed = true;
                     if !self.blobs.is_hot(&blob.blob).await {
                         tracing::error!(blob = %blob.blob.0, "a blob listed hot has no hot copy");
                         report.missing += 1;
-                        missing.insert(blob.blob.0);
-                        continue;
+                        missing.insert(blob.blob.0.clone());
                     }
-                    self.blobs.copy_to_cold(&blob.blob).await?;
-                    self.tiers.mark_cold(&blob).await?;
-                    self.blobs.remove_hot(&blob.blob).await?;
-                    report.moved += 1;
-                    report.bytes += blob.size;
+                    movable.push(blob);
                 }
+                let progressed = !movable.is_empty();
+                movable.retain(|blob| !missing.contains(&blob.blob.0));
+                let moved = std::sync::Mutex::new(&mut *report);
+                futures_util::stream::iter(movable.into_iter().map(Ok))
+                    .try_for_each_concurrent(PARALLEL, |blob| {
+                        let moved = &moved;
+                        async move {
+                            self.blobs.copy_to_cold(&blob.blob).await?;
+                            self.tiers.mark_cold(&blob).await?;
+                            self.blobs.remove_hot(&blob.blob).await?;
+                            let mut report = moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                            report.moved += 1;
+                            report.bytes += blob.size;
+                            Ok::<(), ServiceError>(())
+                        }
+                    })
+                    .await?;
                 if exhausted || !progressed {
                     break;
                 }
@@ -163,6 +178,29 @@ impl Archive {
     /// Retrievals per facility and study-age bucket since `since` (Unix seconds).
     pub async fn access_report(&self, since: i64) -> Result<Vec<AccessCount>, ServiceError> {
         Ok(self.tiers.access_report(since).await?)
+    }
+
+    /// Starts recalling the cold ones among `instances`, in order, a few at a time, so that
+    /// a reader going through them finds each one recalled or on its way.
+    pub(crate) fn read_ahead(&self, instances: &[StoredInstance]) {
+        if self.blobs.cold().is_none() || instances.is_empty() {
+            return;
+        }
+        let blobs = self.blobs.clone();
+        let hashes: Vec<_> = instances.iter().map(|instance| instance.blob.clone()).collect();
+        tokio::spawn(async move {
+            let recalls = futures_util::stream::iter(hashes).map(|hash| {
+                let blobs = blobs.clone();
+                async move { blobs.make_local(&hash).await.map(drop) }
+            });
+            let mut recalls = recalls.buffered(PARALLEL);
+            while let Some(recalled) = recalls.next().await {
+                if let Err(error) = recalled {
+                    tracing::warn!(%error, "read-ahead stopped");
+                    return;
+                }
+            }
+        });
     }
 
     /// Logs the retrieval of these instances' studies, off the request's path.

@@ -97,6 +97,7 @@ endpoint = "$s3_endpoint"
 bucket = "renkei-cold"
 access_key_id = "bench"
 secret_access_key = "bench-secret"
+[recall]
 prefetch_priors = false
 [lifecycle]
 cold_after_years = 1

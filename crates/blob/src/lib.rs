@@ -10,24 +10,46 @@
 //! [`CheckedBlob::publish`] or [`CheckedBlob::discard`]), for a request whose objects must
 //! all arrive whole before any of them is kept (STOW-RS).
 //!
-//! Two more places hold blobs under the same addresses:
-//! - `cold`: the cold tier, an S3-compatible bucket ([`ColdTier`]);
-//! - `recall`: the recall cache, where cold blobs come back to disk to be read.
+//! Buckets can hold blobs under the same addresses ([`Bucket`], over `object_store`):
+//! - the cold tier;
+//! - optionally the hot tier itself, for nodes that share no volume: a published blob is
+//!   then uploaded to the hot bucket (durable once the bucket acknowledges it) and its file
+//!   kept in the recall cache as a warm copy.
 //!
+//! `recall` is the recall cache, where blobs from buckets come back to disk to be read.
 //! [`BlobStore::make_local`] is the one way to read: the hot file, else the recalled file,
-//! else a recall from the cold tier. Which blobs are cold is the index's business.
+//! else a recall from the hot bucket or the cold one. Which blobs are cold is the index's
+//! business.
 
-mod cold;
+mod bucket;
 mod recall;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use renkei_domain::model::BlobHash;
 
-pub use cold::{ColdTier, S3Settings};
+pub use bucket::{Bucket, S3Settings};
 use recall::RecallCache;
+
+/// Where blobs go besides the data directory.
+#[derive(Debug, Default)]
+pub struct Tiers {
+    /// The hot tier in a bucket instead of `blobs/` (several nodes, no shared volume).
+    pub hot: Option<Bucket>,
+    pub cold: Option<Bucket>,
+    /// Bytes of disk for blobs recalled from buckets.
+    pub recall_budget: u64,
+}
+
+/// The hot bucket as a publisher needs it: upload there, keep the file as a warm copy.
+#[derive(Debug, Clone)]
+struct HotBucket {
+    bucket: Bucket,
+    recall: Arc<RecallCache>,
+}
 
 /// Received bytes are gathered up to this size before one write, so that small network
 /// fragments do not each cost a trip to the blocking pool, and an instance smaller than this
@@ -61,7 +83,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
     tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
 }
 
-/// The blob store rooted at a data directory, with its cold tier if it has one.
+/// The blob store rooted at a data directory, with its buckets if it has any.
 #[derive(Debug)]
 pub struct BlobStore {
     blobs: PathBuf,
@@ -69,21 +91,22 @@ pub struct BlobStore {
     /// Names temporaries apart from those of earlier runs, which may have had the same pid.
     run: u64,
     next_temp: AtomicU64,
-    cold: Option<ColdTier>,
-    recall: RecallCache,
+    hot: Option<HotBucket>,
+    cold: Option<Bucket>,
+    recall: Arc<RecallCache>,
     /// One lock per blob being recalled, so that concurrent readers (and read-ahead) of the
     /// same cold blob download it once.
     recalling: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl BlobStore {
-    /// Opens the store under `data_dir`, creating its directories; no cold tier.
+    /// Opens the store under `data_dir`, creating its directories; no buckets.
     pub fn open(data_dir: &Path) -> Result<Self, BlobError> {
-        Self::open_tiered(data_dir, None, 0)
+        Self::open_tiered(data_dir, Tiers::default())
     }
 
-    /// Opens the store with a cold tier and a recall cache of `recall_budget` bytes.
-    pub fn open_tiered(data_dir: &Path, cold: Option<ColdTier>, recall_budget: u64) -> Result<Self, BlobError> {
+    /// Opens the store with its buckets and a recall cache.
+    pub fn open_tiered(data_dir: &Path, tiers: Tiers) -> Result<Self, BlobError> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp)?;
@@ -92,14 +115,20 @@ impl BlobStore {
         }
         let mut run = [0u8; 8];
         getrandom::fill(&mut run).map_err(|e| BlobError::Io(io::Error::other(e)))?;
-        let recall = RecallCache::open(data_dir, recall_budget)?;
+        let recall = Arc::new(RecallCache::open(data_dir, tiers.recall_budget)?);
+        let hot = tiers.hot.map(|bucket| HotBucket { bucket, recall: recall.clone() });
         let next_temp = AtomicU64::new(0);
         let recalling = Default::default();
-        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp, cold, recall, recalling })
+        Ok(Self { blobs, tmp, run: u64::from_le_bytes(run), next_temp, hot, cold: tiers.cold, recall, recalling })
     }
 
-    pub fn cold(&self) -> Option<&ColdTier> {
+    pub fn cold(&self) -> Option<&Bucket> {
         self.cold.as_ref()
+    }
+
+    /// Whether any blob may have to be recalled from a bucket.
+    pub fn has_buckets(&self) -> bool {
+        self.hot.is_some() || self.cold.is_some()
     }
 
     fn temporary(&self, suffix: &str) -> PathBuf {
@@ -132,15 +161,8 @@ impl BlobStore {
         self.shard_dir(hash).join(&hash.0)
     }
 
-    /// Where a reader finds the blob now: its hot copy if there is one, else its recalled
-    /// copy (which exists after [`make_local`](Self::make_local)).
-    pub fn locate(&self, hash: &BlobHash) -> PathBuf {
-        let hot = self.path(hash);
-        if hot.exists() { hot } else { self.recall.path(hash) }
-    }
-
-    /// Makes sure the blob is on local disk, recalling it from the cold tier if needed, and
-    /// returns its path.
+    /// Makes sure the blob is on local disk, recalling it from the hot bucket or the cold
+    /// tier if needed, and returns its path.
     pub async fn make_local(&self, hash: &BlobHash) -> Result<PathBuf, BlobError> {
         let hot = self.path(hash);
         if tokio::fs::try_exists(&hot).await.unwrap_or(false) {
@@ -152,7 +174,9 @@ impl BlobStore {
         if is_recalled().await {
             return Ok(recalled);
         }
-        let Some(cold) = &self.cold else { return Err(BlobError::NotFound(hash.0.clone())) };
+        if self.hot.is_none() && self.cold.is_none() {
+            return Err(BlobError::NotFound(hash.0.clone()));
+        }
         let lock = {
             let mut recalling = self.recalling.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             recalling.entry(hash.0.clone()).or_default().clone()
@@ -162,7 +186,7 @@ impl BlobStore {
         if is_recalled().await {
             return Ok(recalled);
         }
-        let downloaded = cold.download(hash, self.temporary("-recall"), recalled.clone()).await;
+        let downloaded = self.download(hash, &recalled).await;
         self.recalling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&hash.0);
         let size = downloaded?;
         self.recall.add(hash, size);
@@ -170,24 +194,45 @@ impl BlobStore {
         Ok(recalled)
     }
 
+    /// Downloads a blob into the recall cache: from the hot bucket if it has it, else from
+    /// the cold tier.
+    async fn download(&self, hash: &BlobHash, recalled: &Path) -> Result<u64, BlobError> {
+        if let Some(hot) = &self.hot {
+            match hot.bucket.download(hash, self.temporary("-recall"), recalled.to_path_buf()).await {
+                Err(BlobError::NotFound(_)) if self.cold.is_some() => {}
+                other => return other,
+            }
+        }
+        let cold = self.cold.as_ref().ok_or_else(|| BlobError::NotFound(hash.0.clone()))?;
+        cold.download(hash, self.temporary("-recall"), recalled.to_path_buf()).await
+    }
+
     /// Whether the hot tier holds the blob.
-    pub async fn is_hot(&self, hash: &BlobHash) -> bool {
-        tokio::fs::try_exists(self.path(hash)).await.unwrap_or(false)
+    pub async fn is_hot(&self, hash: &BlobHash) -> Result<bool, BlobError> {
+        match &self.hot {
+            Some(hot) => hot.bucket.holds(hash).await,
+            None => Ok(tokio::fs::try_exists(self.path(hash)).await.unwrap_or(false)),
+        }
     }
 
     /// Copies the hot copy to the cold tier and reads it back: `Ok` only once the cold tier
     /// holds exactly these bytes.
     pub async fn copy_to_cold(&self, hash: &BlobHash) -> Result<(), BlobError> {
         let cold = self.cold.as_ref().ok_or_else(|| BlobError::Io(io::Error::other("no cold tier configured")))?;
-        cold.upload(hash, &self.path(hash)).await?;
+        let source = self.make_local(hash).await?;
+        cold.upload(hash, &source).await?;
         if !cold.verify(hash).await? {
             return Err(BlobError::Io(io::Error::other("the cold copy does not match its hash")));
         }
         Ok(())
     }
 
-    /// Frees the hot copy of a blob (absent is fine) and syncs its directory.
+    /// Frees the hot copy of a blob (absent is fine): the file, and its directory synced; or
+    /// the object in the hot bucket.
     pub async fn remove_hot(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        if let Some(hot) = &self.hot {
+            return hot.bucket.delete(hash).await;
+        }
         let (path, shard) = (self.path(hash), self.shard_dir(hash));
         Ok(blocking(move || {
             match std::fs::remove_file(&path) {
@@ -206,6 +251,7 @@ impl BlobStore {
             file: None,
             path,
             blobs: self.blobs.clone(),
+            hot: self.hot.clone(),
             hasher: blake3::Hasher::new(),
             size: 0,
             buffer: Vec::new(),
@@ -247,6 +293,8 @@ pub struct CheckedBlob {
     shard: PathBuf,
     target: PathBuf,
     stored: StoredBlob,
+    /// Where it is published instead of `target`, if the hot tier is a bucket.
+    hot: Option<HotBucket>,
 }
 
 impl CheckedBlob {
@@ -257,8 +305,21 @@ impl CheckedBlob {
     /// Moves the blob to its content address and syncs that directory. If identical content
     /// is already there, the directory is synced all the same: whoever renamed it there may
     /// not have synced it yet.
-    pub async fn publish(self) -> Result<StoredBlob, BlobError> {
-        Ok(blocking(move || self.publish_now()).await?)
+    /// With a hot bucket, the blob is uploaded there instead, and its file moves into the
+    /// recall cache as a warm copy.
+    pub async fn publish(mut self) -> Result<StoredBlob, BlobError> {
+        let Some(hot) = self.hot.clone() else { return Ok(blocking(move || self.publish_now()).await?) };
+        let Some(temporary) = self.temporary.clone() else { return Ok(self.stored.clone()) };
+        hot.bucket.upload(&self.stored.hash, &temporary).await?;
+        let warm = hot.recall.path(&self.stored.hash);
+        self.temporary = None;
+        match tokio::fs::rename(&temporary, &warm).await {
+            Ok(()) => hot.recall.add(&self.stored.hash, self.stored.size),
+            Err(_) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+            }
+        }
+        Ok(self.stored.clone())
     }
 
     fn publish_now(mut self) -> io::Result<StoredBlob> {
@@ -328,6 +389,7 @@ pub struct BlobWriter {
     file: Option<std::fs::File>,
     path: PathBuf,
     blobs: PathBuf,
+    hot: Option<HotBucket>,
     hasher: blake3::Hasher,
     size: u64,
     buffer: Vec<u8>,
@@ -375,6 +437,12 @@ impl BlobWriter {
         E: Send + 'static,
     {
         let (blob, unchecked) = self.split();
+        if blob.hot.is_some() {
+            return match blocking(move || unchecked.check(accept)).await? {
+                Ok(accepted) => Ok(Ok((blob.publish().await?, accepted))),
+                Err(refused) => Ok(Err(refused)),
+            };
+        }
         let finished = blocking(move || match unchecked.check(accept)? {
             Ok(accepted) => Ok(Ok((blob.publish_now()?, accepted))),
             Err(refused) => Ok(Err(refused)),
@@ -399,11 +467,12 @@ impl BlobWriter {
 
     /// The blob as it will be once checked, and what remains to write and check.
     fn split(self) -> (CheckedBlob, Unchecked) {
-        let BlobWriter { file, path, blobs, hasher, size, buffer } = self;
+        let BlobWriter { file, path, blobs, hot, hasher, size, buffer } = self;
         let hash = BlobHash(hasher.finalize().to_hex().to_string());
         let shard = blobs.join(hash.0.get(..2).unwrap_or("00"));
         let target = shard.join(&hash.0);
-        let blob = CheckedBlob { temporary: Some(path.clone()), shard, target, stored: StoredBlob { hash, size } };
+        let stored = StoredBlob { hash, size };
+        let blob = CheckedBlob { temporary: Some(path.clone()), shard, target, stored, hot };
         (blob, Unchecked { file, path, buffer })
     }
 

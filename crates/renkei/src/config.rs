@@ -21,15 +21,19 @@ pub struct Config {
     pub ae_title: String,
     pub dicom: DicomConfig,
     pub database: DatabaseConfig,
-    pub cold: ColdConfig,
+    /// The hot tier in a bucket instead of the data directory (nodes that share no volume).
+    pub hot: BucketConfig,
+    /// The cold tier.
+    pub cold: BucketConfig,
+    pub recall: RecallConfig,
     pub lifecycle: LifecycleConfig,
 }
 
-/// The cold tier: an S3-compatible bucket. Without `endpoint` and `bucket` there is none.
-/// Each secret can be given inline or as a file (a mounted secret), never both.
+/// An S3-compatible bucket. Without `endpoint` and `bucket` there is none. Each secret can
+/// be given inline or as a file (a mounted secret), never both.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ColdConfig {
+pub struct BucketConfig {
     pub endpoint: Option<String>,
     pub bucket: Option<String>,
     pub region: String,
@@ -37,13 +41,9 @@ pub struct ColdConfig {
     pub access_key_id_file: Option<PathBuf>,
     pub secret_access_key: Option<String>,
     pub secret_access_key_file: Option<PathBuf>,
-    /// Disk kept for recalled cold objects, in MiB; least recently used go first.
-    pub recall_cache_mib: u64,
-    /// When a new study arrives, recall its patient's cold priors ahead of reading.
-    pub prefetch_priors: bool,
 }
 
-impl Default for ColdConfig {
+impl Default for BucketConfig {
     fn default() -> Self {
         Self {
             endpoint: None,
@@ -53,9 +53,23 @@ impl Default for ColdConfig {
             access_key_id_file: None,
             secret_access_key: None,
             secret_access_key_file: None,
-            recall_cache_mib: 10 * 1024,
-            prefetch_priors: true,
         }
+    }
+}
+
+/// Blobs brought back from buckets to local disk to be read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecallConfig {
+    /// Disk kept for recalled objects, in MiB; least recently used go first.
+    pub cache_mib: u64,
+    /// When a new study arrives, recall its patient's cold priors ahead of reading.
+    pub prefetch_priors: bool,
+}
+
+impl Default for RecallConfig {
+    fn default() -> Self {
+        Self { cache_mib: 10 * 1024, prefetch_priors: true }
     }
 }
 
@@ -120,7 +134,9 @@ impl Default for Config {
             ae_title: "RENKEI".into(),
             dicom: DicomConfig::default(),
             database: DatabaseConfig::default(),
-            cold: ColdConfig::default(),
+            hot: BucketConfig::default(),
+            cold: BucketConfig::default(),
+            recall: RecallConfig::default(),
             lifecycle: LifecycleConfig::default(),
         }
     }
@@ -168,27 +184,8 @@ impl Config {
         if let Some(v) = env.get("RENKEI_DATABASE_URL_FILE") {
             config.database.url_file = Some(PathBuf::from(v));
         }
-        for (name, slot) in [
-            ("RENKEI_COLD_ENDPOINT", &mut config.cold.endpoint),
-            ("RENKEI_COLD_BUCKET", &mut config.cold.bucket),
-            ("RENKEI_COLD_ACCESS_KEY_ID", &mut config.cold.access_key_id),
-            ("RENKEI_COLD_SECRET_ACCESS_KEY", &mut config.cold.secret_access_key),
-        ] {
-            if let Some(v) = env.get(name) {
-                *slot = Some(v.clone());
-            }
-        }
-        for (name, slot) in [
-            ("RENKEI_COLD_ACCESS_KEY_ID_FILE", &mut config.cold.access_key_id_file),
-            ("RENKEI_COLD_SECRET_ACCESS_KEY_FILE", &mut config.cold.secret_access_key_file),
-        ] {
-            if let Some(v) = env.get(name) {
-                *slot = Some(PathBuf::from(v));
-            }
-        }
-        if let Some(v) = env.get("RENKEI_COLD_REGION") {
-            config.cold.region = v.clone();
-        }
+        config.hot.apply_env("RENKEI_HOT_", env);
+        config.cold.apply_env("RENKEI_COLD_", env);
         if let Some(v) = &flags.data_dir {
             config.data_dir = v.clone();
         }
@@ -229,19 +226,52 @@ fn secret(name: &str, inline: &Option<String>, file: &Option<PathBuf>) -> anyhow
     }
 }
 
-impl ColdConfig {
-    /// The bucket's settings, secrets read from their files; `None` without a cold tier.
-    pub fn settings(&self) -> anyhow::Result<Option<renkei_blob::S3Settings>> {
+impl BucketConfig {
+    /// Takes `{prefix}ENDPOINT`, `BUCKET`, `REGION`, `ACCESS_KEY_ID(_FILE)` and
+    /// `SECRET_ACCESS_KEY(_FILE)` from the environment.
+    fn apply_env(&mut self, prefix: &str, env: &HashMap<String, String>) {
+        let get = |name: &str| env.get(&format!("{prefix}{name}")).cloned();
+        for (name, slot) in [
+            ("ENDPOINT", &mut self.endpoint),
+            ("BUCKET", &mut self.bucket),
+            ("ACCESS_KEY_ID", &mut self.access_key_id),
+            ("SECRET_ACCESS_KEY", &mut self.secret_access_key),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = Some(v);
+            }
+        }
+        for (name, slot) in [
+            ("ACCESS_KEY_ID_FILE", &mut self.access_key_id_file),
+            ("SECRET_ACCESS_KEY_FILE", &mut self.secret_access_key_file),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = Some(PathBuf::from(v));
+            }
+        }
+        if let Some(v) = get("REGION") {
+            self.region = v;
+        }
+    }
+
+    /// Whether a bucket is configured at all.
+    pub fn is_set(&self) -> bool {
+        self.endpoint.is_some() || self.bucket.is_some()
+    }
+
+    /// The bucket's settings, secrets read from their files; `None` without a bucket.
+    /// `tier` names the section in messages.
+    pub fn settings(&self, tier: &str) -> anyhow::Result<Option<renkei_blob::S3Settings>> {
         let (endpoint, bucket) = match (&self.endpoint, &self.bucket) {
             (None, None) => return Ok(None),
             (Some(endpoint), Some(bucket)) => (endpoint.clone(), bucket.clone()),
-            _ => bail!("a cold tier needs both cold.endpoint and cold.bucket"),
+            _ => bail!("a {tier} bucket needs both {tier}.endpoint and {tier}.bucket"),
         };
-        let access_key_id = secret("cold.access_key_id", &self.access_key_id, &self.access_key_id_file)?;
+        let access_key_id = secret(&format!("{tier}.access_key_id"), &self.access_key_id, &self.access_key_id_file)?;
         let secret_access_key =
-            secret("cold.secret_access_key", &self.secret_access_key, &self.secret_access_key_file)?;
+            secret(&format!("{tier}.secret_access_key"), &self.secret_access_key, &self.secret_access_key_file)?;
         let (Some(access_key_id), Some(secret_access_key)) = (access_key_id, secret_access_key) else {
-            bail!("a cold tier needs cold.access_key_id and cold.secret_access_key (or their _file forms)");
+            bail!("a {tier} bucket needs {tier}.access_key_id and {tier}.secret_access_key (or their _file forms)");
         };
         Ok(Some(renkei_blob::S3Settings {
             endpoint,
@@ -364,15 +394,24 @@ mod tests {
         );
         let env = HashMap::from([("RENKEI_COLD_REGION".to_owned(), "ap-northeast-1".to_owned())]);
         let config = Config::load(Some(&file), &env, &Overrides::default()).expect("loads");
-        let settings = config.cold.settings().expect("settings").expect("a cold tier");
+        let settings = config.cold.settings("cold").expect("settings").expect("a cold tier");
         assert_eq!(settings.secret_access_key, "very-secret");
         assert_eq!(settings.region, "ap-northeast-1");
-        assert_eq!(Config::default().cold.settings().expect("none"), None);
-        let half = ColdConfig { endpoint: Some("http://x".into()), ..Default::default() };
-        assert!(half.settings().is_err());
+        assert_eq!(Config::default().cold.settings("cold").expect("none"), None);
+        assert_eq!(config.hot.settings("hot").expect("none"), None, "the hot tier stays on disk");
+        let half = BucketConfig { endpoint: Some("http://x".into()), ..Default::default() };
+        assert!(half.settings("cold").is_err());
         let both =
-            ColdConfig { secret_access_key: Some("a".into()), secret_access_key_file: Some(secret), ..config.cold };
-        assert!(both.settings().is_err());
+            BucketConfig { secret_access_key: Some("a".into()), secret_access_key_file: Some(secret), ..config.cold };
+        assert!(both.settings("cold").is_err());
+        let env = HashMap::from([
+            ("RENKEI_HOT_ENDPOINT".to_owned(), "http://127.0.0.1:9000".to_owned()),
+            ("RENKEI_HOT_BUCKET".to_owned(), "hot".to_owned()),
+            ("RENKEI_HOT_ACCESS_KEY_ID".to_owned(), "renkei".to_owned()),
+            ("RENKEI_HOT_SECRET_ACCESS_KEY".to_owned(), "s".to_owned()),
+        ]);
+        let hot = Config::load(None, &env, &Overrides::default()).expect("loads").hot;
+        assert_eq!(hot.settings("hot").expect("settings").expect("a hot bucket").bucket, "hot");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use renkei_blob::ColdTier;
+use renkei_blob::{Bucket, Tiers};
 use renkei_service::{Archive, Stores};
 use renkei_store_postgres::PostgresStore;
 use renkei_store_sql::SqlStore;
@@ -31,12 +31,15 @@ impl Opened {
     pub async fn open(config: &Config) -> anyhow::Result<Opened> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let cold = match config.cold.settings()? {
-            Some(settings) => Some(ColdTier::s3(&settings).context("invalid cold tier settings")?),
-            None => None,
+        let bucket = |settings: Option<renkei_blob::S3Settings>, tier: &str| -> anyhow::Result<Option<Bucket>> {
+            settings.map(|s| Bucket::s3(&s).with_context(|| format!("invalid {tier} tier settings"))).transpose()
         };
-        let recall_budget = config.cold.recall_cache_mib.saturating_mul(1 << 20);
-        let blobs = Archive::open_blobs(&config.data_dir, cold, recall_budget).context("cannot open the blob store")?;
+        let tiers = Tiers {
+            hot: bucket(config.hot.settings("hot")?, "hot")?,
+            cold: bucket(config.cold.settings("cold")?, "cold")?,
+            recall_budget: config.recall.cache_mib.saturating_mul(1 << 20),
+        };
+        let blobs = Archive::open_blobs(&config.data_dir, tiers).context("cannot open the blob store")?;
         let (index, stores) = match config.database.postgres_url()? {
             None => {
                 let store =
@@ -49,7 +52,7 @@ impl Opened {
                 (Index::Postgres(store.clone()), Stores::of(SqlStore(store)))
             }
         };
-        let archive = Archive::new(stores, blobs, config.cold.prefetch_priors);
+        let archive = Archive::new(stores, blobs, config.recall.prefetch_priors);
         Ok(Opened { archive: Arc::new(archive), index })
     }
 
@@ -85,7 +88,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         drain_timeout: Duration::from_secs(config.dicom.drain_timeout_secs),
     };
     let dicom_task = tokio::spawn(renkei_dimse::serve(dicom, opened.archive.clone(), scp_config, shutdown.clone()));
-    let mover = (config.cold.settings()?.is_some() && config.lifecycle.interval_minutes > 0).then(|| {
+    let mover = (config.cold.is_set() && config.lifecycle.interval_minutes > 0).then(|| {
         let every = Duration::from_secs(config.lifecycle.interval_minutes * 60);
         tokio::spawn(move_periodically(opened.archive.clone(), config.lifecycle.policy(), every, shutdown.clone()))
     });

@@ -181,14 +181,10 @@ impl Archive {
         Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched }
     }
 
-    /// Opens a blob store under `data_dir`, with a cold tier and a recall cache of
-    /// `recall_budget` bytes if given one, cleaning temporaries older than an hour.
-    pub fn open_blobs(
-        data_dir: &Path,
-        cold: Option<renkei_blob::ColdTier>,
-        recall_budget: u64,
-    ) -> Result<Arc<BlobStore>, ServiceError> {
-        let blobs = BlobStore::open_tiered(data_dir, cold, recall_budget)?;
+    /// Opens a blob store under `data_dir`, with its buckets, cleaning temporaries older
+    /// than an hour.
+    pub fn open_blobs(data_dir: &Path, tiers: renkei_blob::Tiers) -> Result<Arc<BlobStore>, ServiceError> {
+        let blobs = BlobStore::open_tiered(data_dir, tiers)?;
         let removed = blobs.clean_stale_temporaries(std::time::Duration::from_secs(3600))?;
         if removed > 0 {
             tracing::info!(removed, "removed stale temporary blobs");

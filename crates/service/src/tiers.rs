@@ -137,7 +137,7 @@ impl Archive {
                     if missing.contains(&blob.blob.0) {
                         continue;
                     }
-                    if !self.blobs.is_hot(&blob.blob).await {
+                    if !self.blobs.is_hot(&blob.blob).await? {
                         tracing::error!(blob = %blob.blob.0, "a blob listed hot has no hot copy");
                         report.missing += 1;
                         missing.insert(blob.blob.0.clone());
@@ -183,7 +183,7 @@ impl Archive {
     /// Starts recalling the cold ones among `instances`, in order, a few at a time, so that
     /// a reader going through them finds each one recalled or on its way.
     pub(crate) fn read_ahead(&self, instances: &[StoredInstance]) {
-        if self.blobs.cold().is_none() || instances.is_empty() {
+        if !self.blobs.has_buckets() || instances.is_empty() {
             return;
         }
         let blobs = self.blobs.clone();

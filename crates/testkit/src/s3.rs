@@ -14,8 +14,9 @@ use anyhow::{Context, bail};
 pub const ACCESS_KEY: &str = "renkei-test";
 pub const SECRET_KEY: &str = "renkei-test-secret";
 pub const BUCKET: &str = "renkei-cold";
+pub const HOT_BUCKET: &str = "renkei-hot";
 
-/// A running S3 server with one bucket, [`BUCKET`].
+/// A running S3 server with two buckets, [`BUCKET`] (for the cold tier) and [`HOT_BUCKET`].
 pub struct S3Server {
     child: Option<Child>,
     port: u16,
@@ -27,6 +28,7 @@ impl S3Server {
     pub fn start() -> anyhow::Result<S3Server> {
         let root = tempfile::Builder::new().prefix("renkei-s3-").tempdir()?;
         std::fs::create_dir(root.path().join(BUCKET))?;
+        std::fs::create_dir(root.path().join(HOT_BUCKET))?;
         let (child, port) = spawn(root.path(), 0)?;
         Ok(S3Server { child: Some(child), port, root })
     }
@@ -35,7 +37,7 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Environment variables that point a `renkei` process at this bucket as its cold tier.
+    /// Environment variables that point a `renkei` process at [`BUCKET`] as its cold tier.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("RENKEI_COLD_ENDPOINT", self.endpoint()),
@@ -45,8 +47,23 @@ impl S3Server {
         ]
     }
 
-    /// The files the bucket holds (object data, not the server's own metadata).
+    /// Environment variables that put a `renkei` process's hot tier in [`HOT_BUCKET`].
+    pub fn hot_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RENKEI_HOT_ENDPOINT", self.endpoint()),
+            ("RENKEI_HOT_BUCKET", HOT_BUCKET.to_owned()),
+            ("RENKEI_HOT_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("RENKEI_HOT_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ]
+    }
+
+    /// The files the cold bucket holds (object data, not the server's own metadata).
     pub fn objects(&self) -> Vec<PathBuf> {
+        self.objects_in(BUCKET)
+    }
+
+    /// The files a bucket holds.
+    pub fn objects_in(&self, bucket: &str) -> Vec<PathBuf> {
         fn visit(dir: &Path, out: &mut Vec<PathBuf>) {
             let Ok(entries) = std::fs::read_dir(dir) else { return };
             for entry in entries.flatten() {
@@ -59,7 +76,7 @@ impl S3Server {
             }
         }
         let mut out = Vec::new();
-        visit(&self.root.path().join(BUCKET).join("blobs"), &mut out);
+        visit(&self.root.path().join(bucket).join("blobs"), &mut out);
         out
     }
 

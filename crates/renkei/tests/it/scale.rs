@@ -86,6 +86,8 @@ fn send(hub: &Hub, files: &[std::path::PathBuf]) {
 struct TierFixture {
     fixture: Fixture,
     s3: renkei_testkit::s3::S3Server,
+    /// Whether the hot tier is the S3 server's hot bucket rather than the data directory.
+    hot_bucket: bool,
     old: Vec<std::path::PathBuf>,
     old_study: String,
     new_study: String,
@@ -94,11 +96,11 @@ struct TierFixture {
 impl TierFixture {
     /// Stores a study dated four years ago (`old_slices` slices) and one dated today.
     fn stored(old_slices: u64) -> (TierFixture, Hub) {
-        Self::stored_in(Fixture::new(), old_slices)
+        Self::stored_in(Fixture::new(), old_slices, false)
     }
 
-    /// The same, on the given fixture's index.
-    fn stored_in(fixture: Fixture, old_slices: u64) -> (TierFixture, Hub) {
+    /// The same, on the given fixture's index, with the hot tier in a bucket if `hot_bucket`.
+    fn stored_in(fixture: Fixture, old_slices: u64, hot_bucket: bool) -> (TierFixture, Hub) {
         use renkei_domain::tier::{date_key, years_before};
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
         let s3 = renkei_testkit::s3::S3Server::start().expect("a real S3 server on loopback");
@@ -106,16 +108,25 @@ impl TierFixture {
         let new = write_study(&fixture.root.path().join("new"), 2, &date_key(now), 3);
         let old_study = renkei_testkit::generate::uid(901, 0);
         let new_study = renkei_testkit::generate::uid(902, 0);
-        let tiers = TierFixture { fixture, s3, old, old_study, new_study };
+        let tiers = TierFixture { fixture, s3, hot_bucket, old, old_study, new_study };
         let hub = tiers.serve(&tiers.fixture.data_dir);
         send(&hub, &tiers.old);
         send(&hub, &new);
         (tiers, hub)
     }
 
-    /// A node on this fixture's index and bucket, with its data directory at `data_dir`.
+    /// The environment that points `renkei` at the buckets.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.s3.env();
+        if self.hot_bucket {
+            env.extend(self.s3.hot_env());
+        }
+        env
+    }
+
+    /// A node on this fixture's index and buckets, with its data directory at `data_dir`.
     fn serve(&self, data_dir: &std::path::Path) -> Hub {
-        let env = self.s3.env();
+        let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let args: Vec<&str> = self.fixture.index_args.iter().map(String::as_str).collect();
         Hub::start_with(data_dir, &args, &env)
@@ -129,7 +140,7 @@ impl TierFixture {
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(RENKEI);
         command.args(args).arg("--data-dir").arg(&self.fixture.data_dir).args(&self.fixture.index_args);
-        command.envs(self.s3.env());
+        command.envs(self.env());
         command
     }
 
@@ -300,7 +311,7 @@ fn killing_s3_mid_move_loses_nothing_and_the_move_resumes() {
 fn two_nodes_share_the_cold_tier_and_never_move_an_object_twice() {
     const SLICES: usize = 40;
     let cluster = Cluster::start().expect("a throwaway PostgreSQL cluster");
-    let (tiers, a) = TierFixture::stored_in(Fixture::on_postgres(&cluster.url()), SLICES as u64);
+    let (tiers, a) = TierFixture::stored_in(Fixture::on_postgres(&cluster.url()), SLICES as u64, false);
     let volume_b = tiers.fixture.root.path().join("data-b");
     std::os::unix::fs::symlink(&tiers.fixture.data_dir, &volume_b).expect("second mount");
     let b = tiers.serve(&volume_b);
@@ -337,4 +348,38 @@ fn two_nodes_share_the_cold_tier_and_never_move_an_object_twice() {
     assert!(found.contains("[NEARLINE]"), "{found}");
     tiers.get_old_study(&b, "got-b");
     tiers.get_old_study(&a, "got-a");
+}
+
+/// Nodes that share no volume at all: the hot tier is a bucket too. What node A stores
+/// is durable in the hot bucket before it is acknowledged, node B serves it from there, and
+/// the lifecycle moves it from the hot bucket to the cold one.
+#[test]
+fn nodes_without_a_shared_volume_keep_the_hot_tier_in_a_bucket() {
+    use renkei_testkit::s3::HOT_BUCKET;
+    const SLICES: usize = 12;
+    let cluster = Cluster::start().expect("a throwaway PostgreSQL cluster");
+    let (tiers, a) = TierFixture::stored_in(Fixture::on_postgres(&cluster.url()), SLICES as u64, true);
+    let stored = SLICES + 3;
+    assert_eq!(tiers.hot_blobs(), 0, "nothing in node A's own blobs/");
+    assert_eq!(tiers.s3.objects_in(HOT_BUCKET).len(), stored, "every object is in the hot bucket");
+
+    let b = tiers.serve(&tiers.fixture.root.path().join("node-b"));
+    let key = format!("StudyInstanceUID={}", tiers.old_study);
+    let found = text(&findscu(&b, "-S", "STORESCU", &["QueryRetrieveLevel=STUDY", &key, "InstanceAvailability"]));
+    assert!(found.contains("[ONLINE]"), "{found}");
+    tiers.get_old_study(&b, "from-hot");
+
+    let run = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(text(&run).contains(&format!("moved {SLICES} objects")), "{}", text(&run));
+    assert_eq!(tiers.s3.objects_in(HOT_BUCKET).len(), stored - SLICES, "the old study left the hot bucket");
+    assert_eq!(tiers.s3.objects().len(), SLICES, "and is in the cold one");
+    let found = text(&findscu(&b, "-S", "STORESCU", &["QueryRetrieveLevel=STUDY", &key, "InstanceAvailability"]));
+    assert!(found.contains("[NEARLINE]"), "{found}");
+    // Node B recalled the study from the hot bucket before; empty its cache so that it must
+    // come from the cold bucket now.
+    drop(b);
+    std::fs::remove_dir_all(tiers.fixture.root.path().join("node-b").join("recall")).expect("empty B's cache");
+    let b = tiers.serve(&tiers.fixture.root.path().join("node-b"));
+    tiers.get_old_study(&b, "from-cold");
+    tiers.get_old_study(&a, "from-a");
 }

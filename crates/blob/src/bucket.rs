@@ -1,9 +1,10 @@
-//! The cold tier: blobs in an S3-compatible bucket (any `object_store` backend), under the
-//! same content addresses as on disk (`blobs/<first two hex digits>/<hash>`).
+//! A tier in an S3-compatible bucket (any `object_store` backend): the cold tier, or the hot
+//! tier of nodes that share no volume. Blobs keep the same content addresses as on disk
+//! (`blobs/<first two hex digits>/<hash>`).
 //!
-//! Nothing here trusts the bucket: [`ColdTier::verify`] reads a blob back and recomputes its
-//! BLAKE3 hash before the hot copy may go, and [`ColdTier::download`] hashes what it
-//! receives before the recalled file takes its name.
+//! Nothing here trusts the bucket: [`Bucket::verify`] reads a blob back and recomputes its
+//! BLAKE3 hash before the hot copy may go, and [`Bucket::download`] hashes what it receives
+//! before the recalled file takes its name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use crate::{BlobError, blocking};
 /// Uploads go in parts of this size, so a large object never sits whole in memory.
 const PART: usize = 8 << 20;
 
-/// Where the cold tier is and how to sign in to it.
+/// Where a bucket is and how to sign in to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Settings {
     /// `https://s3.ap-northeast-1.amazonaws.com`, or any S3-compatible endpoint.
@@ -33,9 +34,9 @@ pub struct S3Settings {
     pub secret_access_key: String,
 }
 
-/// The cold tier.
+/// A bucket that holds blobs.
 #[derive(Debug, Clone)]
-pub struct ColdTier {
+pub struct Bucket {
     store: Arc<dyn ObjectStore>,
 }
 
@@ -47,9 +48,9 @@ fn map_error(error: object_store::Error) -> BlobError {
     }
 }
 
-impl ColdTier {
+impl Bucket {
     /// An S3-compatible bucket, addressed path-style (as MinIO, Ceph and Garage expect). A
-    /// request that keeps failing gives up within a minute, so a mover notices an outage.
+    /// request that keeps failing gives up within a minute, so that an outage is noticed.
     pub fn s3(settings: &S3Settings) -> Result<Self, BlobError> {
         let retry = RetryConfig {
             backoff: BackoffConfig {
@@ -89,8 +90,7 @@ impl ColdTier {
         if file.metadata().await?.len() <= PART as u64 {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).await?;
-            self.store.put(&Self::key(hash), bytes.into()).await.map_err(map_error)?;
-            return Ok(());
+            return self.put(hash, bytes).await;
         }
         let upload = self.store.put_multipart(&Self::key(hash)).await.map_err(map_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
@@ -111,6 +111,21 @@ impl ColdTier {
         }
         writer.finish().await.map_err(map_error)?;
         Ok(())
+    }
+
+    /// Copies bytes in memory to the bucket (a blob smaller than a part).
+    pub async fn put(&self, hash: &BlobHash, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.store.put(&Self::key(hash), bytes.into()).await.map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Whether the bucket holds the blob.
+    pub async fn holds(&self, hash: &BlobHash) -> Result<bool, BlobError> {
+        match self.store.head(&Self::key(hash)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(map_error(error)),
+        }
     }
 
     /// Whether the bucket holds exactly the bytes of `hash`: read back and hashed.

@@ -14,6 +14,7 @@
 //! The backends (`store-sqlite`, `store-postgres`) own connections, transactions, locking,
 //! error codes and their schema files; every statement text is here.
 
+mod driver;
 mod facilities;
 mod instances;
 pub mod migration;
@@ -27,6 +28,7 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use renkei_store::StoreError;
 
+pub use driver::{Driver, On};
 use facilities::{add_facility, facilities, facility_of_ae, node, put_node};
 pub use instances::{UpsertCache, record_all};
 use instances::{find, retrieve, stats};

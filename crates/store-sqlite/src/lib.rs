@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use renkei_domain::model::{NewInstance, StoreOutcome};
 use renkei_store::StoreError;
 use renkei_store_sql::migration::{self, Migration};
-use renkei_store_sql::{ColumnType, Dialect, Sql, SqlBackend, SqlTransaction, Statement, UpsertCache, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use renkei_store_sql::{Dialect, Sql, SqlBackend, SqlTransaction, UpsertCache};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 /// The schema, in order. Every one so far only expands it.
@@ -140,87 +140,24 @@ fn map_error(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
-/// Where the shared statements run: the reader pool, one connection, or a transaction.
-enum On<'a> {
-    Pool(&'a SqlitePool),
-    Connection(&'a mut SqliteConnection),
-    Transaction(sqlx::Transaction<'static, sqlx::Sqlite>),
-}
+/// SQLite as the shared statements see it.
+struct Driver;
 
-#[async_trait]
-impl SqlTransaction for On<'_> {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        match *self {
-            On::Transaction(tx) => tx.commit().await.map_err(map_error),
-            On::Pool(_) | On::Connection(_) => Ok(()),
-        }
+impl renkei_store_sql::Driver for Driver {
+    type DB = sqlx::Sqlite;
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    fn store_error(error: sqlx::Error) -> StoreError {
+        map_error(error)
+    }
+
+    fn rows_affected(result: &<sqlx::Sqlite as sqlx::Database>::QueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
-fn query(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
-    for value in &statement.binds {
-        query = match value {
-            Value::Null => query.bind(None::<&str>),
-            Value::Text(text) => query.bind(text.as_str()),
-            Value::Int(int) => query.bind(*int),
-        };
-    }
-    query
-}
-
-fn read_row(row: &SqliteRow, columns: &[ColumnType]) -> Result<Vec<Value>, StoreError> {
-    let mut values = Vec::with_capacity(columns.len());
-    for (index, column) in columns.iter().enumerate() {
-        values.push(match column {
-            ColumnType::Text => Value::text(row.try_get::<Option<&str>, _>(index).map_err(map_error)?),
-            ColumnType::Int => row.try_get::<Option<i64>, _>(index).map_err(map_error)?.map_or(Value::Null, Value::Int),
-        });
-    }
-    Ok(values)
-}
-
-#[async_trait]
-impl Sql for On<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn execute_script(&mut self, sql: &str) -> Result<(), StoreError> {
-        let script = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
-        match self {
-            On::Pool(pool) => script.execute(*pool).await,
-            On::Connection(connection) => script.execute(&mut **connection).await,
-            On::Transaction(tx) => script.execute(&mut **tx).await,
-        }
-        .map(drop)
-        .map_err(map_error)
-    }
-
-    async fn execute(&mut self, statement: &Statement) -> Result<u64, StoreError> {
-        match self {
-            On::Pool(pool) => query(statement).execute(*pool).await,
-            On::Connection(connection) => query(statement).execute(&mut **connection).await,
-            On::Transaction(tx) => query(statement).execute(&mut **tx).await,
-        }
-        .map(|done| done.rows_affected())
-        .map_err(map_error)
-    }
-
-    async fn fetch_all(
-        &mut self,
-        statement: &Statement,
-        columns: &[ColumnType],
-    ) -> Result<Vec<Vec<Value>>, StoreError> {
-        let rows = match self {
-            On::Pool(pool) => query(statement).fetch_all(*pool).await,
-            On::Connection(connection) => query(statement).fetch_all(&mut **connection).await,
-            On::Transaction(tx) => query(statement).fetch_all(&mut **tx).await,
-        }
-        .map_err(map_error)?;
-        rows.iter().map(|row| read_row(row, columns)).collect()
-    }
-}
+/// Where the shared statements run: the pool, one connection, or a transaction.
+type On<'a> = renkei_store_sql::On<'a, Driver>;
 
 #[cfg(test)]
 mod conformance {

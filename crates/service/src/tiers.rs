@@ -133,19 +133,20 @@ impl Archive {
                 let candidates = self.tiers.cold_candidates(&facility.id, &rule, limit).await?;
                 let exhausted = candidates.len() < limit as usize;
                 let mut movable = Vec::with_capacity(candidates.len());
+                let mut progressed = false;
                 for blob in candidates {
                     if missing.contains(&blob.blob.0) {
                         continue;
                     }
-                    if !self.blobs.is_hot(&blob.blob).await? {
+                    progressed = true;
+                    if self.blobs.is_hot(&blob.blob).await? {
+                        movable.push(blob);
+                    } else {
                         tracing::error!(blob = %blob.blob.0, "a blob listed hot has no hot copy");
                         report.missing += 1;
-                        missing.insert(blob.blob.0.clone());
+                        missing.insert(blob.blob.0);
                     }
-                    movable.push(blob);
                 }
-                let progressed = !movable.is_empty();
-                movable.retain(|blob| !missing.contains(&blob.blob.0));
                 let moved = std::sync::Mutex::new(&mut *report);
                 futures_util::stream::iter(movable.into_iter().map(Ok))
                     .try_for_each_concurrent(PARALLEL, |blob| {
@@ -170,7 +171,7 @@ impl Archive {
         Ok(())
     }
 
-    /// Instances and bytes per facility and tier, and the bytes held in the recall cache.
+    /// Instances and bytes per facility and tier.
     pub async fn tier_stats(&self) -> Result<Vec<TierStats>, ServiceError> {
         Ok(self.tiers.tier_stats().await?)
     }

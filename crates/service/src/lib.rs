@@ -131,7 +131,9 @@ pub struct Archive {
     /// Whether a new study warms its patient's cold priors.
     prefetch: bool,
     /// Studies whose priors this node prefetched lately.
-    prefetched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    prefetched: tiers::RecentlySeen,
+    /// Studies whose retrieval this node logged lately.
+    retrieved: tiers::RecentlySeen,
 }
 
 /// The stores an archive works on.
@@ -177,8 +179,8 @@ impl Archive {
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
         let node = format!("{}-{:08x}", std::process::id(), u32::from_le_bytes(random));
-        let prefetched = Default::default();
-        Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched }
+        let (prefetched, retrieved) = Default::default();
+        Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched, retrieved }
     }
 
     /// Opens a blob store under `data_dir`, with its buckets, cleaning temporaries older

@@ -21,6 +21,27 @@ const LEASE_SECONDS: u32 = 300;
 const ROUND: u32 = 200;
 /// A study's priors are prefetched at most once per this long per node.
 const PREFETCH_EVERY: Duration = Duration::from_secs(600);
+/// A study's retrievals count once per this long per node: a viewer fetching frame after
+/// frame is one look at the study, not hundreds (and not hundreds of index writes).
+const RETRIEVAL_WINDOW: Duration = Duration::from_secs(300);
+
+/// Keys seen lately, each remembered for a window.
+#[derive(Debug, Default)]
+pub(crate) struct RecentlySeen(std::sync::Mutex<HashMap<String, Instant>>);
+
+impl RecentlySeen {
+    /// True if `key` was not seen within `window`; remembers it from now either way.
+    fn first_in(&self, key: String, window: Duration) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.len() > 4096 {
+            seen.retain(|_, at| at.elapsed() < window);
+        }
+        match seen.insert(key, Instant::now()) {
+            Some(at) => at.elapsed() >= window,
+            None => true,
+        }
+    }
+}
 /// Objects the mover copies at once, and cold objects recalled ahead of a reader: each
 /// costs a round trip and a sync, which overlap.
 const PARALLEL: usize = 4;
@@ -204,7 +225,8 @@ impl Archive {
         });
     }
 
-    /// Logs the retrieval of these instances' studies, off the request's path.
+    /// Logs the retrieval of these instances' studies, off the request's path, once per
+    /// study per window.
     pub(crate) fn log_retrieval(&self, facility: &FacilityId, instances: &[StoredInstance]) {
         let now = now_unix();
         let mut studies: HashMap<&str, Option<&str>> = HashMap::new();
@@ -213,6 +235,7 @@ impl Archive {
         }
         let accesses: Vec<Access> = studies
             .into_iter()
+            .filter(|(study, _)| self.retrieved.first_in(format!("{facility}:{study}"), RETRIEVAL_WINDOW))
             .map(|(study, date)| Access {
                 facility: facility.to_string(),
                 study_uid: study.to_owned(),
@@ -238,12 +261,8 @@ impl Archive {
             return;
         }
         let key = format!("prefetch:{}:{}", record.facility, record.study_uid);
-        {
-            let mut recent = self.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            recent.retain(|_, at| at.elapsed() < PREFETCH_EVERY);
-            if recent.insert(key.clone(), Instant::now()).is_some() {
-                return;
-            }
+        if !self.prefetched.first_in(key.clone(), PREFETCH_EVERY) {
+            return;
         }
         let Some(patient) = record.attributes.patient_id.clone() else { return };
         let (facility, study) = (record.facility.clone(), record.study_uid.to_string());
@@ -272,5 +291,19 @@ impl Archive {
                 tracing::warn!(%error, "cannot release a prefetch lease; it expires by itself");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_counts_once_per_window() {
+        let seen = RecentlySeen::default();
+        assert!(seen.first_in("a".into(), Duration::from_secs(60)));
+        assert!(!seen.first_in("a".into(), Duration::from_secs(60)), "again within the window");
+        assert!(seen.first_in("b".into(), Duration::from_secs(60)));
+        assert!(seen.first_in("a".into(), Duration::ZERO), "a window that has passed");
     }
 }

@@ -10,12 +10,16 @@ attachment is a hard link to TEMPLATE (a small CT slice from `renkei-testkit ct`
 files are there and parse, but their contents are not the rows' (they serve queries, not
 retrieval).
 
-usage: orthanc_fill.py STORAGE_DIR COUNT TEMPLATE
-STORAGE_DIR holds Orthanc's `index`. The patients, names, dates and PatientIDs are those of
-`index_instance(1, n)`, n < COUNT.
+usage: orthanc_fill.py STORAGE_DIR COUNT TEMPLATE [POSTGRES_URL]
+STORAGE_DIR holds Orthanc's files, and its SQLite `index` unless POSTGRES_URL names the
+database of its PostgreSQL index plugin (4.0: the same tables in lower case, resource types
+counted from 0, a revision column, ids from a sequence), which is filled with psql's COPY.
+The patients, names, dates and PatientIDs are those of `index_instance(1, n)`, n < COUNT.
 """
 
 import os
+import subprocess
+import tempfile
 
 import hashlib
 import sqlite3
@@ -53,9 +57,66 @@ def normalized(value):
     return ascii_only.upper()
 
 
+class Sqlite:
+    """Orthanc's own SQLite index."""
+
+    type_offset = 0
+
+    def __init__(self, storage):
+        self.db = sqlite3.connect(os.path.join(storage, "index"))
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("PRAGMA journal_mode = MEMORY")
+
+    def query(self, sql):
+        return self.db.execute(sql).fetchall()
+
+    def insert(self, table, rows):
+        if rows:
+            self.db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+    def finish(self, _next_id):
+        self.db.commit()
+
+
+class Postgres:
+    """The PostgreSQL index plugin's database, written through psql."""
+
+    type_offset = -1
+    revision = {"Metadata": True, "AttachedFiles": True}
+
+    def __init__(self, url):
+        self.url = url
+        self.dir = tempfile.mkdtemp(prefix="orthanc-fill-")
+        self.files = {}
+
+    def psql(self, *args, **kwargs):
+        return subprocess.run(["psql", "-At", "-v", "ON_ERROR_STOP=1", self.url, *args], check=True,
+                              capture_output=True, text=True, **kwargs).stdout
+
+    def query(self, sql):
+        return [tuple(line.split("|")) for line in self.psql("-c", sql).splitlines() if line]
+
+    def insert(self, table, rows):
+        if table not in self.files:
+            self.files[table] = open(os.path.join(self.dir, table), "w")
+        out = self.files[table]
+        for row in rows:
+            if table in self.revision:
+                row = row + (0,)
+            out.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+
+    def finish(self, next_id):
+        script = []
+        for table, out in self.files.items():
+            out.close()
+            script.append(f"\\copy {table.lower()} FROM '{out.name}'")
+        script.append(f"SELECT setval('resources_internalid_seq', {next_id});")
+        self.psql("-c", "BEGIN", *sum((["-c", line] for line in script), []), "-c", "COMMIT")
+
+
 def main():
     storage, count, template = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    db = sqlite3.connect(os.path.join(storage, "index"))
+    db = Postgres(sys.argv[4]) if len(sys.argv) > 4 else Sqlite(storage)
     size = os.path.getsize(template)
     with open(template, "rb") as f:
         md5 = hashlib.md5(f.read()).hexdigest()
@@ -74,24 +135,23 @@ def main():
             made_dirs.add(directory)
         os.link(links[1], os.path.join(directory, file_uuid))
         links[0] += 1
-    db.execute("PRAGMA synchronous = OFF")
-    db.execute("PRAGMA journal_mode = MEMORY")
-    next_id = (db.execute("SELECT COALESCE(MAX(internalId), 0) FROM Resources").fetchone()[0]) + 1
+    next_id = int(db.query("SELECT COALESCE(MAX(internalId), 0) FROM Resources")[0][0]) + 1
     started = time.time()
     resources, main_tags, identifiers, metadata, files = [], [], [], [], []
     now = time.strftime("%Y%m%dT%H%M%S")
 
     def flush():
-        db.executemany("INSERT INTO Resources VALUES (?, ?, ?, ?)", resources)
-        db.executemany("INSERT INTO MainDicomTags VALUES (?, ?, ?, ?)", main_tags)
-        db.executemany("INSERT INTO DicomIdentifiers VALUES (?, ?, ?, ?)", identifiers)
-        db.executemany("INSERT INTO Metadata VALUES (?, ?, ?)", metadata)
-        db.executemany("INSERT INTO AttachedFiles VALUES (?, ?, ?, ?, ?, ?, ?, ?)", files)
+        db.insert("Resources", [(i, kind + db.type_offset, p, parent) for i, kind, p, parent in resources])
+        db.insert("MainDicomTags", main_tags)
+        db.insert("DicomIdentifiers", identifiers)
+        db.insert("Metadata", metadata)
+        db.insert("AttachedFiles", files)
         for rows in (resources, main_tags, identifiers, metadata, files):
             rows.clear()
 
     # Patients Orthanc already holds (from C-STORE before the fill) are reused, by public id.
-    existing = dict(db.execute("SELECT publicId, internalId FROM Resources WHERE resourceType = 1"))
+    patient_type = 1 + db.type_offset
+    existing = {p: int(i) for p, i in db.query(f"SELECT publicId, internalId FROM Resources WHERE resourceType = {patient_type}")}
     patient_ids = {}
     for study in range(count // 100 + (1 if count % 100 else 0)):
         patient = study // 2
@@ -149,7 +209,7 @@ def main():
         if len(resources) > 20000:
             flush()
     flush()
-    db.commit()
+    db.finish(next_id)
     seconds = time.time() - started
     print(f'{{"count": {count}, "seconds": {seconds:.1f}, "rows_per_sec": {count / seconds:.0f}}}')
 

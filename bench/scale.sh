@@ -30,12 +30,14 @@ cargo install -q --locked s3s-fs@0.14.1 --features binary --root "$HOME/.cache/r
 
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-start_postgres() { # dir
+start_postgres() { # dir [tcp_port: also listen on loopback, for Orthanc's plugin]
   mkdir -p "$1/socket"
   if [ "$(id -u)" = 0 ]; then chmod 755 "$work"; chown -R postgres: "$1"; fi
   as_postgres "$pg_bin/initdb" -D "$1/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
+  local listen="-c listen_addresses=''"
+  [ -n "${2:-}" ] && listen="-c listen_addresses=127.0.0.1 -p $2"
   as_postgres "$pg_bin/pg_ctl" -D "$1/data" -l "$1/log" -w start \
-    -o "-k $1/socket -c listen_addresses='' -c shared_buffers=1GB -c max_connections=50" >/dev/null
+    -o "-k $1/socket $listen -c shared_buffers=1GB -c max_connections=50" >/dev/null
   pg_dir=$1
 }
 stop_postgres() { as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true; }
@@ -84,31 +86,43 @@ for backend in sqlite postgres; do
   rm -rf "$work/$backend"
 done
 
-# The anchor: Orthanc on its default SQLite index, filled the same way (bench/orthanc_fill.py
+# The anchor: Orthanc on its default SQLite index, then on its PostgreSQL plugin (in a scratch
+# cluster like renkei's, also on loopback TCP since the plugin wants host and port), filled the same way (bench/orthanc_fill.py
 # writes the rows Orthanc itself writes; its files are hard links to one small CT slice, since
 # its QIDO-RS reads a file per study). Its C-STORE ingest is measured with fewer instances:
 # it stores about 80 a second.
 orthanc_ingest=$((ingest / 10))
 orthanc_http=$(free_port); orthanc_dicom=$(free_port)
-start_orthanc() { bash "$anchor" start "$work/orthanc" "$orthanc_dicom" "$orthanc_http" > "$work/orthanc.pid"; orthanc_pid=$(tail -1 "$work/orthanc.pid"); }
-stop_orthanc() { bash "$anchor" stop "$work/orthanc" >/dev/null; while kill -0 "$orthanc_pid" 2>/dev/null; do sleep 0.2; done; }
-orthanc_ingest_rate() { # measure run
-  "$bin/renkei-testkit" send --address "127.0.0.1:$orthanc_dicom" --called ORTHANC --associations 4 --count "$orthanc_ingest" --index --run "$2" |
-    python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'orthanc','measure':'$1','n':r['count'],'failed':r['failed'],'instances_per_sec':r['instances_per_sec'],'p99_ms':r['p99_ms']}))" >> "$results"
+start_orthanc() { # [postgres_url]
+  bash "$anchor" start "$work/orthanc" "$orthanc_dicom" "$orthanc_http" ${1:+"$1"} > "$work/orthanc.pid"
+  orthanc_pid=$(tail -1 "$work/orthanc.pid")
 }
-start_orthanc
-orthanc_ingest_rate ingest_empty 7
-stop_orthanc
+stop_orthanc() { bash "$anchor" stop "$work/orthanc" >/dev/null; while kill -0 "$orthanc_pid" 2>/dev/null; do sleep 0.2; done; }
+orthanc_ingest_rate() { # system measure run
+  "$bin/renkei-testkit" send --address "127.0.0.1:$orthanc_dicom" --called ORTHANC --associations 4 --count "$orthanc_ingest" --index --run "$3" |
+    python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'$1','measure':'$2','n':r['count'],'failed':r['failed'],'instances_per_sec':r['instances_per_sec'],'p99_ms':r['p99_ms']}))" >> "$results"
+}
 "$bin/renkei-testkit" ct "$work/template.dcm" --size 16 --n 0
-echo "orthanc: filling $index rows" >&2
-python3 bench/orthanc_fill.py "$work/orthanc/storage" "$index" "$work/template.dcm" |
-  python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'orthanc','measure':'fill','n':r['count'],'rows_per_sec':r['rows_per_sec']}))" >> "$results"
-start_orthanc
-orthanc_ingest_rate ingest_full 8
-python3 bench/scale.py orthanc "http://127.0.0.1:$orthanc_http/dicom-web" - 127.0.0.1 "$orthanc_dicom" ORTHANC $((index / 200)) >> "$results"
-echo "{\"system\":\"orthanc\",\"measure\":\"peak_rss\",\"rss_mb\":$(peak_rss_mb "$orthanc_pid")}" >> "$results"
-stop_orthanc
-rm -rf "$work/orthanc"
+for system in orthanc orthanc_pg; do
+  url=""
+  if [ "$system" = orthanc_pg ]; then
+    pg_port=$(free_port); start_postgres "$work/opg" "$pg_port"
+    url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+  fi
+  start_orthanc $url
+  orthanc_ingest_rate "$system" ingest_empty 7
+  stop_orthanc
+  echo "$system: filling $index rows" >&2
+  PATH="$pg_bin:$PATH" python3 bench/orthanc_fill.py "$work/orthanc/storage" "$index" "$work/template.dcm" $url |
+    python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'$system','measure':'fill','n':r['count'],'rows_per_sec':r['rows_per_sec']}))" >> "$results"
+  start_orthanc $url
+  orthanc_ingest_rate "$system" ingest_full 8
+  python3 bench/scale.py "$system" "http://127.0.0.1:$orthanc_http/dicom-web" - 127.0.0.1 "$orthanc_dicom" ORTHANC $((index / 200)) >> "$results"
+  echo "{\"system\":\"$system\",\"measure\":\"peak_rss\",\"rss_mb\":$(peak_rss_mb "$orthanc_pid")}" >> "$results"
+  stop_orthanc
+  [ "$system" = orthanc_pg ] && stop_postgres
+  rm -rf "$work/orthanc" "$work/opg"
+done
 
 # Cold recall, on SQLite with an s3s-fs bucket.
 mkdir -p "$work/s3/renkei-cold" "$work/cold"
@@ -161,29 +175,31 @@ def get(system, measure):
     return [r for r in rows if r["system"] == system and r["measure"] == measure]
 index, ingest = int(sys.argv[2]), int(sys.argv[3])
 print(f"Index: {index:,} instances (synthetic rows) plus C-STORE of {ingest:,} more before and after the fill.\n")
-print("| measure | renkei SQLite | renkei PostgreSQL | Orthanc SQLite | renkei SQLite / Orthanc |")
-print("|---|---|---|---|---|")
+print("| measure | renkei SQLite | renkei PostgreSQL | Orthanc SQLite | Orthanc PostgreSQL | SQLite ratio | PostgreSQL ratio |")
+print("|---|---|---|---|---|---|---|")
 def rate(system, measure, key):
     r = get(system, measure)
     return r[0][key] if r else float("nan")
-SYSTEMS = ("sqlite", "postgres", "orthanc")
+SYSTEMS = ("sqlite", "postgres", "orthanc", "orthanc_pg")
 for system_measure, label in [("ingest_empty", "C-STORE into the empty index, inst/s"),
                               ("ingest_full", f"C-STORE into the {index:,} index, inst/s")]:
     cells = [f"{rate(s, system_measure, 'instances_per_sec'):.0f}" for s in SYSTEMS]
-    ratio = rate('sqlite', system_measure, 'instances_per_sec') / rate('orthanc', system_measure, 'instances_per_sec')
-    print(f"| {label} | {' | '.join(cells)} | {ratio:.1f}× |")
+    ratios = [rate(ours, system_measure, 'instances_per_sec') / rate(theirs, system_measure, 'instances_per_sec')
+              for ours, theirs in (("sqlite", "orthanc"), ("postgres", "orthanc_pg"))]
+    print(f"| {label} | {' | '.join(cells)} | {ratios[0]:.1f}× | {ratios[1]:.1f}× |")
 cells = [f"{rate(s, 'ingest_full', 'instances_per_sec') / rate(s, 'ingest_empty', 'instances_per_sec'):.2f}" for s in SYSTEMS]
-print(f"| full / empty | {' | '.join(cells)} | |")
+print(f"| full / empty | {' | '.join(cells)} | | |")
 fills = [f"{rate(s, 'fill', 'rows_per_sec'):.0f}" for s in SYSTEMS]
-print(f"| fill, rows/s | {' | '.join(fills)} | |")
+print(f"| fill, rows/s | {' | '.join(fills)} | | |")
 for measure in ("qido_patient_id", "qido_name_prefix_date_range", "cfind_patient_id", "cfind_name_prefix_date_range"):
     cells = []
     for system in SYSTEMS:
         r = get(system, measure)
         cells.append(f"{r[0]['p50_ms']} / {r[0]['p99_ms']} ms ({r[0]['mean_results']} hits)" if r else "")
     p99 = lambda system: get(system, measure)[0]["p99_ms"] if get(system, measure) else float("nan")
-    print(f"| {measure} p50 / p99 | {' | '.join(cells)} | {p99('orthanc') / p99('sqlite'):.1f}× (p99) |")
-print(f"| peak RSS | {' | '.join(str(rate(s, 'peak_rss', 'rss_mb')) + ' MB' for s in SYSTEMS)} | |")
+    print(f"| {measure} p50 / p99 | {' | '.join(cells)} | {p99('orthanc') / p99('sqlite'):.1f}× (p99) | "
+          f"{p99('orthanc_pg') / p99('postgres'):.1f}× (p99) |")
+print(f"| peak RSS | {' | '.join(str(rate(s, 'peak_rss', 'rss_mb')) + ' MB' for s in SYSTEMS)} | | |")
 print()
 for measure in ("recall_cold", "recall_warm"):
     r = get("sqlite", measure)

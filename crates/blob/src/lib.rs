@@ -174,7 +174,7 @@ impl BlobStore {
         if is_recalled().await {
             return Ok(recalled);
         }
-        if self.hot.is_none() && self.cold.is_none() {
+        if !self.has_buckets() {
             return Err(BlobError::NotFound(hash.0.clone()));
         }
         let lock = {
@@ -190,7 +190,7 @@ impl BlobStore {
         self.recalling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&hash.0);
         let size = downloaded?;
         self.recall.add(hash, size);
-        tracing::debug!(size, "recalled a blob from the cold tier");
+        tracing::debug!(size, "recalled a blob from a bucket");
         Ok(recalled)
     }
 
@@ -427,7 +427,8 @@ impl BlobWriter {
     /// Finishes the blob in one trip to the blocking pool: writes what is buffered, flushes
     /// it to disk (`fdatasync`), lets `accept` read it back from the start, and only if
     /// `accept` agrees moves it to its content address and syncs that directory (or drops it
-    /// if identical content is already there). A refused blob leaves nothing behind.
+    /// if identical content is already there). A refused blob leaves nothing behind. With a
+    /// hot bucket, the accepted blob is uploaded there instead (see [`CheckedBlob::publish`]).
     pub async fn finish<T, E>(
         self,
         accept: impl FnOnce(&mut std::fs::File) -> Result<T, E> + Send + 'static,
@@ -436,13 +437,13 @@ impl BlobWriter {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let (blob, unchecked) = self.split();
-        if blob.hot.is_some() {
-            return match blocking(move || unchecked.check(accept)).await? {
-                Ok(accepted) => Ok(Ok((blob.publish().await?, accepted))),
+        if self.hot.is_some() {
+            return match self.check(accept).await? {
+                Ok((blob, accepted)) => Ok(Ok((blob.publish().await?, accepted))),
                 Err(refused) => Ok(Err(refused)),
             };
         }
+        let (blob, unchecked) = self.split();
         let finished = blocking(move || match unchecked.check(accept)? {
             Ok(accepted) => Ok(Ok((blob.publish_now()?, accepted))),
             Err(refused) => Ok(Err(refused)),

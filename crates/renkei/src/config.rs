@@ -192,9 +192,6 @@ impl Config {
         if let Some(v) = &flags.database_url {
             config.database.url = Some(v.clone());
         }
-        if config.database.url.is_some() && config.database.url_file.is_some() {
-            bail!("set the database URL or a file holding it, not both");
-        }
         for (flag, slot) in [
             (&flags.http_listen, &mut config.http_listen),
             (&flags.dicom_listen, &mut config.dicom_listen),
@@ -309,14 +306,7 @@ impl LifecycleConfig {
 impl DatabaseConfig {
     /// The PostgreSQL URL, if one is configured, read from `url_file` when given there.
     pub fn postgres_url(&self) -> anyhow::Result<Option<String>> {
-        let url = match (&self.url, &self.url_file) {
-            (Some(url), _) => url.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the database URL from {}", path.display()))?
-                .trim()
-                .to_owned(),
-            (None, None) => return Ok(None),
-        };
+        let Some(url) = secret("database.url", &self.url, &self.url_file)? else { return Ok(None) };
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             bail!("the database URL must be postgres://… (SQLite needs none: it lives in the data directory)");
         }

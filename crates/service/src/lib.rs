@@ -128,7 +128,7 @@ pub struct Archive {
     committer: commit::Committer,
     /// This process, as a lease holder.
     node: String,
-    /// Whether a new study warms its patient's cold priors.
+    /// Whether a new study warms its patient's cold priors (asked for, and a cold tier there).
     prefetch: bool,
     /// Studies whose priors this node prefetched lately.
     prefetched: tiers::RecentlySeen,
@@ -179,6 +179,7 @@ impl Archive {
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
         let node = format!("{}-{:08x}", std::process::id(), u32::from_le_bytes(random));
+        let prefetch = prefetch && blobs.cold().is_some();
         let (prefetched, retrieved) = Default::default();
         Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched, retrieved }
     }
@@ -371,10 +372,13 @@ impl Archive {
 
     async fn index(&self, record: NewInstance) -> Result<Ingested, IngestError> {
         let (sop_class_uid, sop_instance_uid) = (record.sop_class_uid.clone(), record.sop_instance_uid.clone());
-        let prefetch = self.prefetch.then(|| record.clone());
+        // Only what prefetch needs outlives the record, and only when prefetch is on.
+        let prior_of = self
+            .prefetch
+            .then(|| (record.facility.clone(), record.study_uid.clone(), record.attributes.patient_id.clone()));
         let outcome = self.committer.commit(record).await?;
-        if let (Some(record), StoreOutcome::Created) = (prefetch, outcome) {
-            self.prefetch_priors(&record);
+        if let (Some((facility, study, Some(patient))), StoreOutcome::Created) = (prior_of, outcome) {
+            self.prefetch_priors(facility, study, patient);
         }
         Ok(Ingested { sop_class_uid, sop_instance_uid, outcome })
     }

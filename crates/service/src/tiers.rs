@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use renkei_domain::FacilityId;
-use renkei_domain::model::{NewInstance, StoredInstance};
+use renkei_domain::Uid;
+use renkei_domain::model::StoredInstance;
 use renkei_domain::tier::{Access, AccessCount, ColdRule, TierStats, age_days};
 
 use crate::{Archive, ServiceError};
@@ -256,16 +257,12 @@ impl Archive {
 
     /// After a new instance is indexed: warms the cold priors of its patient, once per
     /// study per node, and under a lease so that nodes do not all do it.
-    pub(crate) fn prefetch_priors(&self, record: &NewInstance) {
-        if !self.prefetch || self.blobs.cold().is_none() {
-            return;
-        }
-        let key = format!("prefetch:{}:{}", record.facility, record.study_uid);
+    pub(crate) fn prefetch_priors(&self, facility: FacilityId, study: Uid, patient: String) {
+        let key = format!("prefetch:{facility}:{study}");
         if !self.prefetched.first_in(key.clone(), PREFETCH_EVERY) {
             return;
         }
-        let Some(patient) = record.attributes.patient_id.clone() else { return };
-        let (facility, study) = (record.facility.clone(), record.study_uid.to_string());
+        let study = study.to_string();
         let (tiers, blobs, node) = (self.tiers.clone(), self.blobs.clone(), self.node.clone());
         tokio::spawn(async move {
             match tiers.try_lease(&key, &node, now_unix(), LEASE_SECONDS).await {

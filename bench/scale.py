@@ -30,7 +30,7 @@ logging.getLogger("pynetdicom").setLevel(logging.ERROR)
 
 FAMILY = ["Yamada", "Satou", "Suzuki", "Takahashi", "Tanaka", "Itou", "Watanabe", "Nakamura", "Kobayashi", "Katou"]
 GIVEN = ["Tarou", "Hanako", "Ichirou", "Yuki", "Kenji", "Akiko", "Hiroshi", "Keiko"]
-N = 300
+N = 1000  # a p99 over 1,000 requests is the 10th slowest, not the 3rd
 
 
 def report(name, seconds, results):
@@ -67,8 +67,12 @@ if base != "-":
 
     for name, make in [("qido_patient_id", lambda: urllib.parse.urlencode({"PatientID": patient_id()})),
                        ("qido_name_prefix_date_range",
-                        lambda: urllib.parse.urlencode(dict(zip(("PatientName", "StudyDate"), name_and_range()))))]:
-        qido(make())
+                        # `^` and `*` unescaped: Orthanc's DICOMweb plugin does not decode %5E in
+                        # a QIDO-RS value and then finds no name (renkei reads both forms).
+                        lambda: urllib.parse.urlencode(dict(zip(("PatientName", "StudyDate"), name_and_range())),
+                                                       safe="^*"))]:
+        for _ in range(20):
+            qido(make())
         runs = [qido(make()) for _ in range(N)]
         report(name, [s for s, _ in runs], [n for _, n in runs])
 

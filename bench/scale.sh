@@ -11,7 +11,7 @@
 #     row built as a data set, walked and extracted as ingest does; no blobs).
 #  3. The same C-STORE ingest of INGEST new instances into the full index.
 #  4. bench/scale.py: QIDO-RS and C-FIND by PatientID, and by name prefix within a one-month
-#     date range, 300 of each.
+#     date range, 1,000 of each.
 #  5. The server's peak RSS (VmHWM) over all of that.
 # PostgreSQL is Debian's server in a scratch cluster with default settings (fsync on), on a
 # Unix socket. Then, on SQLite with an s3s-fs bucket on loopback: a 200-slice CT study of
@@ -40,6 +40,10 @@ start_postgres() { # dir [tcp_port: also listen on loopback, for Orthanc's plugi
     -o "-k $1/socket $listen -c shared_buffers=1GB -c max_connections=50" >/dev/null
   pg_dir=$1
 }
+# After a bulk fill, both systems' PostgreSQL indexes are vacuumed and analyzed once, as
+# autovacuum would do in time anyway: otherwise whichever system is measured while
+# autovacuum still works through a million fresh rows pays for it.
+settle_postgres() { as_postgres "$pg_bin/psql" -h "$pg_dir/socket" -p "${1:-5432}" -U postgres -qAt -c "VACUUM ANALYZE"; }
 stop_postgres() { as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true; }
 
 serve() { # data_dir index_args...
@@ -76,6 +80,7 @@ for backend in sqlite postgres; do
   echo "$backend: filling $index rows" >&2
   "$bin/renkei-testkit" fill-index "${fill_target[@]}" --count "$index" --run 1 |
     python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'$backend','measure':'fill','n':r['count'],'rows_per_sec':r['rows_per_sec']}))" >> "$results"
+  [ "$backend" = postgres ] && settle_postgres
 
   serve "$data" "${db[@]}"
   ingest_rate "$backend" ingest_full 8
@@ -115,6 +120,7 @@ for system in orthanc orthanc_pg; do
   echo "$system: filling $index rows" >&2
   PATH="$pg_bin:$PATH" python3 bench/orthanc_fill.py "$work/orthanc/storage" "$index" "$work/template.dcm" $url |
     python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'system':'$system','measure':'fill','n':r['count'],'rows_per_sec':r['rows_per_sec']}))" >> "$results"
+  [ "$system" = orthanc_pg ] && settle_postgres "$pg_port"
   start_orthanc $url
   orthanc_ingest_rate "$system" ingest_full 8
   python3 bench/scale.py "$system" "http://127.0.0.1:$orthanc_http/dicom-web" - 127.0.0.1 "$orthanc_dicom" ORTHANC $((index / 200)) >> "$results"

@@ -3,6 +3,8 @@
 //! sends them over parallel associations and prints one JSON line of measurements.
 //! `renkei-testkit stow …`: the same for STOW-RS, one instance per request from Part-10
 //! files, over parallel keep-alive connections.
+//! `renkei-testkit link POPULATION.tsv`: the matching engine alone on a synthetic population
+//! (`bench/mpi_population.py`): trains, links and prints timings and quality as JSON.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +25,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train and link a synthetic population in memory; print timings and quality as JSON.
+    Link {
+        /// A population from bench/mpi_population.py (facility, patient_id, person, name,
+        /// birth_date, sex).
+        population: PathBuf,
+        /// Also write the trained model (JSON) here.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Write every pair in the review band here (TSV, for inspection).
+        #[arg(long)]
+        review: Option<PathBuf>,
+        /// Also evaluate a grid of thresholds (auto-link × review) and print one JSON line each.
+        #[arg(long)]
+        sweep: bool,
+    },
     /// Write the multi-facility corpus under DIR and print its manifest.
     Corpus { dir: PathBuf },
     /// Write one CT slice as a Part-10 file.
@@ -126,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             );
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
         }
+        Command::Link { population, model, review, sweep } => link_population(&population, model, review, sweep),
         Command::FillIndex { data_dir, database_url, facility, run, start, count } => {
             let facility = renkei_domain::FacilityId::new(&facility)?;
             let store: Box<dyn renkei_store::InstanceStore> = match (data_dir, database_url) {
@@ -269,5 +287,74 @@ async fn report(
         quantile(0.5),
         quantile(0.99)
     );
+    Ok(())
+}
+
+fn link_population(
+    population: &std::path::Path,
+    model_out: Option<PathBuf>,
+    review: Option<PathBuf>,
+    sweep: bool,
+) -> anyhow::Result<()> {
+    use renkei_matching::{Keys, Record, evaluate, link, model::Thresholds, train};
+    let text = std::fs::read_to_string(population).with_context(|| format!("reading {}", population.display()))?;
+    let mut records = Vec::new();
+    let mut truth = Vec::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [_, _, person, name, birth_date, sex] = fields[..] else { bail!("a line without six fields: {line}") };
+        truth.push(person.parse::<u64>()?);
+        records.push(Record { name: name.into(), birth_date: birth_date.into(), sex: sex.into() });
+    }
+    let started = Instant::now();
+    let keys: Vec<Keys> = records.iter().map(Keys::of).collect();
+    let keyed = started.elapsed();
+    let model = train::train(&keys, &train::Training::default(), Thresholds::default());
+    let trained = started.elapsed();
+    let linkage = link::link(&keys, &model, &link::Constraints::default());
+    let linked = started.elapsed();
+    let report = evaluate::evaluate(&truth, &linkage, &model);
+    if let Some(path) = model_out {
+        std::fs::write(path, model.to_json())?;
+    }
+    if let Some(path) = review {
+        let auto = renkei_matching::model::weight_of(model.thresholds.auto_link) as f32;
+        let mut out = String::new();
+        for pair in linkage.pairs.iter().filter(|p| p.weight < auto) {
+            let (a, b) = (pair.a as usize, pair.b as usize);
+            let levels = renkei_matching::compare::compare(&keys[a], &keys[b]);
+            out += &format!("{:.2}\t{}\t{levels:?}\t{}\t{}\t{}\t{}\t{}\t{}\n", pair.weight, truth[a] == truth[b],
+                records[a].name, records[a].birth_date, records[a].sex, records[b].name, records[b].birth_date, records[b].sex);
+        }
+        std::fs::write(path, out)?;
+    }
+    if sweep {
+        for auto_link in [0.99, 0.995, 0.998, 0.999, 0.9995] {
+            for review in [0.5, 0.8, 0.9, 0.95, 0.98] {
+                let mut model = model.clone();
+                model.thresholds = Thresholds { auto_link, review };
+                let auto = renkei_matching::model::weight_of(auto_link) as f32;
+                let floor = renkei_matching::model::weight_of(review) as f32;
+                let pairs: Vec<_> = linkage.pairs.iter().filter(|p| p.weight >= floor).copied().collect();
+                let person = link::cluster(keys.len(), pairs.iter().filter(|p| p.weight >= auto), &link::Constraints::default());
+                let linkage = link::Linkage { pairs, person, compared: linkage.compared };
+                let r = evaluate::evaluate(&truth, &linkage, &model);
+                println!("{}", serde_json::json!({"auto_link": auto_link, "review": review,
+                    "precision_auto": r.pairs_auto.precision, "recall_review": r.pairs_review.recall,
+                    "review_per_1000": r.review_per_1000_records, "f1_auto": r.pairs_auto.f1}));
+            }
+        }
+    }
+    let seconds = |d: Duration| (d.as_secs_f64() * 100.0).round() / 100.0;
+    let summary = serde_json::json!({
+        "records": records.len(),
+        "keys_seconds": seconds(keyed),
+        "train_seconds": seconds(trained - keyed),
+        "link_seconds": seconds(linked - trained),
+        "total_seconds": seconds(linked),
+        "prior": model.prior,
+        "report": report,
+    });
+    println!("{summary}");
     Ok(())
 }

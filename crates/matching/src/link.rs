@@ -1,0 +1,244 @@
+//! Linkage: blocking, scoring and clustering.
+//!
+//! Only pairs that share a blocking key are scored. The rules are a union of cheap keys, so
+//! that one wrong field does not hide a match: the same birth date (catches name typos and
+//! marriages), the same loose kana name (catches birth-date errors) and the same folded
+//! kanji name (catches kana errors). A pair found by several rules is scored once.
+//!
+//! Records are then clustered into persons by the auto-link pairs, strongest first, as
+//! connected components; a "known not the same" pair is never joined, and a manual link
+//! always is.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use crate::compare::compare;
+use crate::keys::Keys;
+use crate::model::{Model, weight_of};
+
+/// A blocking rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    BirthDate,
+    KanaName,
+    KanjiName,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 3] = [Rule::BirthDate, Rule::KanaName, Rule::KanjiName];
+
+    /// A record's blocking key under this rule, if it has the fields the rule needs. The
+    /// name rules need both parts: a family name alone would block half a town together.
+    pub fn key(self, keys: &Keys) -> Option<String> {
+        match self {
+            Rule::BirthDate => keys.birth_date.map(|d| format!("d:{:08}", d.0)),
+            Rule::KanaName => match (&keys.kana.family, &keys.kana.given) {
+                (Some(f), Some(g)) => Some(format!("n:{}^{}", f.loose, g.loose)),
+                _ => None,
+            },
+            Rule::KanjiName => match (&keys.kanji.family, &keys.kanji.given) {
+                (Some(f), Some(g)) => Some(format!("k:{}^{}", f.folded, g.folded)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Every blocking key of a record: what an index looks candidates up by.
+pub fn blocking_keys(keys: &Keys) -> Vec<String> {
+    Rule::ALL.iter().filter_map(|rule| rule.key(keys)).collect()
+}
+
+/// Blocks larger than this are skipped: a key that common identifies nobody (a
+/// placeholder birth date such as 1900-01-01, say), and its pairs would dominate the run.
+pub const MAX_BLOCK: usize = 2_000;
+
+/// Records grouped by their key under `rule`, as indexes into `records`.
+pub(crate) fn blocks(records: &[Keys], rule: Rule) -> HashMap<u64, Vec<u32>> {
+    let mut blocks: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (index, keys) in records.iter().enumerate() {
+        if let Some(key) = rule.key(keys) {
+            blocks.entry(hash(&key)).or_default().push(index as u32);
+        }
+    }
+    blocks.retain(|_, members| members.len() > 1 && members.len() <= MAX_BLOCK);
+    blocks
+}
+
+fn hash(key: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Links decided by people, which the clustering obeys.
+#[derive(Debug, Clone, Default)]
+pub struct Constraints {
+    /// Pairs linked by hand: always the same person.
+    pub same: Vec<(u32, u32)>,
+    /// Pairs marked "known not the same": never in one person.
+    pub different: Vec<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredPair {
+    pub a: u32,
+    pub b: u32,
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Linkage {
+    /// Every scored pair at or above the review threshold, strongest first.
+    pub pairs: Vec<ScoredPair>,
+    /// The person of each record: the index of one record of its cluster.
+    pub person: Vec<u32>,
+    /// How many pairs were scored.
+    pub compared: u64,
+}
+
+/// Links `records` under `model`: the pairs worth keeping, and the persons they make.
+pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linkage {
+    let review = weight_of(model.thresholds.review);
+    let keys: Vec<Vec<Option<u64>>> =
+        Rule::ALL.iter().map(|rule| records.iter().map(|r| rule.key(r).map(|k| hash(&k))).collect()).collect();
+    let mut work: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (index, rule) in Rule::ALL.iter().enumerate() {
+        work.extend(blocks(records, *rule).into_values().map(|block| (index, block)));
+    }
+    // Largest blocks first, dealt round-robin, so that the threads finish together.
+    work.sort_by_key(|(_, block)| std::cmp::Reverse(block.len()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut pairs, compared) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (work, keys) = (&work, &keys);
+                scope.spawn(move || {
+                    let mut kept = Vec::new();
+                    let mut compared = 0u64;
+                    for (rule, block) in work.iter().skip(thread).step_by(threads) {
+                        for (i, &a) in block.iter().enumerate() {
+                            for &b in &block[i + 1..] {
+                                let found_earlier =
+                                    keys[..*rule].iter().any(|k| k[a as usize].is_some() && k[a as usize] == k[b as usize]);
+                                if found_earlier {
+                                    continue;
+                                }
+                                compared += 1;
+                                let (x, y) = (&records[a as usize], &records[b as usize]);
+                                let weight = model.weight(x, y, &compare(x, y));
+                                if weight >= review {
+                                    kept.push(ScoredPair { a: a.min(b), b: a.max(b), weight: weight as f32 });
+                                }
+                            }
+                        }
+                    }
+                    (kept, compared)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).fold((Vec::new(), 0), |(mut all, n), (kept, c)| {
+            all.extend(kept);
+            (all, n + c)
+        })
+    });
+    pairs.sort_by(|x, y| y.weight.total_cmp(&x.weight).then((x.a, x.b).cmp(&(y.a, y.b))));
+    let auto = weight_of(model.thresholds.auto_link) as f32;
+    let person = cluster(records.len(), pairs.iter().filter(|p| p.weight >= auto), constraints);
+    Linkage { pairs, person, compared }
+}
+
+/// Connected components of `links` (strongest first) and the manual links, never joining
+/// a pair marked different.
+pub fn cluster<'a>(records: usize, links: impl Iterator<Item = &'a ScoredPair>, constraints: &Constraints) -> Vec<u32> {
+    let mut sets = DisjointSets::new(records, &constraints.different);
+    for (a, b) in &constraints.same {
+        sets.union(*a, *b);
+    }
+    for pair in links {
+        sets.union(pair.a, pair.b);
+    }
+    (0..records as u32).map(|r| sets.find(r)).collect()
+}
+
+struct DisjointSets {
+    parent: Vec<u32>,
+    /// For each root, the records its members must never be joined with.
+    apart: HashMap<u32, Vec<u32>>,
+}
+
+impl DisjointSets {
+    fn new(records: usize, different: &[(u32, u32)]) -> Self {
+        let mut apart: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (a, b) in different {
+            apart.entry(*a).or_default().push(*b);
+            apart.entry(*b).or_default().push(*a);
+        }
+        DisjointSets { parent: (0..records as u32).collect(), apart }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let grandparent = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = grandparent;
+            x = grandparent;
+        }
+        x
+    }
+
+    /// Joins the sets of `a` and `b`, unless a member of one is marked different from a
+    /// member of the other (which even a manual link does not override: the reviewer must
+    /// lift the mark first).
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        let conflicts = |sets: &mut Self, from: u32, to: u32| {
+            let partners = sets.apart.get(&from).cloned().unwrap_or_default();
+            partners.into_iter().any(|p| sets.find(p) == to)
+        };
+        if conflicts(self, ra, rb) || conflicts(self, rb, ra) {
+            return;
+        }
+        self.parent[rb as usize] = ra;
+        if let Some(moved) = self.apart.remove(&rb) {
+            self.apart.entry(ra).or_default().extend(moved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a: u32, b: u32) -> ScoredPair {
+        ScoredPair { a, b, weight: 10.0 }
+    }
+
+    #[test]
+    fn links_form_connected_components() {
+        let links = [pair(0, 1), pair(1, 2), pair(3, 4)];
+        let person = cluster(6, links.iter(), &Constraints::default());
+        assert_eq!(person[0], person[2]);
+        assert_eq!(person[3], person[4]);
+        assert_ne!(person[0], person[3]);
+        assert_eq!(person[5], 5);
+    }
+
+    #[test]
+    fn a_pair_marked_different_is_never_joined_even_through_others() {
+        let constraints = Constraints { same: vec![], different: vec![(0, 2)] };
+        let links = [pair(0, 1), pair(1, 2)];
+        let person = cluster(3, links.iter(), &constraints);
+        assert_eq!(person[0], person[1]);
+        assert_ne!(person[0], person[2], "the chain 0–1–2 would join 0 and 2");
+    }
+
+    #[test]
+    fn manual_links_join_without_a_score() {
+        let constraints = Constraints { same: vec![(0, 3)], different: vec![] };
+        let person = cluster(4, [].iter(), &constraints);
+        assert_eq!(person[0], person[3]);
+    }
+}

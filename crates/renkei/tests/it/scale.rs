@@ -385,3 +385,46 @@ fn nodes_without_a_shared_volume_keep_the_hot_tier_in_a_bucket() {
     tiers.get_old_study(&b, "from-cold");
     tiers.get_old_study(&a, "from-a");
 }
+
+/// Files in the recall cache of a data directory.
+fn recalled(data_dir: &std::path::Path) -> usize {
+    let Ok(shards) = std::fs::read_dir(data_dir.join("recall")) else { return 0 };
+    shards.filter_map(Result::ok).filter_map(|s| std::fs::read_dir(s.path()).ok()).map(|s| s.count()).sum()
+}
+
+/// A new study arrives for a patient whose earlier study is cold: the priors are recalled
+/// ahead of reading, unless prefetch is turned off.
+#[test]
+fn a_new_study_warms_the_patients_cold_priors() {
+    const SLICES: usize = 5;
+    let (mut tiers, hub) = TierFixture::stored(SLICES as u64);
+    let run = tiers.lifecycle(&["lifecycle", "run"]);
+    assert!(text(&run).contains(&format!("moved {SLICES} objects")), "{}", text(&run));
+    drop(hub);
+    std::fs::remove_dir_all(tiers.fixture.data_dir.join("recall")).ok();
+
+    let deadline = |seconds| std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    {
+        // Off: another new study brings nothing back.
+        let config = tiers.fixture.root.path().join("no-prefetch.toml");
+        std::fs::write(&config, "[recall]\nprefetch_priors = false\n").expect("config");
+        let env = [tiers.env(), vec![("RENKEI_CONFIG", config.display().to_string())]].concat();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = tiers.fixture.index_args.iter().map(String::as_str).collect();
+        let hub = Hub::start_with(&tiers.fixture.data_dir, &args, &env);
+        send(&hub, &write_study(&tiers.fixture.root.path().join("third"), 3, "20261120", 1));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(recalled(&tiers.fixture.data_dir), 0, "prefetch is off");
+    }
+
+    let hub = tiers.serve(&tiers.fixture.data_dir);
+    send(&hub, &write_study(&tiers.fixture.root.path().join("fourth"), 4, "20261121", 1));
+    let until = deadline(30);
+    while recalled(&tiers.fixture.data_dir) < SLICES && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(recalled(&tiers.fixture.data_dir), SLICES, "the cold prior is warm again");
+    // Served from the recall cache even with the S3 server gone.
+    tiers.s3.kill();
+    tiers.get_old_study(&hub, "prefetched");
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`ids`]: validated newtypes for facility ids, AE titles and UIDs.
 //! - [`model`]: facilities, DICOM nodes, and the index record extracted from each stored instance.
+//! - [`mpi`]: the master patient index: patient records, persons, links and their history.
 //! - [`names`]: person-name component groups and their strict and fuzzy search keys.
 //! - [`query`]: query levels, the attributes Renkei indexes, and PS3.4 C.2 matching semantics.
 //! - [`tier`]: storage tiers, the lifecycle rule, study ages and their report buckets.
@@ -10,6 +11,7 @@
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod mpi;
 pub mod names;
 pub mod query;
 pub mod tier;

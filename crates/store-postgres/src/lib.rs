@@ -29,6 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 },
     Migration { version: 2, sql: include_str!("../migrations/0002_tiers.sql"), compatible_from: 1 },
+    Migration { version: 3, sql: include_str!("../migrations/0003_mpi.sql"), compatible_from: 1 },
 ];
 
 /// The advisory lock that serialises migrations across nodes ("RENKEI" in ASCII).

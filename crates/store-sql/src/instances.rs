@@ -53,7 +53,8 @@ const REPLACE_INSTANCE: &str = "\
     UPDATE instance SET series_pk = ?, sop_class_uid = ?, instance_number = ?, transfer_syntax = ?, \
       blob = ?, size = ?, received_at = ?, text_warnings = ? WHERE pk = ?";
 
-/// Upserts keep the existing value of an attribute the new instance lacks.
+/// Upserts keep the existing value of an attribute the new instance lacks. A patient whose
+/// name, birth date or sex change is pending for the master patient index again.
 const UPSERT_PATIENT: &str = "\
     INSERT INTO patient (facility_id, patient_id, issuer, name, name_a, name_i, name_p, \
       name_a_fuzzy, name_i_fuzzy, name_p_fuzzy, birth_date, birth_date_key, sex) \
@@ -67,7 +68,11 @@ const UPSERT_PATIENT: &str = "\
       name_p_fuzzy = COALESCE(excluded.name_p_fuzzy, patient.name_p_fuzzy), \
       birth_date = COALESCE(excluded.birth_date, patient.birth_date), \
       birth_date_key = COALESCE(excluded.birth_date_key, patient.birth_date_key), \
-      sex = COALESCE(excluded.sex, patient.sex) \
+      sex = COALESCE(excluded.sex, patient.sex), \
+      mpi_state = CASE WHEN patient.name IS NOT DISTINCT FROM COALESCE(excluded.name, patient.name) \
+        AND patient.birth_date IS NOT DISTINCT FROM COALESCE(excluded.birth_date, patient.birth_date) \
+        AND patient.sex IS NOT DISTINCT FROM COALESCE(excluded.sex, patient.sex) \
+        THEN patient.mpi_state ELSE patient.mpi_state + 1 END \
     RETURNING pk";
 
 const UPSERT_STUDY: &str = "\

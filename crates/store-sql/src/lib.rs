@@ -6,7 +6,7 @@
 //! - `query`: the tested builder of C-FIND/QIDO and retrieval SELECTs.
 //! - `instances`: group-committed instance writes with their patient/study/series upserts,
 //!   and the reads that turn rows into domain types.
-//! - `facilities`, `tokens`, `tiers`: the other stores' statements.
+//! - `facilities`, `tokens`, `tiers`, `mpi`: the other stores' statements.
 //! - [`SqlStore`]: every store trait implemented once over a [`SqlBackend`] (reads,
 //!   transactions, and the backend's own way of recording a batch).
 //! - `migration`: version bookkeeping for expand/contract upgrades.
@@ -18,6 +18,7 @@ mod driver;
 mod facilities;
 mod instances;
 pub mod migration;
+mod mpi;
 mod query;
 mod store;
 mod tiers;

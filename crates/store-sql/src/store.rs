@@ -4,12 +4,13 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
+use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
 
-use crate::{Sql, now_unix};
+use crate::{Sql, mpi, now_unix};
 
 /// A transaction of a backend: statements run in it until it is committed. Dropped
 /// uncommitted, it rolls back.
@@ -159,5 +160,77 @@ impl<B: SqlBackend> TierStore for SqlStore<B> {
 
     async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
         crate::release_lease(&mut *self.0.reader(), job, holder).await
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> MpiStore for SqlStore<B> {
+    async fn pending_records(&self, limit: u32) -> Result<Vec<(PatientRecord, i64)>, StoreError> {
+        mpi::pending_records(&mut *self.0.reader(), limit).await
+    }
+
+    async fn records_by_keys(&self, keys: &[String], limit: u32) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::records_by_keys(&mut *self.0.reader(), keys, limit).await
+    }
+
+    async fn records(&self, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::records(&mut *self.0.reader(), ids).await
+    }
+
+    async fn records_of_person(&self, person: PersonId) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::records_of_person(&mut *self.0.reader(), person).await
+    }
+
+    async fn record_of_patient(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<Option<PatientRecord>, StoreError> {
+        mpi::record_of_patient(&mut *self.0.reader(), facility, patient_id, issuer).await
+    }
+
+    async fn all_records(&self) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::all_records(&mut *self.0.reader()).await
+    }
+
+    async fn current_links(&self, records: &[RecordId]) -> Result<Vec<Link>, StoreError> {
+        mpi::links_touching(&mut *self.0.reader(), records, true).await
+    }
+
+    async fn all_current_links(&self) -> Result<Vec<Link>, StoreError> {
+        mpi::all_current_links(&mut *self.0.reader()).await
+    }
+
+    async fn link_history(&self, records: &[RecordId]) -> Result<Vec<Link>, StoreError> {
+        mpi::links_touching(&mut *self.0.reader(), records, false).await
+    }
+
+    async fn candidate_links(&self, limit: u32) -> Result<Vec<Link>, StoreError> {
+        mpi::candidate_links(&mut *self.0.reader(), limit).await
+    }
+
+    async fn apply_matching(&self, outcome: &MatchOutcome, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction().await?;
+        mpi::apply_matching(&mut *tx, outcome, now).await?;
+        tx.commit().await
+    }
+
+    async fn decide(&self, add: Option<&NewLink>, retire: &[i64], by: &Actor, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction().await?;
+        mpi::decide(&mut *tx, add, retire, by, now).await?;
+        tx.commit().await
+    }
+
+    async fn model(&self) -> Result<Option<String>, StoreError> {
+        mpi::model(&mut *self.0.reader()).await
+    }
+
+    async fn save_model(&self, model: &str, now: i64) -> Result<(), StoreError> {
+        mpi::save_model(&mut *self.0.reader(), model, now).await
+    }
+
+    async fn mpi_stats(&self) -> Result<MpiStats, StoreError> {
+        mpi::mpi_stats(&mut *self.0.reader()).await
     }
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/0001_archive.sql"), compatible_from: 1 },
     Migration { version: 2, sql: include_str!("../migrations/0002_tokens.sql"), compatible_from: 1 },
     Migration { version: 3, sql: include_str!("../migrations/0003_tiers.sql"), compatible_from: 1 },
+    Migration { version: 4, sql: include_str!("../migrations/0004_mpi.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.

@@ -4,6 +4,7 @@
 //! - [`InstanceStore`]: the instance index: group-committed writes, queries, retrieval lists, counts.
 //! - [`TokenStore`]: API tokens, held only as hashes.
 //! - [`TierStore`]: which blobs are cold, lifecycle candidates, access records, job leases.
+//! - [`MpiStore`]: the master patient index: records, blocking keys, links and persons.
 //! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
 //!   through [`store_test_suite!`].
 //!
@@ -11,6 +12,7 @@
 
 use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
+use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId};
@@ -116,6 +118,46 @@ pub trait TierStore: Send + Sync {
     async fn try_lease(&self, job: &str, holder: &str, now: i64, seconds: u32) -> Result<bool, StoreError>;
     /// Gives a lease up, if `holder` holds it.
     async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// The master patient index. Its records are the archive's patients: a patient is pending
+/// from the moment it is recorded, and again whenever its name, birth date or sex change,
+/// until the matcher has matched it.
+#[async_trait]
+pub trait MpiStore: Send + Sync {
+    /// Records new or changed since last matched, oldest first, each with the change counter
+    /// to hand back in [`MatchOutcome::matched`].
+    async fn pending_records(&self, limit: u32) -> Result<Vec<(PatientRecord, i64)>, StoreError>;
+    /// Records that share at least one of `keys`, at most `limit`.
+    async fn records_by_keys(&self, keys: &[String], limit: u32) -> Result<Vec<PatientRecord>, StoreError>;
+    async fn records(&self, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError>;
+    async fn records_of_person(&self, person: PersonId) -> Result<Vec<PatientRecord>, StoreError>;
+    /// The record of a facility's patient.
+    async fn record_of_patient(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<Option<PatientRecord>, StoreError>;
+    /// Every record, for a rebuild.
+    async fn all_records(&self) -> Result<Vec<PatientRecord>, StoreError>;
+    /// Current links that touch any of `records`.
+    async fn current_links(&self, records: &[RecordId]) -> Result<Vec<Link>, StoreError>;
+    /// Every current link, for a rebuild.
+    async fn all_current_links(&self) -> Result<Vec<Link>, StoreError>;
+    /// Every link, current and retired, that touches any of `records`, oldest first.
+    async fn link_history(&self, records: &[RecordId]) -> Result<Vec<Link>, StoreError>;
+    /// Current candidate links (the review queue), strongest first.
+    async fn candidate_links(&self, limit: u32) -> Result<Vec<Link>, StoreError>;
+    /// Writes one round of matching in one transaction, at `now` (Unix seconds).
+    async fn apply_matching(&self, outcome: &MatchOutcome, now: i64) -> Result<(), StoreError>;
+    /// Records a person's decision in one transaction: retires the links `retire`, adds
+    /// `add`, and marks every record involved for matching again.
+    async fn decide(&self, add: Option<&NewLink>, retire: &[i64], by: &Actor, now: i64) -> Result<(), StoreError>;
+    /// The matching model in use (JSON), if one was saved.
+    async fn model(&self) -> Result<Option<String>, StoreError>;
+    async fn save_model(&self, model: &str, now: i64) -> Result<(), StoreError>;
+    async fn mpi_stats(&self) -> Result<MpiStats, StoreError>;
 }
 
 /// Wraps a pattern of DICOM wildcards (`*`, `?`) as a SQL `LIKE` pattern with `\` as the

@@ -7,11 +7,13 @@ use renkei_domain::{AeTitle, FacilityId, Uid};
 
 use renkei_domain::tier::{Access, AgeBucket, BlobRef, ColdRule, Tier};
 
-use crate::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
+use renkei_domain::mpi::{Actor, LinkKind, MatchOutcome, NewLink, PersonAssignment, RecordId};
+
+use crate::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
 
 /// What a backend under test must offer.
-pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore {}
-impl<T: FacilityStore + InstanceStore + TokenStore + TierStore> Store for T {}
+pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore {}
+impl<T: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore> Store for T {}
 
 /// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
 /// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
@@ -21,7 +23,8 @@ macro_rules! store_test_suite {
         $crate::store_test_suite!(@tests $make;
             facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
             find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
-            tokens, tiers_and_availability, idle_studies_and_the_access_report, leases);
+            tokens, tiers_and_availability, idle_studies_and_the_access_report, leases,
+            patients_are_pending_until_matched, matching_writes_keys_links_and_persons, decisions_keep_history);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -468,4 +471,151 @@ pub async fn leases(store: &dyn Store) {
     assert!(!store.try_lease("lifecycle", "node-a", now + 100, 60).await.expect("still b's"));
     store.release_lease("lifecycle", "node-b").await.expect("release");
     assert!(store.try_lease("lifecycle", "node-a", now + 100, 60).await.expect("free again"));
+}
+
+/// Records a patient of `facility` with the given demographics (one instance).
+async fn patient(store: &dyn Store, facility_id: &str, id: &str, name: &str, birth_date: &str, n: u32) -> RecordId {
+    let mut item = instance(facility_id, id, &format!("1.2.{n}"), &format!("1.2.{n}.1"), &format!("1.2.{n}.1.1"), "b");
+    item.attributes.patient_name = Some(name.into());
+    item.attributes.patient_birth_date = Some(birth_date.into());
+    record(store, &[item]).await;
+    let found = store.record_of_patient(&facility(facility_id), id, "").await.expect("read").expect("recorded");
+    found.id
+}
+
+pub async fn patients_are_pending_until_matched(store: &dyn Store) {
+    add_facility(store, "east", &["EAST"]).await;
+    let id = patient(store, "east", "P1", "Yamada^Hanako=山田^花子=ヤマダ^ハナコ", "19800102", 1).await;
+    let pending = store.pending_records(10).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    let (first, state) = &pending[0];
+    assert_eq!((first.id, first.name.as_str(), first.birth_date.as_str()), (id, "Yamada^Hanako=山田^花子=ヤマダ^ハナコ", "19800102"));
+    assert_eq!(first.person, None);
+
+    // Another instance of the same patient with the same demographics changes nothing…
+    let mut same = instance("east", "P1", "1.2.1", "1.2.1.1", "1.2.1.1.2", "c");
+    same.attributes.patient_name = Some(first.name.clone());
+    same.attributes.patient_birth_date = Some("19800102".into());
+    record(store, &[same]).await;
+    let outcome = MatchOutcome { matched: vec![(id, *state)], ..Default::default() };
+    store.apply_matching(&outcome, 10).await.expect("apply");
+    assert!(store.pending_records(10).await.expect("pending").is_empty(), "matched");
+
+    // …but a corrected birth date makes it pending again, and a stale match does not clear it.
+    let mut corrected = instance("east", "P1", "1.2.1", "1.2.1.1", "1.2.1.1.3", "d");
+    corrected.attributes.patient_name = Some(first.name.clone());
+    corrected.attributes.patient_birth_date = Some("19800103".into());
+    record(store, &[corrected]).await;
+    let pending = store.pending_records(10).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    let stale = MatchOutcome { matched: vec![(id, pending[0].1 - 1)], ..Default::default() };
+    store.apply_matching(&stale, 11).await.expect("apply");
+    assert_eq!(store.pending_records(10).await.expect("pending").len(), 1, "changed since it was read");
+    assert_eq!(store.mpi_stats().await.expect("stats").pending, 1);
+}
+
+pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
+    add_facility(store, "east", &["EAST"]).await;
+    add_facility(store, "west", &["WEST"]).await;
+    let a = patient(store, "east", "E1", "=山田^花子=ヤマダ^ハナコ", "19800102", 1).await;
+    let b = patient(store, "west", "W1", "=山田^花子=ﾔﾏﾀﾞ^ﾊﾅｺ", "19800102", 2).await;
+    let c = patient(store, "west", "W2", "=山田^花=ヤマダ^ハナ", "19800102", 3).await;
+    let matcher = Actor::matcher("scored");
+    let outcome = MatchOutcome {
+        matched: store.pending_records(10).await.expect("pending").into_iter().map(|(r, s)| (r.id, s)).collect(),
+        keys: vec![(a, vec!["d:19800102".into(), "n:ヤマダ^ハナコ".into()]), (b, vec!["d:19800102".into()])],
+        retire: vec![],
+        retired_by: None,
+        add: vec![
+            NewLink::between(b, a, LinkKind::Auto, Some(21.5), matcher.clone()),
+            NewLink::between(a, c, LinkKind::Candidate, Some(3.25), matcher.clone()),
+        ],
+        persons: vec![
+            PersonAssignment { person: None, records: vec![a, b] },
+            PersonAssignment { person: None, records: vec![c] },
+        ],
+    };
+    store.apply_matching(&outcome, 100).await.expect("apply");
+
+    let by_date = store.records_by_keys(&["d:19800102".into()], 10).await.expect("by key");
+    assert_eq!(by_date.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a, b]);
+    let by_name = store.records_by_keys(&["n:ヤマダ^ハナコ".into(), "x".into()], 10).await.expect("by key");
+    assert_eq!(by_name.len(), 1);
+
+    let records = store.records(&[a, b, c]).await.expect("records");
+    let person = records[0].person.expect("a person");
+    assert_eq!(records[1].person, Some(person));
+    assert!(records[2].person.is_some() && records[2].person != Some(person));
+    let members = store.records_of_person(person).await.expect("person");
+    assert_eq!(members.iter().map(|r| r.facility.as_str()).collect::<Vec<_>>(), ["east", "west"]);
+
+    let links = store.current_links(&[a]).await.expect("links");
+    assert_eq!(links.len(), 2);
+    let auto = links.iter().find(|l| l.kind == LinkKind::Auto).expect("auto link");
+    assert_eq!((auto.a, auto.b, auto.weight, auto.created_at), (a.min(b), a.max(b), Some(21.5), 100));
+    let queue = store.candidate_links(10).await.expect("queue");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].weight, Some(3.25));
+
+    // A pair that already has a current link keeps it; keys are replaced, not added to.
+    let again = MatchOutcome {
+        keys: vec![(a, vec!["d:19800102".into()])],
+        add: vec![NewLink::between(a, b, LinkKind::Candidate, Some(1.0), matcher.clone())],
+        persons: vec![PersonAssignment { person: Some(person), records: vec![a, b, c] }],
+        ..Default::default()
+    };
+    store.apply_matching(&again, 101).await.expect("apply");
+    assert!(store.records_by_keys(&["n:ヤマダ^ハナコ".into()], 10).await.expect("by key").is_empty());
+    let links = store.current_links(&[a, b]).await.expect("links");
+    assert_eq!(links.iter().filter(|l| l.kind == LinkKind::Auto).count(), 1);
+    assert_eq!(store.records_of_person(person).await.expect("person").len(), 3);
+
+    let stats = store.mpi_stats().await.expect("stats");
+    assert_eq!((stats.records, stats.pending, stats.persons, stats.persons_across_facilities, stats.candidates), (3, 0, 1, 1, 1));
+    assert!(store.model().await.expect("model").is_none());
+    store.save_model("{\"v\":1}", 5).await.expect("save");
+    store.save_model("{\"v\":2}", 6).await.expect("save");
+    assert_eq!(store.model().await.expect("model").as_deref(), Some("{\"v\":2}"));
+    assert_eq!(store.all_records().await.expect("all").len(), 3);
+    assert_eq!(store.all_current_links().await.expect("all").len(), 2);
+}
+
+pub async fn decisions_keep_history(store: &dyn Store) {
+    add_facility(store, "east", &["EAST"]).await;
+    let a = patient(store, "east", "E1", "=山田^花子=ヤマダ^ハナコ", "19800102", 1).await;
+    let b = patient(store, "east", "E2", "=山田^花子=ヤマダ^ハナコ", "19800102", 2).await;
+    let pending = store.pending_records(10).await.expect("pending");
+    let candidate = NewLink::between(a, b, LinkKind::Candidate, Some(2.0), Actor::matcher("scored"));
+    let outcome = MatchOutcome {
+        matched: pending.into_iter().map(|(r, s)| (r.id, s)).collect(),
+        add: vec![candidate],
+        ..Default::default()
+    };
+    store.apply_matching(&outcome, 100).await.expect("apply");
+    let queued = store.candidate_links(10).await.expect("queue").remove(0);
+
+    // A reviewer rejects the candidate: it is retired, a "different" link replaces it, and
+    // both records are pending again.
+    let reviewer = Actor { who: "dr.sato".into(), why: "different mothers' names on file".into() };
+    let different = NewLink::between(a, b, LinkKind::Different, None, reviewer.clone());
+    store.decide(Some(&different), &[queued.id], &reviewer, 200).await.expect("decide");
+    assert!(store.candidate_links(10).await.expect("queue").is_empty());
+    assert_eq!(store.pending_records(10).await.expect("pending").len(), 2);
+    let current = store.current_links(&[a]).await.expect("links");
+    assert_eq!(current.len(), 1);
+    assert_eq!((current[0].kind, current[0].created_by.clone()), (LinkKind::Different, reviewer.clone()));
+
+    let history = store.link_history(&[b]).await.expect("history");
+    assert_eq!(history.len(), 2);
+    let retired = history[0].retired.as_ref().expect("retired");
+    assert_eq!((retired.by.clone(), retired.at), (reviewer.clone(), 200));
+    assert_eq!(history[1].retired, None);
+
+    // Undone: the "different" link is retired in turn, and the history keeps all three events.
+    let undo = Actor { who: "dr.sato".into(), why: "wrong chart".into() };
+    store.decide(None, &[current[0].id], &undo, 300).await.expect("undo");
+    assert!(store.current_links(&[a, b]).await.expect("links").is_empty());
+    let history = store.link_history(&[a, b]).await.expect("history");
+    assert!(history.iter().all(|l| l.retired.is_some()));
+    assert_eq!(history[1].retired.as_ref().map(|r| r.by.why.as_str()), Some("wrong chart"));
 }

@@ -92,6 +92,9 @@ pub struct Term {
     pub term_frequency_adjustment: f64,
 }
 
+/// The model a new index starts with (see [`Model::shipped`]).
+const SHIPPED: &str = include_str!("../data/default-model.json");
+
 pub fn probability(weight: f64) -> f64 {
     1.0 / (1.0 + (-weight).exp2())
 }
@@ -102,7 +105,33 @@ pub fn weight_of(probability: f64) -> f64 {
 }
 
 impl Model {
-    /// The match weight of two records, in bits.
+    /// The model a new index starts with, until `renkei mpi rebuild` estimates one from the
+    /// hub's own records: estimated on the synthetic population of `bench/mpi_population.py`
+    /// (100,000 records), without its name frequencies (they describe synthetic names), and
+    /// with m of a wholly different birth date raised from nothing to 0.002, since real
+    /// registrations have worse errors than the generator makes.
+    pub fn shipped() -> Model {
+        Model::from_json(SHIPPED).expect("the shipped model parses")
+    }
+
+    /// This model for a population of `records`. The prior scales with it (matches grow with
+    /// the records, pairs with their square), but never rises above the trained one: a hub
+    /// that has just started would otherwise link on the faintest agreement.
+    pub fn for_population(&self, records: usize) -> Model {
+        let mut model = self.clone();
+        if self.trained_on > 1 {
+            let records = records.max(self.trained_on);
+            model.prior = (self.prior * self.trained_on as f64 / records as f64).clamp(1e-12, 0.5);
+        }
+        model
+    }
+
+    /// Compares and weighs two records.
+    pub fn score(&self, a: &Keys, b: &Keys) -> f64 {
+        self.weight(a, b, &crate::compare::compare(a, b))
+    }
+
+    /// The match weight of two records already compared, in bits.
     pub fn weight(&self, a: &Keys, b: &Keys, levels: &Comparison) -> f64 {
         let mut total = weight_of(self.prior);
         for (index, level) in levels.iter().enumerate() {
@@ -199,5 +228,49 @@ fn common_frequency(
     match (of(a), of(b)) {
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, y) => x.or(y),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Record;
+
+    fn keys(name: &str, birth_date: &str, sex: &str) -> Keys {
+        Keys::of(&Record { name: name.into(), birth_date: birth_date.into(), sex: sex.into() })
+    }
+
+    #[test]
+    fn the_shipped_model_links_variants_reviews_marriages_and_rejects_twins() {
+        let model = Model::shipped().for_population(100_000);
+        let hanako = keys("Yamada^Hanako=山田^花子=ヤマダ^ハナコ", "19800102", "F");
+        let grade = |other: &Keys| model.grade(model.score(&hanako, other));
+        assert_eq!(grade(&keys("=髙田^花子=ﾔﾏﾀﾞ^ﾊﾅｺ", "19800102", "F")), Grade::Certain, "variants");
+        assert_eq!(grade(&keys("=山田^花子=ヤマダ^ハナコ", "20430102", "F")), Grade::Certain, "昭和55 written as 令和");
+        let married = grade(&keys("=佐藤^花子=サトウ^ハナコ", "19800102", "F"));
+        assert!(matches!(married, Grade::Probable | Grade::Possible), "a new surname goes to review: {married:?}");
+        assert_eq!(grade(&keys("=山田^桃子=ヤマダ^モモコ", "19800102", "F")), Grade::CertainlyNot, "a twin");
+        assert_eq!(grade(&keys("=山田^花子=ヤマダ^ハナコ", "19650709", "F")), Grade::CertainlyNot, "a namesake");
+    }
+
+    #[test]
+    fn explanations_add_up_to_the_score() {
+        let model = Model::shipped();
+        let a = keys("=山田^花子=ヤマダ^ハナコ", "19800102", "F");
+        let b = keys("=山田^花子=ヤマダ^ハナコ", "19800112", "");
+        let explanation = model.explain(&a, &b, &crate::compare::compare(&a, &b));
+        assert!((explanation.weight - model.score(&a, &b)).abs() < 1e-9);
+        let total: f64 = explanation.prior_weight + explanation.terms.iter().map(|t| t.weight).sum::<f64>();
+        assert!((explanation.weight - total).abs() < 1e-9);
+        let levels: Vec<&str> = explanation.terms.iter().map(|t| t.level.as_str()).collect();
+        assert_eq!(levels, ["exact", "exact", "one digit or day/month swapped", "missing"]);
+        assert_eq!(explanation.terms[3].weight, 0.0, "a missing value weighs nothing");
+    }
+
+    #[test]
+    fn a_larger_population_lowers_the_prior() {
+        let model = Model::shipped();
+        assert!(model.for_population(model.trained_on * 10).prior < model.prior / 9.0);
+        assert!(model.for_population(1).prior == model.prior, "a small hub keeps the trained prior");
     }
 }

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use renkei_domain::model::{Facility, Node, Principal, Role, StoreOutcome};
 use renkei_domain::tier::{AgeBucket, Tier};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_service::{Archive, ImportOutcome, LifecyclePolicy, LifecycleRun};
+use renkei_domain::mpi::{Actor, RecordId};
+use renkei_service::{Archive, Decision, ImportOutcome, LifecyclePolicy, LifecycleRun, MatcherRun, PersonView};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Overrides};
@@ -57,6 +58,55 @@ enum Command {
     /// Reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The master patient index (名寄せ): patient records linked into persons across
+    /// facilities.
+    #[command(subcommand)]
+    Mpi(MpiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MpiCommand {
+    /// Match new and changed patients now (`serve` does this every second).
+    Match,
+    /// Estimate the matching model from every patient record, link them all again, and
+    /// write what changed. People's decisions (manual links, "not the same") stand.
+    Rebuild,
+    /// Score the links against a known truth: a TSV with a header and the columns
+    /// facility, patient_id, person (as bench/mpi_population.py writes). Prints precision,
+    /// recall and F1 over pairs and clusters at both thresholds, and the review load.
+    Evaluate { truth: PathBuf },
+    /// Records, pending records, persons, persons across facilities, review candidates.
+    Status,
+    /// A patient's person: every linked record, and the history of their links.
+    Show {
+        facility: String,
+        patient_id: String,
+        /// Issuer of Patient ID, if the facility uses one.
+        #[arg(long, default_value = "")]
+        issuer: String,
+    },
+    /// Record a decision about two patients, each given as FACILITY/PATIENT_ID: `same`
+    /// (accept or link), `different` (reject or unlink: never linked again, whatever the
+    /// score), or `withdraw` (take back people's decisions; the scores decide again).
+    Decide {
+        #[arg(value_enum)]
+        decision: DecisionArg,
+        a: String,
+        b: String,
+        /// Why: kept with the decision.
+        #[arg(long)]
+        reason: String,
+        /// Who decided (default: the operating-system user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DecisionArg {
+    Same,
+    Different,
+    Withdraw,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +245,7 @@ impl Cli {
             Command::Report(ReportCommand::Access { days }) => {
                 with_archive(&config, |archive| access_report(archive, days)).await
             }
+            Command::Mpi(command) => with_archive(&config, |archive| mpi(archive, command)).await,
         }
     }
 }
@@ -411,4 +462,122 @@ async fn import(archive: Arc<Archive>, args: ImportArgs) -> anyhow::Result<()> {
         println!("failed: {}: {reason}", path.display());
     }
     Ok(())
+}
+
+async fn mpi(archive: Arc<Archive>, command: MpiCommand) -> anyhow::Result<()> {
+    match command {
+        MpiCommand::Match => match archive.match_pending().await? {
+            MatcherRun::Done(report) => println!(
+                "matched {} records: {} automatic links, {} candidates for review",
+                report.matched, report.auto_links, report.candidates
+            ),
+            MatcherRun::Busy => bail!("another node is matching now; try again shortly"),
+        },
+        MpiCommand::Rebuild => {
+            let started = std::time::Instant::now();
+            let report = archive.rebuild_mpi().await?;
+            let model = if report.trained { "estimated from these records" } else { "shipped (too few records)" };
+            println!(
+                "linked {} records into {} persons in {:.1} s: {} links added, {} retired; model {model}",
+                report.records,
+                report.persons,
+                started.elapsed().as_secs_f64(),
+                report.links_added,
+                report.links_retired
+            );
+        }
+        MpiCommand::Evaluate { truth } => {
+            let text = std::fs::read_to_string(&truth).with_context(|| format!("cannot read {}", truth.display()))?;
+            let mut rows = Vec::new();
+            for (number, line) in text.lines().enumerate().skip(1) {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let [facility, patient_id, person, ..] = fields[..] else {
+                    bail!("line {}: need facility, patient_id and person", number + 1)
+                };
+                rows.push((FacilityId::new(facility)?, patient_id.to_owned(), person.to_owned()));
+            }
+            let (report, missing) = archive.evaluate_mpi(&rows).await?;
+            let model = archive.mpi_model().await?;
+            println!("records {}  true pairs {}  missing from the index {missing}", report.records, report.true_pairs);
+            println!("{:<34} {:>10} {:>10} {:>8} {:>8} {:>8}", "", "predicted", "correct", "precision", "recall", "F1");
+            let thresholds = model.thresholds;
+            for (label, m) in [
+                (format!("pairs, auto-link (p ≥ {})", thresholds.auto_link), report.pairs_auto),
+                (format!("pairs, with review (p ≥ {})", thresholds.review), report.pairs_review),
+                ("clusters, auto-link".to_owned(), report.clusters_auto),
+                ("clusters, all review accepted".to_owned(), report.clusters_review),
+            ] {
+                println!(
+                    "{label:<34} {:>10} {:>10} {:>9.4} {:>8.4} {:>8.4}",
+                    m.predicted, m.true_positives, m.precision, m.recall, m.f1
+                );
+            }
+            println!(
+                "review: {} pairs, {} tasks, {:.1} tasks per 1,000 records",
+                report.review_pairs, report.review_tasks, report.review_per_1000_records
+            );
+        }
+        MpiCommand::Show { facility, patient_id, issuer } => {
+            let record = archive.mpi_record(&FacilityId::new(&facility)?, &patient_id, &issuer).await?;
+            print_person(&archive.person_view(&record).await?);
+        }
+        MpiCommand::Decide { decision, a, b, reason, by } => {
+            let record = |given: &str| {
+                let (facility, patient_id) = given.split_once('/').context("give a patient as FACILITY/PATIENT_ID")?;
+                anyhow::Ok((FacilityId::new(facility)?, patient_id.to_owned()))
+            };
+            let ((fa, pa), (fb, pb)) = (record(&a)?, record(&b)?);
+            let (a, b) = (archive.mpi_record(&fa, &pa, "").await?, archive.mpi_record(&fb, &pb, "").await?);
+            let who = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+            let decision = match decision {
+                DecisionArg::Same => Decision::Same,
+                DecisionArg::Different => Decision::Different,
+                DecisionArg::Withdraw => Decision::Withdraw,
+            };
+            archive.decide(a.id, b.id, decision, Actor { who, why: reason }).await?;
+            println!("recorded; the matcher updates the persons within a second (or run `renkei mpi match`)");
+        }
+        MpiCommand::Status => {
+            let stats = archive.mpi_stats().await?;
+            println!("records                    {}", stats.records);
+            println!("pending                    {}", stats.pending);
+            println!("persons                    {}", stats.persons);
+            println!("persons across facilities  {}", stats.persons_across_facilities);
+            println!("review candidates          {}", stats.candidates);
+        }
+    }
+    Ok(())
+}
+
+fn print_person(view: &PersonView) {
+    match view.person {
+        Some(person) => println!("person {}", person.0),
+        None => println!("not matched yet"),
+    }
+    for r in &view.records {
+        println!("  {:<12} {:<16} {:<8} {:<2} {}", r.facility, r.patient_id, r.birth_date, r.sex, r.name);
+    }
+    let name = |id: RecordId| {
+        view.records
+            .iter()
+            .chain(&view.others)
+            .find(|r| r.id == id)
+            .map_or_else(|| format!("#{}", id.0), |r| format!("{}/{}", r.facility, r.patient_id))
+    };
+    println!("links");
+    for link in &view.links {
+        let weight = link.weight.map(|w| format!(" {w:.1} bits")).unwrap_or_default();
+        let mut line = format!(
+            "  {:<9} {} – {}{weight}, by {} ({})",
+            link.kind.as_str(),
+            name(link.a),
+            name(link.b),
+            link.created_by.who,
+            link.created_by.why
+        );
+        if let Some(retired) = &link.retired {
+            line.push_str(&format!("; retired by {} ({})", retired.by.who, retired.by.why));
+        }
+        println!("{line}");
+    }
 }

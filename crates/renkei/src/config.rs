@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// Renkei's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the index (`index.sqlite`) and the blobs live.
@@ -27,6 +27,42 @@ pub struct Config {
     pub cold: BucketConfig,
     pub recall: RecallConfig,
     pub lifecycle: LifecycleConfig,
+    pub mpi: MpiConfig,
+}
+
+/// The master patient index (名寄せ).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MpiConfig {
+    /// How often `serve` looks for new or changed patients to match, in milliseconds (0:
+    /// only `renkei mpi match`).
+    pub match_every_ms: u64,
+    /// Match probability from which two records are linked automatically (absent: the
+    /// model's, 0.99).
+    pub auto_link: Option<f64>,
+    /// Match probability from which a pair goes to the review queue (absent: the model's, 0.8).
+    pub review: Option<f64>,
+}
+
+impl Default for MpiConfig {
+    fn default() -> Self {
+        Self { match_every_ms: 1000, auto_link: None, review: None }
+    }
+}
+
+impl MpiConfig {
+    /// The configured thresholds, if any; one given alone keeps the default for the other.
+    pub fn thresholds(&self) -> anyhow::Result<Option<renkei_matching::model::Thresholds>> {
+        if self.auto_link.is_none() && self.review.is_none() {
+            return Ok(None);
+        }
+        let defaults = renkei_matching::model::Thresholds::default();
+        let thresholds = renkei_service::thresholds(
+            self.auto_link.unwrap_or(defaults.auto_link),
+            self.review.unwrap_or(defaults.review),
+        )?;
+        Ok(Some(thresholds))
+    }
 }
 
 /// An S3-compatible bucket. Without `endpoint` and `bucket` there is none. Each secret can
@@ -138,6 +174,7 @@ impl Default for Config {
             cold: BucketConfig::default(),
             recall: RecallConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            mpi: MpiConfig::default(),
         }
     }
 }

@@ -52,7 +52,10 @@ impl Opened {
                 (Index::Postgres(store.clone()), Stores::of(SqlStore(store)))
             }
         };
-        let archive = Archive::new(stores, blobs, config.recall.prefetch_priors);
+        let mut archive = Archive::new(stores, blobs, config.recall.prefetch_priors);
+        if let Some(thresholds) = config.mpi.thresholds()? {
+            archive = archive.with_matching_thresholds(thresholds);
+        }
         Ok(Opened { archive: Arc::new(archive), index })
     }
 
@@ -93,13 +96,18 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(move_periodically(opened.archive.clone(), config.lifecycle.policy(), every, shutdown.clone()))
     });
 
+    let matcher = (config.mpi.match_every_ms > 0).then(|| {
+        let every = Duration::from_millis(config.mpi.match_every_ms);
+        tokio::spawn(match_periodically(opened.archive.clone(), every, shutdown.clone()))
+    });
+
     tracing::info!(http = %http_addr, dicom = %dicom_addr, ae_title = %config.ae_title, "renkei ready");
     // The readiness line that scripts and tests wait for, with the bound ports.
     println!("renkei ready http={http_addr} dicom={dicom_addr} ae_title={}", config.ae_title);
 
     let (http_result, dicom_result) = tokio::join!(http_task, dicom_task);
-    if let Some(mover) = mover {
-        let _ = mover.await;
+    for task in [mover, matcher].into_iter().flatten() {
+        let _ = task.await;
     }
     if let Ok(Err(error)) = http_result {
         tracing::error!(%error, "http server failed");
@@ -135,6 +143,30 @@ async fn move_periodically(
                 }
                 Ok(_) => {}
                 Err(failed) => tracing::warn!(error = %failed, "lifecycle run stopped; it resumes next time"),
+            },
+        }
+    }
+}
+
+/// Matches new and changed patients every `every` until shutdown, on whichever node holds
+/// the matcher's lease.
+async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            run = archive.match_pending() => match run {
+                Ok(renkei_service::MatcherRun::Done(report)) if report.matched > 0 => {
+                    tracing::info!(matched = report.matched, auto_links = report.auto_links,
+                        candidates = report.candidates, "patients matched");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "matching stopped; it resumes next time"),
             },
         }
     }

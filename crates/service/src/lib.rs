@@ -10,10 +10,12 @@
 //! - `tokens`: API tokens: made from the OS's random source, stored only as hashes.
 //! - `tiers`: the lifecycle mover (hot → cold), prefetch of cold priors, the retrieval log.
 //!   Reads recall cold blobs transparently through [`Archive::local_path`].
+//! - `mpi`: the master patient index (名寄せ): the matcher, rebuilds, people's decisions.
 //! - [`ServiceError`]: the transport-neutral error each protocol maps.
 
 mod commit;
 mod import;
+mod mpi;
 mod tiers;
 mod tokens;
 
@@ -27,9 +29,10 @@ use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
-use renkei_store::{FacilityStore, InstanceStore, StoreError, TierStore, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
 
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
+pub use mpi::{Decision, MatchReport, MatcherRun, PersonView, RebuildReport, thresholds};
 pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport};
 
 /// A failure with the kind each protocol maps and a message that is safe to show a client.
@@ -124,6 +127,7 @@ pub struct Archive {
     instances: Arc<dyn InstanceStore>,
     tokens: Arc<dyn TokenStore>,
     tiers: Arc<dyn TierStore>,
+    mpi: Arc<dyn MpiStore>,
     blobs: Arc<BlobStore>,
     committer: commit::Committer,
     /// This process, as a lease holder.
@@ -134,6 +138,9 @@ pub struct Archive {
     prefetched: tiers::RecentlySeen,
     /// Studies whose retrieval this node logged lately.
     retrieved: tiers::RecentlySeen,
+    mpi_model: mpi::ModelCache,
+    /// The hub's own matching thresholds, over whatever model is in use.
+    mpi_thresholds: Option<renkei_matching::model::Thresholds>,
 }
 
 /// The stores an archive works on.
@@ -142,13 +149,20 @@ pub struct Stores {
     pub instances: Arc<dyn InstanceStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub tiers: Arc<dyn TierStore>,
+    pub mpi: Arc<dyn MpiStore>,
 }
 
 impl Stores {
     /// Every store from one backend.
-    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + 'static>(store: S) -> Stores {
+    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + 'static>(store: S) -> Stores {
         let shared = Arc::new(store);
-        Stores { facilities: shared.clone(), instances: shared.clone(), tokens: shared.clone(), tiers: shared }
+        Stores {
+            facilities: shared.clone(),
+            instances: shared.clone(),
+            tokens: shared.clone(),
+            tiers: shared.clone(),
+            mpi: shared,
+        }
     }
 }
 
@@ -174,14 +188,34 @@ impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio
     /// runtime. `prefetch` warms a patient's cold priors when a new study arrives.
     pub fn new(stores: Stores, blobs: Arc<BlobStore>, prefetch: bool) -> Self {
-        let Stores { facilities, instances, tokens, tiers } = stores;
+        let Stores { facilities, instances, tokens, tiers, mpi } = stores;
         let committer = commit::Committer::start(instances.clone());
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
         let node = format!("{}-{:08x}", std::process::id(), u32::from_le_bytes(random));
         let prefetch = prefetch && blobs.cold().is_some();
         let (prefetched, retrieved) = Default::default();
-        Self { facilities, instances, tokens, tiers, blobs, committer, node, prefetch, prefetched, retrieved }
+        Self {
+            facilities,
+            instances,
+            tokens,
+            tiers,
+            mpi,
+            blobs,
+            committer,
+            node,
+            prefetch,
+            prefetched,
+            retrieved,
+            mpi_model: Default::default(),
+            mpi_thresholds: None,
+        }
+    }
+
+    /// Matches patients with these thresholds instead of the model's.
+    pub fn with_matching_thresholds(mut self, thresholds: renkei_matching::model::Thresholds) -> Self {
+        self.mpi_thresholds = Some(thresholds);
+        self
     }
 
     /// Opens a blob store under `data_dir`, with its buckets, cleaning temporaries older

@@ -57,6 +57,17 @@ fn ints(ids: &[RecordId]) -> Vec<Value> {
 pub(crate) async fn pending_records(sql: &mut dyn Sql, limit: u32) -> Result<Vec<(PatientRecord, i64)>, StoreError> {
     let text = format!("SELECT {RECORD}, p.mpi_state FROM patient p WHERE p.mpi_state <> 0 ORDER BY p.pk LIMIT ?");
     let statement = sql.statement(&text).int(i64::from(limit));
+    with_states(sql, statement).await
+}
+
+pub(crate) async fn all_records(sql: &mut dyn Sql) -> Result<Vec<(PatientRecord, i64)>, StoreError> {
+    let text = format!("SELECT {RECORD}, p.mpi_state FROM patient p ORDER BY p.pk");
+    let statement = sql.statement(&text);
+    with_states(sql, statement).await
+}
+
+/// Records followed by their change counter.
+async fn with_states(sql: &mut dyn Sql, statement: Statement) -> Result<Vec<(PatientRecord, i64)>, StoreError> {
     let mut types = RECORD_TYPES.to_vec();
     types.push(ColumnType::Int);
     let mut pending = Vec::new();
@@ -106,10 +117,6 @@ pub(crate) async fn record_of_patient(
     let binds = [facility.as_str(), patient_id, issuer].map(|v| Value::Text(v.to_owned())).to_vec();
     let found = records_where(sql, "p.facility_id = ? AND p.patient_id = ? AND p.issuer = ?", binds).await?;
     Ok(found.into_iter().next())
-}
-
-pub(crate) async fn all_records(sql: &mut dyn Sql) -> Result<Vec<PatientRecord>, StoreError> {
-    records_where(sql, "TRUE ORDER BY p.pk", Vec::new()).await
 }
 
 const LINK: &str = "pk, patient_a, patient_b, kind, weight_milli, created_by, created_reason, created_at, \

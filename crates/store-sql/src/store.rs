@@ -190,7 +190,7 @@ impl<B: SqlBackend> MpiStore for SqlStore<B> {
         mpi::record_of_patient(&mut *self.0.reader(), facility, patient_id, issuer).await
     }
 
-    async fn all_records(&self) -> Result<Vec<PatientRecord>, StoreError> {
+    async fn all_records(&self) -> Result<Vec<(PatientRecord, i64)>, StoreError> {
         mpi::all_records(&mut *self.0.reader()).await
     }
 

@@ -139,8 +139,8 @@ pub trait MpiStore: Send + Sync {
         patient_id: &str,
         issuer: &str,
     ) -> Result<Option<PatientRecord>, StoreError>;
-    /// Every record, for a rebuild.
-    async fn all_records(&self) -> Result<Vec<PatientRecord>, StoreError>;
+    /// Every record with its change counter (0 when matched), for a rebuild.
+    async fn all_records(&self) -> Result<Vec<(PatientRecord, i64)>, StoreError>;
     /// Current links that touch any of `records`.
     async fn current_links(&self, records: &[RecordId]) -> Result<Vec<Link>, StoreError>;
     /// Every current link, for a rebuild.

@@ -6,5 +6,6 @@ mod dimse;
 mod durability;
 mod harness;
 mod import;
+mod mpi;
 mod scale;
 mod serve;

@@ -1,0 +1,571 @@
+//! The master patient index at work (名寄せ).
+//!
+//! - **The matcher** ([`Archive::match_pending`]): one node at a time, under the `mpi`
+//!   lease, matches each pending patient record (new, or with a changed name, birth date or
+//!   sex) against the records that share one of its blocking keys. One transaction per
+//!   record writes its keys, its scored links (auto-links at or above the upper threshold,
+//!   candidates in the review band) and the persons of everything connected to it.
+//! - **Rebuild** ([`Archive::rebuild_mpi`]): estimates the model from every record, links
+//!   them all again, and writes the difference.
+//! - **Decisions** ([`Archive::decide`]): people link, mark "not the same", or withdraw their
+//!   decision; the records involved go back to the matcher, which recomputes their persons.
+//! - **Evaluation** against a known truth, for synthetic populations.
+//!
+//! A person is one connected component of the auto and manual links that never spans a
+//! "known not the same" pair; its id stays with the part of it that keeps most records.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use renkei_domain::FacilityId;
+use renkei_domain::mpi::{
+    Actor, Link, LinkKind, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonAssignment, PersonId, RecordId,
+};
+use renkei_matching::evaluate::{Report, evaluate};
+use renkei_matching::link::{Constraints, Linkage, ScoredPair, blocking_keys, cluster, link};
+use renkei_matching::model::{Model, Thresholds, weight_of};
+use renkei_matching::train::{Training, train};
+use renkei_matching::{Keys, Record};
+
+use crate::tiers::now_unix;
+use crate::{Archive, ServiceError};
+
+const LEASE: &str = "mpi";
+const LEASE_SECONDS: u32 = 300;
+/// Records matched per round, between lease renewals.
+const ROUND: u32 = 200;
+/// At most this many candidates are scored for one record.
+const CANDIDATES: u32 = 2_000;
+/// Below this many records a model estimated from them means little: the shipped one is used.
+const MIN_TRAINING_RECORDS: usize = 2_000;
+/// How long a node keeps the stored model before reading it again.
+const MODEL_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchReport {
+    pub matched: u64,
+    pub auto_links: u64,
+    pub candidates: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatcherRun {
+    Done(MatchReport),
+    /// Another node holds the lease.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub records: usize,
+    pub persons: usize,
+    pub links_added: usize,
+    pub links_retired: usize,
+    /// Whether the model was estimated from these records (or the shipped one was used).
+    pub trained: bool,
+}
+
+/// A person and everything about them: their records, and every link (current or
+/// retired) touching one of those.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonView {
+    pub person: Option<PersonId>,
+    pub records: Vec<PatientRecord>,
+    pub links: Vec<Link>,
+    /// The records at the other end of links that lead outside the person.
+    pub others: Vec<PatientRecord>,
+}
+
+/// A person's decision about two records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The same person (accepting a candidate, or linking by hand).
+    Same,
+    /// Known not the same person (rejecting a candidate, or unlinking).
+    Different,
+    /// Withdraw people's decisions about the pair: the scores decide again.
+    Withdraw,
+}
+
+/// The parsed model a node works with, and when it was read.
+#[derive(Default)]
+pub(crate) struct ModelCache(tokio::sync::Mutex<Option<(Instant, Arc<Model>)>>);
+
+fn keys_of(record: &PatientRecord) -> Keys {
+    Keys::of(&Record { name: record.name.clone(), birth_date: record.birth_date.clone(), sex: record.sex.clone() })
+}
+
+impl Archive {
+    /// The model in use: the one estimated by the last rebuild, or the shipped one, with the
+    /// thresholds configured for this hub.
+    pub async fn mpi_model(&self) -> Result<Arc<Model>, ServiceError> {
+        let mut cache = self.mpi_model.0.lock().await;
+        if let Some((read, model)) = cache.as_ref()
+            && read.elapsed() < MODEL_TTL
+        {
+            return Ok(model.clone());
+        }
+        let mut model = match self.mpi.model().await? {
+            Some(json) => Model::from_json(&json).map_err(|e| ServiceError::unavailable(format!("stored model: {e}")))?,
+            None => {
+                let records = self.mpi.mpi_stats().await?.records as usize;
+                Model::shipped().for_population(records.max(1))
+            }
+        };
+        if let Some(thresholds) = self.mpi_thresholds {
+            model.thresholds = thresholds;
+        }
+        let model = Arc::new(model);
+        *cache = Some((Instant::now(), model.clone()));
+        Ok(model)
+    }
+
+    pub async fn mpi_stats(&self) -> Result<MpiStats, ServiceError> {
+        Ok(self.mpi.mpi_stats().await?)
+    }
+
+    /// The index's record of a facility's patient.
+    pub async fn mpi_record(
+        &self,
+        facility: &FacilityId,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<PatientRecord, ServiceError> {
+        self.mpi
+            .record_of_patient(facility, patient_id, issuer)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("patient"))
+    }
+
+    /// The person of `record`, with all its records and their links' history.
+    pub async fn person_view(&self, record: &PatientRecord) -> Result<PersonView, ServiceError> {
+        let records = match record.person {
+            Some(person) => self.mpi.records_of_person(person).await?,
+            None => vec![record.clone()],
+        };
+        let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
+        let links = self.mpi.link_history(&ids).await?;
+        let mut outside: Vec<RecordId> =
+            links.iter().flat_map(|l| [l.a, l.b]).filter(|r| !ids.contains(r)).collect();
+        outside.sort();
+        outside.dedup();
+        let others = self.mpi.records(&outside).await?;
+        Ok(PersonView { person: record.person, records, links, others })
+    }
+
+    /// Matches every pending record, unless another node is doing so.
+    pub async fn match_pending(&self) -> Result<MatcherRun, ServiceError> {
+        if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+            return Ok(MatcherRun::Busy);
+        }
+        let outcome = self.match_rounds().await;
+        if let Err(error) = self.tiers.release_lease(LEASE, &self.node).await {
+            tracing::warn!(%error, "cannot release the matcher lease; it expires by itself");
+        }
+        outcome.map(MatcherRun::Done)
+    }
+
+    async fn match_rounds(&self) -> Result<MatchReport, ServiceError> {
+        let mut report = MatchReport::default();
+        loop {
+            if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+                return Err(ServiceError::unavailable("another node took over the matcher lease"));
+            }
+            let pending = self.mpi.pending_records(ROUND).await?;
+            if pending.is_empty() {
+                return Ok(report);
+            }
+            let model = self.mpi_model().await?;
+            let round = pending.len();
+            for (record, state) in pending {
+                let outcome = self.match_record(&model, &record, state).await?;
+                report.matched += 1;
+                report.auto_links += outcome.add.iter().filter(|l| l.kind == LinkKind::Auto).count() as u64;
+                report.candidates += outcome.add.iter().filter(|l| l.kind == LinkKind::Candidate).count() as u64;
+                self.mpi.apply_matching(&outcome, now_unix()).await?;
+            }
+            if round < ROUND as usize {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Scores one record against its candidates and works out what changes.
+    async fn match_record(&self, model: &Model, record: &PatientRecord, state: i64) -> Result<MatchOutcome, ServiceError> {
+        let keys = keys_of(record);
+        let blocking = blocking_keys(&keys);
+        let (auto, review) = (weight_of(model.thresholds.auto_link), weight_of(model.thresholds.review));
+        let mut wanted: HashMap<RecordId, (LinkKind, f64)> = HashMap::new();
+        for candidate in self.mpi.records_by_keys(&blocking, CANDIDATES).await? {
+            if candidate.id == record.id {
+                continue;
+            }
+            let weight = model.score(&keys, &keys_of(&candidate));
+            if weight >= auto {
+                wanted.insert(candidate.id, (LinkKind::Auto, weight));
+            } else if weight >= review {
+                wanted.insert(candidate.id, (LinkKind::Candidate, weight));
+            }
+        }
+
+        // Keep the scored links that still hold, retire the others; people's decisions stand.
+        let mut retire = Vec::new();
+        let mut decided = HashSet::new();
+        for current in self.mpi.current_links(&[record.id]).await? {
+            let other = current.other(record.id);
+            if !current.kind.is_scored() {
+                decided.insert(other);
+            } else if wanted.get(&other).is_some_and(|(kind, _)| *kind == current.kind) {
+                wanted.remove(&other);
+            } else {
+                retire.push(current);
+            }
+        }
+        let matcher = Actor::matcher("scored");
+        let add: Vec<NewLink> = wanted
+            .into_iter()
+            .filter(|(other, _)| !decided.contains(other))
+            .map(|(other, (kind, weight))| NewLink::between(record.id, other, kind, Some(weight), matcher.clone()))
+            .collect();
+
+        let mut seeds = vec![record.id];
+        seeds.extend(retire.iter().map(|l| l.other(record.id)));
+        let retired: HashSet<i64> = retire.iter().map(|l| l.id).collect();
+        let persons = self.persons_around(&seeds, &retired, &add).await?;
+        Ok(MatchOutcome {
+            matched: vec![(record.id, state)],
+            keys: vec![(record.id, blocking)],
+            retire: retire.iter().map(|l| l.id).collect(),
+            retired_by: Some(Actor::matcher("no longer scores as it did")),
+            add,
+            persons,
+        })
+    }
+
+    /// The persons of every record connected to `seeds` once `retired` links are gone and
+    /// `added` ones are in. Everyone who shared a person with one of those records is
+    /// included too (and what they connect to), so that a person split apart is renumbered
+    /// as a whole and its id stays with one part only.
+    async fn persons_around(
+        &self,
+        seeds: &[RecordId],
+        retired: &HashSet<i64>,
+        added: &[NewLink],
+    ) -> Result<Vec<PersonAssignment>, ServiceError> {
+        let mut members: HashSet<RecordId> = seeds.iter().copied().collect();
+        let mut frontier: Vec<RecordId> = seeds.to_vec();
+        let mut records: HashMap<RecordId, PatientRecord> = HashMap::new();
+        let mut persons_seen = HashSet::new();
+        let mut joins = HashSet::new();
+        let mut different = HashSet::new();
+        while !frontier.is_empty() {
+            let current = self.mpi.current_links(&frontier).await?;
+            let links = current
+                .iter()
+                .filter(|l| !retired.contains(&l.id))
+                .map(|l| (l.a, l.b, l.kind))
+                .chain(added.iter().map(|l| (l.a, l.b, l.kind)))
+                .filter(|(a, b, _)| frontier.contains(a) || frontier.contains(b))
+                .collect::<Vec<_>>();
+            let mut next = Vec::new();
+            for (a, b, kind) in links {
+                if kind == LinkKind::Different {
+                    different.insert((a, b));
+                } else if kind.joins() {
+                    joins.insert((a, b));
+                    next.extend([a, b].into_iter().filter(|end| members.insert(*end)));
+                }
+            }
+            for record in self.mpi.records(&frontier).await? {
+                if let Some(person) = record.person
+                    && persons_seen.insert(person)
+                {
+                    let fellows = self.mpi.records_of_person(person).await?;
+                    next.extend(fellows.iter().map(|r| r.id).filter(|id| members.insert(*id)));
+                }
+                records.insert(record.id, record);
+            }
+            frontier = next;
+        }
+        let current: Vec<(RecordId, Option<PersonId>)> = records.values().map(|r| (r.id, r.person)).collect();
+        let joins: Vec<_> = joins.into_iter().collect();
+        let different: Vec<_> =
+            different.into_iter().filter(|(a, b)| members.contains(a) && members.contains(b)).collect();
+        Ok(assign_persons(&current, &joins, &different))
+    }
+
+    /// Estimates the model from every record, links them all again and writes the
+    /// difference: new links, retired ones, persons.
+    pub async fn rebuild_mpi(&self) -> Result<RebuildReport, ServiceError> {
+        if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+            return Err(ServiceError::unavailable("the matcher is running on another node; try again shortly"));
+        }
+        let outcome = self.rebuild().await;
+        if let Err(error) = self.tiers.release_lease(LEASE, &self.node).await {
+            tracing::warn!(%error, "cannot release the matcher lease; it expires by itself");
+        }
+        *self.mpi_model.0.lock().await = None;
+        outcome
+    }
+
+    async fn rebuild(&self) -> Result<RebuildReport, ServiceError> {
+        let all = self.mpi.all_records().await?;
+        let current = self.mpi.all_current_links().await?;
+        let thresholds = self.mpi_thresholds;
+        let shipped = self.mpi_model().await?;
+        let started = Instant::now();
+        let (model, linkage, records, trained) = tokio::task::spawn_blocking(move || {
+            let keys: Vec<Keys> = all.iter().map(|(r, _)| keys_of(r)).collect();
+            let trained = keys.len() >= MIN_TRAINING_RECORDS;
+            let mut model = if trained {
+                train(&keys, &Training::default(), shipped.thresholds)
+            } else {
+                shipped.for_population(keys.len().max(1))
+            };
+            if let Some(thresholds) = thresholds {
+                model.thresholds = thresholds;
+            }
+            let index: HashMap<RecordId, u32> = all.iter().enumerate().map(|(i, (r, _))| (r.id, i as u32)).collect();
+            let pair = |l: &Link| Some((*index.get(&l.a)?, *index.get(&l.b)?));
+            let constraints = Constraints {
+                same: current.iter().filter(|l| l.kind == LinkKind::Manual).filter_map(pair).collect(),
+                different: current.iter().filter(|l| l.kind == LinkKind::Different).filter_map(pair).collect(),
+            };
+            let linkage = link(&keys, &model, &constraints);
+            let blocking: Vec<Vec<String>> = keys.iter().map(blocking_keys).collect();
+            (model, linkage, (all, current, blocking), trained)
+        })
+        .await
+        .map_err(|e| ServiceError::unavailable(format!("rebuild failed: {e}")))?;
+        let (all, current, blocking) = records;
+        tracing::info!(records = all.len(), seconds = started.elapsed().as_secs_f64(), trained, "linked every record");
+
+        let auto = weight_of(model.thresholds.auto_link) as f32;
+        let id = |i: u32| all[i as usize].0.id;
+        let mut wanted: HashMap<(RecordId, RecordId), (LinkKind, f32)> = linkage
+            .pairs
+            .iter()
+            .map(|p| {
+                let kind = if p.weight >= auto { LinkKind::Auto } else { LinkKind::Candidate };
+                let (a, b) = (id(p.a), id(p.b));
+                ((a.min(b), a.max(b)), (kind, p.weight))
+            })
+            .collect();
+        let mut retire = Vec::new();
+        for link in &current {
+            let pair = (link.a, link.b);
+            if !link.kind.is_scored() {
+                wanted.remove(&pair);
+            } else if wanted.get(&pair).is_some_and(|(kind, _)| *kind == link.kind) {
+                wanted.remove(&pair);
+            } else {
+                retire.push(link.id);
+            }
+        }
+        let matcher = Actor::matcher("rebuild");
+        let add: Vec<NewLink> = wanted
+            .into_iter()
+            .map(|((a, b), (kind, weight))| NewLink::between(a, b, kind, Some(f64::from(weight)), matcher.clone()))
+            .collect();
+        let persons = persons_of_clusters(&all, &linkage);
+        let report = RebuildReport {
+            records: all.len(),
+            persons: persons.len(),
+            links_added: add.len(),
+            links_retired: retire.len(),
+            trained,
+        };
+        let outcome = MatchOutcome {
+            matched: all.iter().map(|(r, state)| (r.id, *state)).collect(),
+            keys: all.iter().map(|(r, _)| r.id).zip(blocking).collect(),
+            retire,
+            retired_by: Some(Actor::matcher("rebuild: no longer scores as it did")),
+            add,
+            persons,
+        };
+        if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+            return Err(ServiceError::unavailable("another node took over the matcher lease"));
+        }
+        if trained {
+            self.mpi.save_model(&model.to_json(), now_unix()).await?;
+        }
+        self.mpi.apply_matching(&outcome, now_unix()).await?;
+        Ok(report)
+    }
+
+    /// Records a person's decision about two records; the matcher then recomputes their
+    /// persons.
+    pub async fn decide(&self, a: RecordId, b: RecordId, decision: Decision, by: Actor) -> Result<(), ServiceError> {
+        if a == b {
+            return Err(ServiceError::invalid("a record is always the same person as itself"));
+        }
+        let found = self.mpi.records(&[a, b]).await?;
+        if found.len() != 2 {
+            return Err(ServiceError::not_found("patient record"));
+        }
+        let between: Vec<i64> = self
+            .mpi
+            .current_links(&[a])
+            .await?
+            .into_iter()
+            .filter(|l| l.other(a) == b && (decision != Decision::Withdraw || !l.kind.is_scored()))
+            .map(|l| l.id)
+            .collect();
+        let kind = match decision {
+            Decision::Same => Some(LinkKind::Manual),
+            Decision::Different => Some(LinkKind::Different),
+            Decision::Withdraw => None,
+        };
+        let add = kind.map(|kind| NewLink::between(a, b, kind, None, by.clone()));
+        Ok(self.mpi.decide(add.as_ref(), &between, &by, now_unix()).await?)
+    }
+
+    /// Scores the index against a known truth: `(facility, patient ID, person)` for each
+    /// record of a synthetic population. Records not in the truth are left out; truth
+    /// lines without a record are counted.
+    pub async fn evaluate_mpi(
+        &self,
+        truth: &[(FacilityId, String, String)],
+    ) -> Result<(Report, usize), ServiceError> {
+        let model = self.mpi_model().await?;
+        let all = self.mpi.all_records().await?;
+        let by_patient: HashMap<(&str, &str), &PatientRecord> =
+            all.iter().map(|(r, _)| ((r.facility.as_str(), r.patient_id.as_str()), r)).collect();
+        let mut index: HashMap<RecordId, u32> = HashMap::new();
+        let mut truth_labels = Vec::new();
+        let mut true_persons: HashMap<&str, u64> = HashMap::new();
+        // Predicted persons as small labels; a record without a person is one of its own.
+        let mut person_of = Vec::new();
+        let mut persons: HashMap<PersonId, u32> = HashMap::new();
+        let mut missing = 0;
+        for (facility, patient_id, person) in truth {
+            let Some(record) = by_patient.get(&(facility.as_str(), patient_id.as_str())) else {
+                missing += 1;
+                continue;
+            };
+            let next = true_persons.len() as u64;
+            truth_labels.push(*true_persons.entry(person.as_str()).or_insert(next));
+            index.insert(record.id, index.len() as u32);
+            let fresh = person_of.len() as u32;
+            person_of.push(match record.person {
+                Some(p) => *persons.entry(p).or_insert(fresh),
+                None => fresh,
+            });
+        }
+        let auto = weight_of(model.thresholds.auto_link) as f32;
+        let pairs = self
+            .mpi
+            .all_current_links()
+            .await?
+            .into_iter()
+            .filter_map(|l| {
+                let (a, b) = (*index.get(&l.a)?, *index.get(&l.b)?);
+                let weight = match l.kind {
+                    LinkKind::Auto | LinkKind::Manual => f32::MAX,
+                    LinkKind::Candidate => (l.weight.unwrap_or(0.0) as f32).min(auto - 0.001),
+                    LinkKind::Different => return None,
+                };
+                Some(ScoredPair { a, b, weight })
+            })
+            .collect();
+        let linkage = Linkage { pairs, person: person_of, compared: 0 };
+        Ok((evaluate(&truth_labels, &linkage, &model), missing))
+    }
+}
+
+/// Splits `records` into persons by `joins`, never joining a `different` pair. Each
+/// resulting cluster keeps the person most of its records had (largest clusters choose
+/// first); a cluster whose persons are all taken, or that had none, gets a new one.
+pub(crate) fn assign_persons(
+    records: &[(RecordId, Option<PersonId>)],
+    joins: &[(RecordId, RecordId)],
+    different: &[(RecordId, RecordId)],
+) -> Vec<PersonAssignment> {
+    let index: HashMap<RecordId, u32> = records.iter().enumerate().map(|(i, (r, _))| (*r, i as u32)).collect();
+    let pairs = |list: &[(RecordId, RecordId)]| -> Vec<(u32, u32)> {
+        list.iter().filter_map(|(a, b)| Some((*index.get(a)?, *index.get(b)?))).collect()
+    };
+    let constraints = Constraints { same: pairs(joins), different: pairs(different) };
+    let cluster_of = cluster(records.len(), [].iter(), &constraints);
+    let mut clusters: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, c) in cluster_of.iter().enumerate() {
+        clusters.entry(*c).or_default().push(i);
+    }
+    majority_persons(clusters.into_values().collect(), |i| records[i].1, |i| records[i].0)
+}
+
+/// The persons of a rebuild's clusters, keeping existing ids by majority.
+fn persons_of_clusters(all: &[(PatientRecord, i64)], linkage: &Linkage) -> Vec<PersonAssignment> {
+    let mut clusters: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, c) in linkage.person.iter().enumerate() {
+        clusters.entry(*c).or_default().push(i);
+    }
+    majority_persons(clusters.into_values().collect(), |i| all[i].0.person, |i| all[i].0.id)
+}
+
+fn majority_persons(
+    mut clusters: Vec<Vec<usize>>,
+    person: impl Fn(usize) -> Option<PersonId>,
+    record: impl Fn(usize) -> RecordId,
+) -> Vec<PersonAssignment> {
+    // Largest first, then by first record, so that the outcome does not depend on hashing.
+    clusters.sort_by_key(|members| (std::cmp::Reverse(members.len()), members.iter().map(|&i| record(i)).min()));
+    let mut taken = HashSet::new();
+    clusters
+        .into_iter()
+        .map(|members| {
+            let mut votes: HashMap<PersonId, usize> = HashMap::new();
+            for &i in &members {
+                if let Some(p) = person(i) {
+                    *votes.entry(p).or_default() += 1;
+                }
+            }
+            let mut ranked: Vec<(PersonId, usize)> = votes.into_iter().filter(|(p, _)| !taken.contains(p)).collect();
+            ranked.sort_by_key(|(p, n)| (std::cmp::Reverse(*n), *p));
+            let chosen = ranked.first().map(|(p, _)| *p);
+            if let Some(p) = chosen {
+                taken.insert(p);
+            }
+            PersonAssignment { person: chosen, records: members.into_iter().map(&record).collect() }
+        })
+        .collect()
+}
+
+/// Thresholds a hub configured, applied over whatever model is in use.
+pub fn thresholds(auto_link: f64, review: f64) -> Result<Thresholds, ServiceError> {
+    if !(0.0 < review && review <= auto_link && auto_link < 1.0) {
+        return Err(ServiceError::invalid("thresholds need 0 < review ≤ auto-link < 1"));
+    }
+    Ok(Thresholds { auto_link, review })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n: i64) -> RecordId {
+        RecordId(n)
+    }
+
+    #[test]
+    fn a_split_person_keeps_its_id_where_most_records_stay() {
+        let p = Some(PersonId(7));
+        // 1–2–3 were one person; 3–4 a new auto-link, 2–3 retired: {1, 2} and {3, 4}.
+        let records = [(r(1), p), (r(2), p), (r(3), p), (r(4), None)];
+        let assigned = assign_persons(&records, &[(r(1), r(2)), (r(3), r(4))], &[]);
+        assert_eq!(assigned.len(), 2);
+        let kept: Vec<_> = assigned.iter().filter(|a| a.person == Some(PersonId(7))).collect();
+        assert_eq!(kept.len(), 1, "one part keeps the id");
+        assert!(assigned.iter().any(|a| a.person.is_none()), "the other gets a new one");
+    }
+
+    #[test]
+    fn merged_persons_keep_the_larger_ones_id_and_different_is_never_joined() {
+        let records = [(r(1), Some(PersonId(1))), (r(2), Some(PersonId(2))), (r(3), Some(PersonId(2)))];
+        let assigned = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[]);
+        assert_eq!(assigned, vec![PersonAssignment { person: Some(PersonId(2)), records: vec![r(1), r(2), r(3)] }]);
+        let apart = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[(r(1), r(3))]);
+        assert_eq!(apart.len(), 2);
+    }
+}

@@ -107,7 +107,12 @@ enum Kanji {
     Missing,
 }
 
-fn name(kana_a: &Option<KanaKey>, kana_b: &Option<KanaKey>, kanji_a: &Option<KanjiKey>, kanji_b: &Option<KanjiKey>) -> u8 {
+fn name(
+    kana_a: &Option<KanaKey>,
+    kana_b: &Option<KanaKey>,
+    kanji_a: &Option<KanjiKey>,
+    kanji_b: &Option<KanjiKey>,
+) -> u8 {
     match (kana(kana_a, kana_b), kanji(kanji_a, kanji_b)) {
         (Kana::Missing, Kanji::Missing) => MISSING,
         (Kana::Exact, Kanji::Exact) => EXACT,

@@ -119,8 +119,9 @@ pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linka
                     for (rule, block) in work.iter().skip(thread).step_by(threads) {
                         for (i, &a) in block.iter().enumerate() {
                             for &b in &block[i + 1..] {
-                                let found_earlier =
-                                    keys[..*rule].iter().any(|k| k[a as usize].is_some() && k[a as usize] == k[b as usize]);
+                                let found_earlier = keys[..*rule]
+                                    .iter()
+                                    .any(|k| k[a as usize].is_some() && k[a as usize] == k[b as usize]);
                                 if found_earlier {
                                     continue;
                                 }

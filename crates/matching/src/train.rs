@@ -79,7 +79,8 @@ pub fn train(records: &[Keys], options: &Training, thresholds: Thresholds) -> Mo
         let mut sums = vec![0.0; model.fields[BIRTH_DATE].m.len()];
         for ((level, names), count) in &by_name {
             let levels = &model.fields[BIRTH_DATE];
-            let weight = weight_of(model.prior) + *names as f64 / 4.0
+            let weight = weight_of(model.prior)
+                + *names as f64 / 4.0
                 + (levels.m[*level as usize] / levels.u[*level as usize]).log2();
             sums[*level as usize] += probability(weight) * *count as f64;
         }
@@ -259,7 +260,8 @@ mod tests {
     use crate::keys::Record;
     use crate::link::{Constraints, link};
 
-    const KANA: &[&str] = &["ア", "イ", "カ", "キ", "サ", "シ", "タ", "ナ", "ハ", "マ", "ヤ", "ラ", "ワ", "ミ", "コ", "ト"];
+    const KANA: &[&str] =
+        &["ア", "イ", "カ", "キ", "サ", "シ", "タ", "ナ", "ハ", "マ", "ヤ", "ラ", "ワ", "ミ", "コ", "ト"];
 
     fn word(random: &mut SplitMix, length: u64) -> String {
         (0..length).map(|_| KANA[random.below(KANA.len() as u64) as usize]).collect()
@@ -309,7 +311,11 @@ mod tests {
         };
         let n = records.len() as f64;
         let actual_prior = true_pairs / (n * (n - 1.0) / 2.0);
-        assert!(model.prior / actual_prior > 0.5 && model.prior / actual_prior < 2.0, "{} vs {actual_prior}", model.prior);
+        assert!(
+            model.prior / actual_prior > 0.5 && model.prior / actual_prior < 2.0,
+            "{} vs {actual_prior}",
+            model.prior
+        );
 
         let report = evaluate(&truth, &link(&records, &model, &Constraints::default()), &model);
         assert!(report.pairs_auto.precision > 0.99, "{report:?}");

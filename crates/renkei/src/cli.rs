@@ -8,9 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use renkei_domain::model::{Facility, Node, Principal, Role, StoreOutcome};
+use renkei_domain::mpi::{Actor, RecordId};
 use renkei_domain::tier::{AgeBucket, Tier};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_domain::mpi::{Actor, RecordId};
 use renkei_service::{Archive, Decision, ImportOutcome, LifecyclePolicy, LifecycleRun, MatcherRun, PersonView};
 use tokio_util::sync::CancellationToken;
 

@@ -107,7 +107,9 @@ impl Archive {
             return Ok(model.clone());
         }
         let mut model = match self.mpi.model().await? {
-            Some(json) => Model::from_json(&json).map_err(|e| ServiceError::unavailable(format!("stored model: {e}")))?,
+            Some(json) => {
+                Model::from_json(&json).map_err(|e| ServiceError::unavailable(format!("stored model: {e}")))?
+            }
             None => {
                 let records = self.mpi.mpi_stats().await?.records as usize;
                 Model::shipped().for_population(records.max(1))
@@ -146,8 +148,7 @@ impl Archive {
         };
         let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
         let links = self.mpi.link_history(&ids).await?;
-        let mut outside: Vec<RecordId> =
-            links.iter().flat_map(|l| [l.a, l.b]).filter(|r| !ids.contains(r)).collect();
+        let mut outside: Vec<RecordId> = links.iter().flat_map(|l| [l.a, l.b]).filter(|r| !ids.contains(r)).collect();
         outside.sort();
         outside.dedup();
         let others = self.mpi.records(&outside).await?;
@@ -192,7 +193,12 @@ impl Archive {
     }
 
     /// Scores one record against its candidates and works out what changes.
-    async fn match_record(&self, model: &Model, record: &PatientRecord, state: i64) -> Result<MatchOutcome, ServiceError> {
+    async fn match_record(
+        &self,
+        model: &Model,
+        record: &PatientRecord,
+        state: i64,
+    ) -> Result<MatchOutcome, ServiceError> {
         let keys = keys_of(record);
         let blocking = blocking_keys(&keys);
         let (auto, review) = (weight_of(model.thresholds.auto_link), weight_of(model.thresholds.review));
@@ -355,9 +361,9 @@ impl Archive {
         let mut retire = Vec::new();
         for link in &current {
             let pair = (link.a, link.b);
-            if !link.kind.is_scored() {
-                wanted.remove(&pair);
-            } else if wanted.get(&pair).is_some_and(|(kind, _)| *kind == link.kind) {
+            // People's decisions stand, and so do scored links that still hold.
+            let stands = !link.kind.is_scored() || wanted.get(&pair).is_some_and(|(kind, _)| *kind == link.kind);
+            if stands {
                 wanted.remove(&pair);
             } else {
                 retire.push(link.id);
@@ -424,10 +430,7 @@ impl Archive {
     /// Scores the index against a known truth: `(facility, patient ID, person)` for each
     /// record of a synthetic population. Records not in the truth are left out; truth
     /// lines without a record are counted.
-    pub async fn evaluate_mpi(
-        &self,
-        truth: &[(FacilityId, String, String)],
-    ) -> Result<(Report, usize), ServiceError> {
+    pub async fn evaluate_mpi(&self, truth: &[(FacilityId, String, String)]) -> Result<(Report, usize), ServiceError> {
         let model = self.mpi_model().await?;
         let all = self.mpi.all_records().await?;
         let by_patient: HashMap<(&str, &str), &PatientRecord> =

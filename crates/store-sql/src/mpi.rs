@@ -134,13 +134,13 @@ fn link(row: Vec<Value>) -> Result<Link, StoreError> {
     };
     let int = |v: &Value, what| v.as_int().ok_or_else(|| corrupt(what));
     let kind = kind.into_text().and_then(|k| LinkKind::parse(&k)).ok_or_else(|| corrupt("link kind"))?;
-    let retired = match retired_at.as_int() {
-        Some(at) => Some(Retirement {
-            by: Actor { who: retired_by.into_text().unwrap_or_default(), why: retired_reason.into_text().unwrap_or_default() },
-            at,
-        }),
-        None => None,
-    };
+    let retired = retired_at.as_int().map(|at| Retirement {
+        by: Actor {
+            who: retired_by.into_text().unwrap_or_default(),
+            why: retired_reason.into_text().unwrap_or_default(),
+        },
+        at,
+    });
     Ok(Link {
         id: int(&pk, "link key")?,
         a: RecordId(int(&a, "link record")?),
@@ -287,12 +287,11 @@ pub(crate) async fn apply_matching(tx: &mut dyn Sql, outcome: &MatchOutcome, now
     insert_rows(tx, "INSERT INTO person (pk, created_at) VALUES", "(?, ?)", created, "").await?;
     for chunk in assigned.chunks(CHUNK) {
         let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
-        let text = format!(
-            "UPDATE patient SET person_pk = CASE pk {cases} END WHERE pk IN ({})",
-            placeholders(chunk.len())
-        );
+        let text =
+            format!("UPDATE patient SET person_pk = CASE pk {cases} END WHERE pk IN ({})", placeholders(chunk.len()));
         let binds = chunk.iter().flat_map(|(r, p)| [Value::Int(r.0), Value::Int(*p)]);
-        let statement = binds.chain(chunk.iter().map(|(r, _)| Value::Int(r.0))).fold(tx.statement(&text), Statement::bind);
+        let statement =
+            binds.chain(chunk.iter().map(|(r, _)| Value::Int(r.0))).fold(tx.statement(&text), Statement::bind);
         tx.execute(&statement).await?;
     }
 

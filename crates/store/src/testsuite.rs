@@ -489,7 +489,10 @@ pub async fn patients_are_pending_until_matched(store: &dyn Store) {
     let pending = store.pending_records(10).await.expect("pending");
     assert_eq!(pending.len(), 1);
     let (first, state) = &pending[0];
-    assert_eq!((first.id, first.name.as_str(), first.birth_date.as_str()), (id, "Yamada^Hanako=山田^花子=ヤマダ^ハナコ", "19800102"));
+    assert_eq!(
+        (first.id, first.name.as_str(), first.birth_date.as_str()),
+        (id, "Yamada^Hanako=山田^花子=ヤマダ^ハナコ", "19800102")
+    );
     assert_eq!(first.person, None);
 
     // Another instance of the same patient with the same demographics changes nothing…
@@ -571,7 +574,10 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     assert_eq!(store.records_of_person(person).await.expect("person").len(), 3);
 
     let stats = store.mpi_stats().await.expect("stats");
-    assert_eq!((stats.records, stats.pending, stats.persons, stats.persons_across_facilities, stats.candidates), (3, 0, 1, 1, 1));
+    assert_eq!(
+        (stats.records, stats.pending, stats.persons, stats.persons_across_facilities, stats.candidates),
+        (3, 0, 1, 1, 1)
+    );
     assert!(store.model().await.expect("model").is_none());
     store.save_model("{\"v\":1}", 5).await.expect("save");
     store.save_model("{\"v\":2}", 6).await.expect("save");

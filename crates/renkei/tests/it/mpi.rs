@@ -4,7 +4,14 @@
 use crate::harness::*;
 
 /// A one-slice study of a patient, as a Part-10 file.
-fn study_of(dir: &std::path::Path, n: u64, patient_id: &str, name: &str, birth_date: &str, sex: &str) -> std::path::PathBuf {
+fn study_of(
+    dir: &std::path::Path,
+    n: u64,
+    patient_id: &str,
+    name: &str,
+    birth_date: &str,
+    sex: &str,
+) -> std::path::PathBuf {
     use renkei_testkit::generate::{CT_IMAGE, Patient, ct_slice, dataset, part10, uid};
     std::fs::create_dir_all(dir).expect("dir");
     let mut spec = ct_slice(16, 70_000 + n);
@@ -78,9 +85,15 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
     assert!(linked.contains(&("west".into(), "W-901".into())), "variants link automatically:\n{shown}");
     assert!(!linked.iter().any(|(_, id)| id == "W-902"), "the twin stays apart:\n{shown}");
     assert!(!linked.iter().any(|(_, id)| id == "W-903"), "a new surname is not linked by itself:\n{shown}");
-    assert!(shown.lines().any(|l| l.contains("candidate") && l.contains("west/W-903")), "but waits for review:\n{shown}");
+    assert!(
+        shown.lines().any(|l| l.contains("candidate") && l.contains("west/W-903")),
+        "but waits for review:\n{shown}"
+    );
     let status = fixture.admin(&["mpi", "status"]);
-    assert!(status.lines().any(|l| l.starts_with("persons across facilities") && l.trim_end().ends_with(" 1")), "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("persons across facilities") && l.trim_end().ends_with(" 1")),
+        "{status}"
+    );
 
     // A clerk confirms the marriage: the record joins the person.
     fixture.admin(&["mpi", "decide", "same", "east/E-001", "west/W-903", "--reason", "married 2024", "--by", "clerk"]);
@@ -110,12 +123,18 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
     assert!(rebuilt.starts_with("linked ") && rebuilt.contains("model shipped"), "{rebuilt}");
     let shown = person_of(&fixture, "east", "E-001");
     let linked = members(&shown);
-    assert!(linked.contains(&("west".into(), "W-903".into())) && !linked.iter().any(|(_, id)| id == "W-901"), "{shown}");
+    assert!(
+        linked.contains(&("west".into(), "W-903".into())) && !linked.iter().any(|(_, id)| id == "W-901"),
+        "{shown}"
+    );
 
     // Scored against a truth in which W-901 is her after all: the unlink cost recall.
     let truth = fixture.root.path().join("truth.tsv");
-    std::fs::write(&truth, "facility\tpatient_id\tperson\neast\tE-001\tA\nwest\tW-901\tA\nwest\tW-903\tA\nwest\tW-902\tB\n")
-        .expect("truth");
+    std::fs::write(
+        &truth,
+        "facility\tpatient_id\tperson\neast\tE-001\tA\nwest\tW-901\tA\nwest\tW-903\tA\nwest\tW-902\tB\n",
+    )
+    .expect("truth");
     let report = fixture.admin(&["mpi", "evaluate", truth.to_str().expect("utf-8")]);
     assert!(report.contains("records 4  true pairs 3  missing from the index 0"), "{report}");
     let clusters = report.lines().find(|l| l.starts_with("clusters, auto-link")).expect("clusters line");

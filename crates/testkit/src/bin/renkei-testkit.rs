@@ -323,8 +323,17 @@ fn link_population(
         for pair in linkage.pairs.iter().filter(|p| p.weight < auto) {
             let (a, b) = (pair.a as usize, pair.b as usize);
             let levels = renkei_matching::compare::compare(&keys[a], &keys[b]);
-            out += &format!("{:.2}\t{}\t{levels:?}\t{}\t{}\t{}\t{}\t{}\t{}\n", pair.weight, truth[a] == truth[b],
-                records[a].name, records[a].birth_date, records[a].sex, records[b].name, records[b].birth_date, records[b].sex);
+            out += &format!(
+                "{:.2}\t{}\t{levels:?}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                pair.weight,
+                truth[a] == truth[b],
+                records[a].name,
+                records[a].birth_date,
+                records[a].sex,
+                records[b].name,
+                records[b].birth_date,
+                records[b].sex
+            );
         }
         std::fs::write(path, out)?;
     }
@@ -336,12 +345,16 @@ fn link_population(
                 let auto = renkei_matching::model::weight_of(auto_link) as f32;
                 let floor = renkei_matching::model::weight_of(review) as f32;
                 let pairs: Vec<_> = linkage.pairs.iter().filter(|p| p.weight >= floor).copied().collect();
-                let person = link::cluster(keys.len(), pairs.iter().filter(|p| p.weight >= auto), &link::Constraints::default());
+                let person =
+                    link::cluster(keys.len(), pairs.iter().filter(|p| p.weight >= auto), &link::Constraints::default());
                 let linkage = link::Linkage { pairs, person, compared: linkage.compared };
                 let r = evaluate::evaluate(&truth, &linkage, &model);
-                println!("{}", serde_json::json!({"auto_link": auto_link, "review": review,
+                println!(
+                    "{}",
+                    serde_json::json!({"auto_link": auto_link, "review": review,
                     "precision_auto": r.pairs_auto.precision, "recall_review": r.pairs_review.recall,
-                    "review_per_1000": r.review_per_1000_records, "f1_auto": r.pairs_auto.f1}));
+                    "review_per_1000": r.review_per_1000_records, "f1_auto": r.pairs_auto.f1})
+                );
             }
         }
     }

@@ -134,6 +134,11 @@ impl NewLink {
     pub fn between(x: RecordId, y: RecordId, kind: LinkKind, weight: Option<f64>, by: Actor) -> NewLink {
         NewLink { a: x.min(y), b: x.max(y), kind, weight, by }
     }
+
+    /// The other end of this link from `record`.
+    pub fn other(&self, record: RecordId) -> RecordId {
+        if self.a == record { self.b } else { self.a }
+    }
 }
 
 /// Records that become one person: an existing one, or a new one when `person` is `None`.

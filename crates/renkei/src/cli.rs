@@ -467,10 +467,22 @@ async fn import(archive: Arc<Archive>, args: ImportArgs) -> anyhow::Result<()> {
 async fn mpi(archive: Arc<Archive>, command: MpiCommand) -> anyhow::Result<()> {
     match command {
         MpiCommand::Match => match archive.match_pending().await? {
-            MatcherRun::Done(report) => println!(
-                "matched {} records: {} automatic links, {} candidates for review",
-                report.matched, report.auto_links, report.candidates
-            ),
+            MatcherRun::Done(mut report) => {
+                println!(
+                    "matched {} records: {} automatic links, {} candidates for review",
+                    report.matched, report.auto_links, report.candidates
+                );
+                report.durations.sort();
+                let at = |q: f64| report.durations[((report.durations.len() - 1) as f64 * q).round() as usize];
+                if !report.durations.is_empty() {
+                    println!(
+                        "per record: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                        at(0.5).as_secs_f64() * 1e3,
+                        at(0.99).as_secs_f64() * 1e3,
+                        at(1.0).as_secs_f64() * 1e3
+                    );
+                }
+            }
             MatcherRun::Busy => bail!("another node is matching now; try again shortly"),
         },
         MpiCommand::Rebuild => {

@@ -47,6 +47,8 @@ pub struct MatchReport {
     pub matched: u64,
     pub auto_links: u64,
     pub candidates: u64,
+    /// How long each record took, from reading its candidates to committing.
+    pub durations: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +145,7 @@ impl Archive {
     /// The person of `record`, with all its records and their links' history.
     pub async fn person_view(&self, record: &PatientRecord) -> Result<PersonView, ServiceError> {
         let records = match record.person {
-            Some(person) => self.mpi.records_of_person(person).await?,
+            Some(person) => self.mpi.records_of_persons(&[person]).await?,
             None => vec![record.clone()],
         };
         let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
@@ -180,11 +182,13 @@ impl Archive {
             let model = self.mpi_model().await?;
             let round = pending.len();
             for (record, state) in pending {
+                let started = Instant::now();
                 let outcome = self.match_record(&model, &record, state).await?;
                 report.matched += 1;
                 report.auto_links += outcome.add.iter().filter(|l| l.kind == LinkKind::Auto).count() as u64;
                 report.candidates += outcome.add.iter().filter(|l| l.kind == LinkKind::Candidate).count() as u64;
                 self.mpi.apply_matching(&outcome, now_unix()).await?;
+                report.durations.push(started.elapsed());
             }
             if round < ROUND as usize {
                 return Ok(report);
@@ -203,6 +207,7 @@ impl Archive {
         let blocking = blocking_keys(&keys);
         let (auto, review) = (weight_of(model.thresholds.auto_link), weight_of(model.thresholds.review));
         let mut wanted: HashMap<RecordId, (LinkKind, f64)> = HashMap::new();
+        let mut known: HashMap<RecordId, PatientRecord> = HashMap::new();
         for candidate in self.mpi.records_by_keys(&blocking, CANDIDATES).await? {
             if candidate.id == record.id {
                 continue;
@@ -213,19 +218,28 @@ impl Archive {
             } else if weight >= review {
                 wanted.insert(candidate.id, (LinkKind::Candidate, weight));
             }
+            known.insert(candidate.id, candidate);
         }
 
         // Keep the scored links that still hold, retire the others; people's decisions stand.
+        let current = self.mpi.current_links(&[record.id]).await?;
         let mut retire = Vec::new();
+        let mut joined = Vec::new();
         let mut decided = HashSet::new();
-        for current in self.mpi.current_links(&[record.id]).await? {
-            let other = current.other(record.id);
-            if !current.kind.is_scored() {
+        for link in &current {
+            let other = link.other(record.id);
+            if !link.kind.is_scored() {
                 decided.insert(other);
-            } else if wanted.get(&other).is_some_and(|(kind, _)| *kind == current.kind) {
+                if link.kind.joins() {
+                    joined.push(other);
+                }
+            } else if wanted.get(&other).is_some_and(|(kind, _)| *kind == link.kind) {
                 wanted.remove(&other);
+                if link.kind.joins() {
+                    joined.push(other);
+                }
             } else {
-                retire.push(current);
+                retire.push(link.id);
             }
         }
         let matcher = Actor::matcher("scored");
@@ -234,70 +248,60 @@ impl Archive {
             .filter(|(other, _)| !decided.contains(other))
             .map(|(other, (kind, weight))| NewLink::between(record.id, other, kind, Some(weight), matcher.clone()))
             .collect();
+        joined.extend(add.iter().filter(|l| l.kind.joins()).map(|l| l.other(record.id)));
 
-        let mut seeds = vec![record.id];
-        seeds.extend(retire.iter().map(|l| l.other(record.id)));
-        let retired: HashSet<i64> = retire.iter().map(|l| l.id).collect();
-        let persons = self.persons_around(&seeds, &retired, &add).await?;
+        let retired: HashSet<i64> = retire.iter().copied().collect();
+        let persons = self.persons_around(record, &joined, &known, &retired, &add).await?;
         Ok(MatchOutcome {
             matched: vec![(record.id, state)],
             keys: vec![(record.id, blocking)],
-            retire: retire.iter().map(|l| l.id).collect(),
+            retire,
             retired_by: Some(Actor::matcher("no longer scores as it did")),
             add,
             persons,
         })
     }
 
-    /// The persons of every record connected to `seeds` once `retired` links are gone and
-    /// `added` ones are in. Everyone who shared a person with one of those records is
-    /// included too (and what they connect to), so that a person split apart is renumbered
-    /// as a whole and its id stays with one part only.
+    /// The persons of `record`, of the records it is now joined with, and of everyone who
+    /// shared a person with them: with `retired` links gone and `added` ones in, they are
+    /// split into persons again. Persons are connected components, so these records are
+    /// all that a change around `record` can join or split.
     async fn persons_around(
         &self,
-        seeds: &[RecordId],
+        record: &PatientRecord,
+        joined: &[RecordId],
+        known: &HashMap<RecordId, PatientRecord>,
         retired: &HashSet<i64>,
         added: &[NewLink],
     ) -> Result<Vec<PersonAssignment>, ServiceError> {
-        let mut members: HashSet<RecordId> = seeds.iter().copied().collect();
-        let mut frontier: Vec<RecordId> = seeds.to_vec();
-        let mut records: HashMap<RecordId, PatientRecord> = HashMap::new();
-        let mut persons_seen = HashSet::new();
-        let mut joins = HashSet::new();
-        let mut different = HashSet::new();
-        while !frontier.is_empty() {
-            let current = self.mpi.current_links(&frontier).await?;
-            let links = current
-                .iter()
-                .filter(|l| !retired.contains(&l.id))
-                .map(|l| (l.a, l.b, l.kind))
-                .chain(added.iter().map(|l| (l.a, l.b, l.kind)))
-                .filter(|(a, b, _)| frontier.contains(a) || frontier.contains(b))
-                .collect::<Vec<_>>();
-            let mut next = Vec::new();
-            for (a, b, kind) in links {
-                if kind == LinkKind::Different {
-                    different.insert((a, b));
-                } else if kind.joins() {
-                    joins.insert((a, b));
-                    next.extend([a, b].into_iter().filter(|end| members.insert(*end)));
-                }
+        let unknown: Vec<RecordId> = joined.iter().filter(|r| !known.contains_key(r)).copied().collect();
+        let fetched = self.mpi.records(&unknown).await?;
+        let partners: Vec<&PatientRecord> =
+            joined.iter().filter_map(|r| known.get(r)).chain(&fetched).chain([record]).collect();
+        let mut persons: Vec<PersonId> = partners.iter().filter_map(|r| r.person).collect();
+        persons.sort();
+        persons.dedup();
+        let mut members: HashMap<RecordId, Option<PersonId>> = partners.iter().map(|r| (r.id, r.person)).collect();
+        members.extend(self.mpi.records_of_persons(&persons).await?.into_iter().map(|r| (r.id, r.person)));
+
+        let ids: Vec<RecordId> = members.keys().copied().collect();
+        let inside = |a: &RecordId, b: &RecordId| members.contains_key(a) && members.contains_key(b);
+        let links = self.mpi.current_links(&ids).await?;
+        let links = links
+            .iter()
+            .filter(|l| !retired.contains(&l.id))
+            .map(|l| (l.a, l.b, l.kind))
+            .chain(added.iter().map(|l| (l.a, l.b, l.kind)))
+            .filter(|(a, b, _)| inside(a, b));
+        let (mut joins, mut different) = (Vec::new(), Vec::new());
+        for (a, b, kind) in links {
+            match kind {
+                LinkKind::Different => different.push((a, b)),
+                kind if kind.joins() => joins.push((a, b)),
+                _ => {}
             }
-            for record in self.mpi.records(&frontier).await? {
-                if let Some(person) = record.person
-                    && persons_seen.insert(person)
-                {
-                    let fellows = self.mpi.records_of_person(person).await?;
-                    next.extend(fellows.iter().map(|r| r.id).filter(|id| members.insert(*id)));
-                }
-                records.insert(record.id, record);
-            }
-            frontier = next;
         }
-        let current: Vec<(RecordId, Option<PersonId>)> = records.values().map(|r| (r.id, r.person)).collect();
-        let joins: Vec<_> = joins.into_iter().collect();
-        let different: Vec<_> =
-            different.into_iter().filter(|(a, b)| members.contains(a) && members.contains(b)).collect();
+        let current: Vec<(RecordId, Option<PersonId>)> = members.into_iter().collect();
         Ok(assign_persons(&current, &joins, &different))
     }
 

@@ -104,8 +104,16 @@ pub(crate) async fn records(sql: &mut dyn Sql, ids: &[RecordId]) -> Result<Vec<P
     Ok(out)
 }
 
-pub(crate) async fn records_of_person(sql: &mut dyn Sql, person: PersonId) -> Result<Vec<PatientRecord>, StoreError> {
-    records_where(sql, "p.person_pk = ? ORDER BY p.pk", vec![Value::Int(person.0)]).await
+pub(crate) async fn records_of_persons(
+    sql: &mut dyn Sql,
+    persons: &[PersonId],
+) -> Result<Vec<PatientRecord>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in persons.chunks(CHUNK) {
+        let clause = format!("p.person_pk IN ({}) ORDER BY p.pk", placeholders(chunk.len()));
+        out.extend(records_where(sql, &clause, chunk.iter().map(|p| Value::Int(p.0)).collect()).await?);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn record_of_patient(

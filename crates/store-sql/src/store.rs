@@ -177,8 +177,8 @@ impl<B: SqlBackend> MpiStore for SqlStore<B> {
         mpi::records(&mut *self.0.reader(), ids).await
     }
 
-    async fn records_of_person(&self, person: PersonId) -> Result<Vec<PatientRecord>, StoreError> {
-        mpi::records_of_person(&mut *self.0.reader(), person).await
+    async fn records_of_persons(&self, persons: &[PersonId]) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::records_of_persons(&mut *self.0.reader(), persons).await
     }
 
     async fn record_of_patient(

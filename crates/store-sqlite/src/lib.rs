@@ -2,6 +2,9 @@
 //!
 //! - [`SqliteStore::open`] creates or opens `index.sqlite` in WAL mode with `synchronous=FULL`,
 //!   so a committed transaction survives power loss, and runs the migrations.
+//! - Checkpoints (copying the WAL back into the database file, and syncing it) run every
+//!   second on a task of their own, not inside whichever commit crosses SQLite's threshold:
+//!   that commit would otherwise wait for them.
 //! - It is a [`SqlBackend`]: the store traits are `renkei_store_sql::SqlStore<SqliteStore>`,
 //!   running the shared statements through [`On`], this backend's [`Sql`] seam.
 //! - Instance writes go through one held writer connection, which remembers its own upserts
@@ -59,7 +62,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             // DICOM matching is case-sensitive; person names are matched on folded keys.
-            .pragma("case_sensitive_like", "ON");
+            .pragma("case_sensitive_like", "ON")
+            .pragma("wal_autocheckpoint", "0");
         // A local file cannot drop a connection the way a network can: skip the ping that a
         // pool sends before handing each connection out.
         let pool = SqlitePoolOptions::new()
@@ -72,6 +76,7 @@ impl SqliteStore {
         let writer = Writer { connection, upserts: UpsertCache::default(), data_version: -1 };
         let store = Self { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)) };
         store.migrate().await?;
+        tokio::spawn(checkpoint_every_second(store.pool.clone()));
         Ok(store)
     }
 
@@ -82,9 +87,27 @@ impl SqliteStore {
         tx.commit().await.map_err(map_error)
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Checkpoints the WAL fully and closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+            tracing::debug!(%error, "final checkpoint did not complete; the next open finishes it");
+        }
         self.pool.close().await;
+    }
+}
+
+/// Copies committed WAL frames into the database file every second, without waiting for
+/// readers or writers (`PASSIVE`), until the pool is closed.
+async fn checkpoint_every_second(pool: SqlitePool) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(%error, "checkpoint skipped");
+        }
     }
 }
 

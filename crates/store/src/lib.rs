@@ -131,7 +131,8 @@ pub trait MpiStore: Send + Sync {
     /// Records that share at least one of `keys`, at most `limit`.
     async fn records_by_keys(&self, keys: &[String], limit: u32) -> Result<Vec<PatientRecord>, StoreError>;
     async fn records(&self, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError>;
-    async fn records_of_person(&self, person: PersonId) -> Result<Vec<PatientRecord>, StoreError>;
+    /// Every record of these persons.
+    async fn records_of_persons(&self, persons: &[PersonId]) -> Result<Vec<PatientRecord>, StoreError>;
     /// The record of a facility's patient.
     async fn record_of_patient(
         &self,

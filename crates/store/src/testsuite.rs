@@ -549,7 +549,7 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     let person = records[0].person.expect("a person");
     assert_eq!(records[1].person, Some(person));
     assert!(records[2].person.is_some() && records[2].person != Some(person));
-    let members = store.records_of_person(person).await.expect("person");
+    let members = store.records_of_persons(&[person]).await.expect("person");
     assert_eq!(members.iter().map(|r| r.facility.as_str()).collect::<Vec<_>>(), ["east", "west"]);
 
     let links = store.current_links(&[a]).await.expect("links");
@@ -571,7 +571,7 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     assert!(store.records_by_keys(&["n:ヤマダ^ハナコ".into()], 10).await.expect("by key").is_empty());
     let links = store.current_links(&[a, b]).await.expect("links");
     assert_eq!(links.iter().filter(|l| l.kind == LinkKind::Auto).count(), 1);
-    assert_eq!(store.records_of_person(person).await.expect("person").len(), 3);
+    assert_eq!(store.records_of_persons(&[person]).await.expect("person").len(), 3);
 
     let stats = store.mpi_stats().await.expect("stats");
     assert_eq!(

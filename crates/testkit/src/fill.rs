@@ -75,3 +75,70 @@ pub async fn fill(
     builder.await?;
     Ok(started.elapsed())
 }
+
+/// One line of a synthetic population (`bench/mpi_population.py`).
+pub struct PopulationRecord {
+    pub facility: String,
+    pub patient_id: String,
+    pub name: String,
+    pub birth_date: String,
+    pub sex: String,
+}
+
+/// Reads a population file: a header, then facility, patient_id, person, name, birth_date,
+/// sex, tab-separated.
+pub fn read_population(text: &str) -> anyhow::Result<Vec<PopulationRecord>> {
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [facility, patient_id, _, name, birth_date, sex] = fields[..] else {
+                anyhow::bail!("a line without six fields: {line}")
+            };
+            Ok(PopulationRecord {
+                facility: facility.into(),
+                patient_id: patient_id.into(),
+                name: name.into(),
+                birth_date: birth_date.into(),
+                sex: sex.into(),
+            })
+        })
+        .collect()
+}
+
+/// Records one instance (no blob) for each of `people`, so that each becomes a patient of
+/// its facility; the facilities must exist. Returns the time spent.
+pub async fn fill_patients(store: &dyn InstanceStore, people: &[PopulationRecord]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for (chunk_number, chunk) in people.chunks(BATCH as usize).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let n = chunk_number as u64 * BATCH + i as u64;
+                let uid = |level: u64| renkei_domain::Uid::new(&format!("2.25.{}{:09}", 7000 + level, n));
+                Ok(NewInstance {
+                    facility: FacilityId::new(&p.facility)?,
+                    study_uid: uid(1)?,
+                    series_uid: uid(2)?,
+                    sop_instance_uid: uid(3)?,
+                    sop_class_uid: renkei_domain::Uid::new("1.2.840.10008.5.1.4.1.1.7")?,
+                    transfer_syntax_uid: renkei_domain::Uid::new("1.2.840.10008.1.2.1")?,
+                    blob: BlobHash(format!("synthetic-patient-{n}")),
+                    size: 0,
+                    attributes: renkei_domain::model::IndexedAttributes {
+                        patient_id: Some(p.patient_id.clone()),
+                        patient_name: Some(p.name.clone()),
+                        patient_birth_date: Some(p.birth_date.clone()),
+                        patient_sex: Some(p.sex.clone()),
+                        ..Default::default()
+                    },
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for result in store.record_instances(&batch).await.context("recording a batch")? {
+            result.context("recording a patient")?;
+        }
+    }
+    Ok(started.elapsed())
+}

@@ -25,6 +25,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Record each line of a synthetic population as a patient (one instance, no blob) of
+    /// its facility, creating facilities f01… as needed; for the matching benchmark.
+    FillPatients {
+        population: PathBuf,
+        #[arg(long, conflicts_with = "database_url")]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The first line to record (0: the first after the header).
+        #[arg(long, default_value_t = 0)]
+        from: usize,
+        /// How many lines (default: all the rest).
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Train and link a synthetic population in memory; print timings and quality as JSON.
     Link {
         /// A population from bench/mpi_population.py (facility, patient_id, person, name,
@@ -144,6 +159,37 @@ async fn main() -> anyhow::Result<()> {
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
         }
         Command::Link { population, model, review, sweep } => link_population(&population, model, review, sweep),
+        Command::FillPatients { population, data_dir, database_url, from, count } => {
+            let text = std::fs::read_to_string(&population)?;
+            let people = renkei_testkit::fill::read_population(&text)?;
+            let end = count.map_or(people.len(), |c| (from + c).min(people.len()));
+            let people = &people[from.min(end)..end];
+            let store = match (data_dir, database_url) {
+                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?))
+                    as Box<dyn PatientSink>,
+                (Some(dir), None) => {
+                    std::fs::create_dir_all(&dir)?;
+                    Box::new(SqlStore(renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?))
+                }
+                (None, None) => bail!("say --data-dir or --database-url"),
+            };
+            let mut facilities: Vec<&str> = people.iter().map(|p| p.facility.as_str()).collect();
+            facilities.sort();
+            facilities.dedup();
+            let existing = store.facilities().await?;
+            for id in facilities {
+                let id = renkei_domain::FacilityId::new(id)?;
+                if !existing.iter().any(|f| f.id == id) {
+                    let ae = renkei_domain::AeTitle::new(&format!("SCU_{}", id.as_str()))?;
+                    let facility = renkei_domain::model::Facility { name: id.as_str().into(), id, ae_titles: vec![ae] };
+                    store.add_facility(&facility).await?;
+                }
+            }
+            let took = renkei_testkit::fill::fill_patients(store.as_instances(), people).await?;
+            let rate = people.len() as f64 / took.as_secs_f64();
+            println!("{{\"count\":{},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", people.len(), took.as_secs_f64());
+            Ok(())
+        }
         Command::FillIndex { data_dir, database_url, facility, run, start, count } => {
             let facility = renkei_domain::FacilityId::new(&facility)?;
             let store: Box<dyn renkei_store::InstanceStore> = match (data_dir, database_url) {
@@ -370,4 +416,15 @@ fn link_population(
     });
     println!("{summary}");
     Ok(())
+}
+
+/// A store that can take facilities and patients.
+trait PatientSink: renkei_store::FacilityStore + renkei_store::InstanceStore {
+    fn as_instances(&self) -> &dyn renkei_store::InstanceStore;
+}
+
+impl<T: renkei_store::FacilityStore + renkei_store::InstanceStore> PatientSink for T {
+    fn as_instances(&self) -> &dyn renkei_store::InstanceStore {
+        self
+    }
 }

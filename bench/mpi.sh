@@ -10,6 +10,11 @@
 #    and the review load), with wall times.
 # 3. bench/mpi_splink.py: Splink (DuckDB) on the same file, same thresholds, same measures.
 # 4. Both again on a population of LARGE records, for speed.
+# 5. The index itself, on SQLite (both sizes) and PostgreSQL (RECORDS): every record but the
+#    last 1,000 recorded as a patient (renkei-testkit fill-patients), `renkei mpi rebuild`
+#    timed end to end (read, estimate, link, write), `renkei mpi evaluate` against the truth,
+#    then the last 1,000 recorded and matched incrementally by `renkei mpi match`, which
+#    reports each record's time from reading its candidates to the commit.
 # Results are printed as Markdown and kept under bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +33,49 @@ for size in "$records" "$large"; do
     python3 -c "import json,sys; r=json.load(sys.stdin); r['system']='splink'; print(json.dumps(r))" >> "$results"
 done
 
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+index_run() { # backend size population index_args...
+  local backend=$1 size=$2 population=$3; shift 3
+  local held=$((size - 1000))
+  "$bin/renkei-testkit" fill-patients "$population" "$@" --count "$held" > /dev/null
+  local started=$(date +%s.%N)
+  "$bin/renkei" "$@" mpi rebuild 2>/dev/null > "$work/rebuild.txt"
+  local seconds=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
+  "$bin/renkei" "$@" mpi evaluate "$population" > "$work/evaluate.txt"
+  "$bin/renkei-testkit" fill-patients "$population" "$@" --from "$held" > /dev/null
+  "$bin/renkei" "$@" mpi match 2>/dev/null > "$work/match.txt"
+  python3 - "$backend" "$size" "$seconds" "$work" >> "$results" <<'PY'
+import json, re, sys
+backend, size, seconds, work = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+evaluate = open(f"{work}/evaluate.txt").read()
+def row(label):
+    line = next(l for l in evaluate.splitlines() if l.startswith(label))
+    predicted, correct, precision, recall, f1 = line.split()[-5:]
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+match = open(f"{work}/match.txt").read()
+p50, p99 = re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", match).groups()
+print(json.dumps({"system": f"index-{backend}", "records": size, "rebuild_seconds": seconds,
+                  "rebuild": open(f"{work}/rebuild.txt").read().strip(),
+                  "pairs_auto": row("pairs, auto-link"), "pairs_review": row("pairs, with review"),
+                  "clusters_auto": row("clusters, auto-link"),
+                  "review_per_1000_records": float(re.search(r"([\d.]+) tasks per 1,000", evaluate).group(1)),
+                  "incremental_p50_ms": float(p50), "incremental_p99_ms": float(p99)}))
+PY
+}
+for size in "$records" "$large"; do
+  index_run sqlite "$size" "$work/population-$size.tsv" --data-dir "$work/index-$size"
+  rm -rf "$work/index-$size"
+done
+mkdir -p "$work/pg/socket"
+if [ "$(id -u)" = 0 ]; then chmod 755 "$work"; chown -R postgres: "$work/pg"; fi
+as_postgres "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 > /dev/null
+as_postgres "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w start \
+  -o "-k $work/pg/socket -c listen_addresses='' -c shared_buffers=1GB" > /dev/null
+index_run postgres "$records" "$work/population-$records.tsv" --data-dir "$work/index-pg" \
+  --database-url "postgres://postgres@localhost/postgres?host=$work/pg/socket"
+as_postgres "$pg_bin/pg_ctl" -D "$work/pg/data" -m fast -w stop > /dev/null
+
 python3 - "$results" <<'PY' | tee "$out/mpi-$stamp.md"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -35,9 +83,19 @@ print("| records | system | seconds | auto-link precision | auto-link recall | F
       "F1 (clusters, auto) | review per 1,000 |")
 print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
+    if r["system"].startswith("index-"):
+        continue
     report = r.get("report", r)
     seconds = r.get("total_seconds", r.get("seconds"))
     print(f"| {r['records']:,} | {r['system']} | {seconds} | {report['pairs_auto']['precision']:.4f} | "
           f"{report['pairs_auto']['recall']:.4f} | {report['pairs_auto']['f1']:.4f} | {report['pairs_review']['recall']:.4f} | "
           f"{report['clusters_auto']['f1']:.4f} | {report['review_per_1000_records']:.1f} |")
+print()
+print("| records | index | rebuild, s | auto-link precision | recall with review | F1 (clusters, auto) | review per 1,000 | incremental p50 / p99 ms |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    if r["system"].startswith("index-"):
+        print(f"| {r['records']:,} | {r['system'][6:]} | {r['rebuild_seconds']} | {r['pairs_auto']['precision']:.4f} | "
+              f"{r['pairs_review']['recall']:.4f} | {r['clusters_auto']['f1']:.4f} | {r['review_per_1000_records']:.1f} | "
+              f"{r['incremental_p50_ms']} / {r['incremental_p99_ms']} |")
 PY

@@ -4,11 +4,14 @@
 //!   These are the only routes without a token; none of them holds patient data.
 //! - `/dicom-web/...`: DICOMweb (QIDO-RS, STOW-RS, WADO-RS retrieval, metadata, bulk data,
 //!   frames, rendered images and thumbnails), behind bearer tokens ([`auth`]).
-//! - [`problem`]: every error is an `application/problem+json` body.
+//! - `/fhir/...`: HL7 FHIR over the master patient index ([`fhir`]): `Patient/$match` and
+//!   `Patient` read, behind the same tokens; errors there are `OperationOutcome`s.
+//! - [`problem`]: every other error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
 pub mod auth;
 pub mod console;
+pub mod fhir;
 pub mod json;
 pub mod metadata;
 mod multipart;
@@ -63,12 +66,17 @@ pub fn router(state: AppState) -> Router {
         .route("/studies/{study}/instances", get(qido::study_instances))
         .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let fhir = Router::new()
+        .route("/Patient/{id}", get(fhir::patient_read))
+        .route("/Patient/$match", axum::routing::post(fhir::patient_match))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/", get(console::index))
         .route("/console.js", get(console::script))
         .route("/console.css", get(console::stylesheet))
         .nest("/dicom-web", dicomweb)
+        .nest("/fhir", fhir)
         .fallback(|| async { problem::Problem::not_found() })
         .with_state(state)
 }

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use renkei_domain::FacilityId;
+use renkei_domain::model::Principal;
 use renkei_domain::mpi::{
     Actor, Link, LinkKind, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonAssignment, PersonId, RecordId,
 };
 use renkei_matching::evaluate::{Report, evaluate};
 use renkei_matching::link::{Constraints, Linkage, ScoredPair, blocking_keys, cluster, link};
-use renkei_matching::model::{Model, Thresholds, weight_of};
+use renkei_matching::model::{Explanation, Grade, Model, Thresholds, weight_of};
 use renkei_matching::train::{Training, train};
 use renkei_matching::{Keys, Record};
 
@@ -79,6 +80,13 @@ pub struct PersonView {
     pub others: Vec<PatientRecord>,
 }
 
+/// A record found for a demographic search, with its score taken apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientMatch {
+    pub record: PatientRecord,
+    pub explanation: Explanation,
+}
+
 /// A person's decision about two records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -127,6 +135,87 @@ impl Archive {
 
     pub async fn mpi_stats(&self) -> Result<MpiStats, ServiceError> {
         Ok(self.mpi.mpi_stats().await?)
+    }
+
+    /// The persons whose records look like `wanted` (FHIR `Patient/$match`), best first, at
+    /// most `limit`, in the review band or above (only certain ones if `only_certain`). Each
+    /// person is shown by one record `principal` may see: for a facility, its own record of
+    /// that person (a person without one there is left out); for an administrator, the
+    /// record that scored best.
+    pub async fn match_patient(
+        &self,
+        principal: &Principal,
+        wanted: &Record,
+        limit: usize,
+        only_certain: bool,
+    ) -> Result<Vec<PatientMatch>, ServiceError> {
+        let model = self.mpi_model().await?;
+        let keys = Keys::of(wanted);
+        let review = weight_of(model.thresholds.review);
+        // The best-scoring record of each person (a record without one is its own).
+        let mut best: HashMap<Result<PersonId, RecordId>, (f64, PatientRecord)> = HashMap::new();
+        for candidate in self.mpi.records_by_keys(&blocking_keys(&keys), CANDIDATES).await? {
+            let weight = model.score(&keys, &keys_of(&candidate));
+            if weight < review || (only_certain && model.grade(weight) != Grade::Certain) {
+                continue;
+            }
+            let person = candidate.person.ok_or(candidate.id);
+            if best.get(&person).is_none_or(|(w, _)| weight > *w) {
+                best.insert(person, (weight, candidate));
+            }
+        }
+        let mut found: Vec<(f64, PatientRecord)> = best.into_values().collect();
+        found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+        if let Some(facility) = &principal.facility {
+            // Show each person by this facility's own record of them.
+            let persons: Vec<PersonId> = found.iter().filter_map(|(_, r)| r.person).collect();
+            let theirs = self.mpi.records_of_persons(&persons).await?;
+            found = found
+                .into_iter()
+                .filter_map(|(weight, record)| {
+                    if &record.facility == facility {
+                        return Some((weight, record));
+                    }
+                    let own = theirs
+                        .iter()
+                        .find(|r| r.person == record.person && record.person.is_some() && &r.facility == facility)?;
+                    Some((weight, own.clone()))
+                })
+                .collect();
+        }
+        found.truncate(limit);
+        Ok(found
+            .into_iter()
+            .map(|(_, record)| {
+                let explanation = model.explain(
+                    &keys,
+                    &keys_of(&record),
+                    &renkei_matching::compare::compare(&keys, &keys_of(&record)),
+                );
+                PatientMatch { record, explanation }
+            })
+            .collect())
+    }
+
+    /// A patient record by its id, if `principal` may see it.
+    pub async fn patient_record(&self, principal: &Principal, id: RecordId) -> Result<PatientRecord, ServiceError> {
+        self.mpi
+            .records(&[id])
+            .await?
+            .into_iter()
+            .find(|r| principal.sees(&r.facility))
+            .ok_or_else(|| ServiceError::not_found("patient"))
+    }
+
+    /// The other records of `record`'s person that `principal` may see.
+    pub async fn linked_records(
+        &self,
+        principal: &Principal,
+        record: &PatientRecord,
+    ) -> Result<Vec<PatientRecord>, ServiceError> {
+        let Some(person) = record.person else { return Ok(Vec::new()) };
+        let records = self.mpi.records_of_persons(&[person]).await?;
+        Ok(records.into_iter().filter(|r| r.id != record.id && principal.sees(&r.facility)).collect())
     }
 
     /// The index's record of a facility's patient.

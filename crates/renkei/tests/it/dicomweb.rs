@@ -10,7 +10,13 @@ pub(crate) fn http(hub: &Hub, path: &str, headers: &[(&str, &str)]) -> (u16, Str
 }
 
 /// One HTTP/1.1 request with a body (and Content-Length, unless the headers set it).
-fn request(hub: &Hub, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+pub(crate) fn request(
+    hub: &Hub,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(hub.http).expect("connect");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", hub.http);
     for (name, value) in headers {

@@ -94,6 +94,7 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
         status.lines().any(|l| l.starts_with("persons across facilities") && l.trim_end().ends_with(" 1")),
         "{status}"
     );
+    fhir_match_and_read(&fixture, &hub);
 
     // A clerk confirms the marriage: the record joins the person.
     fixture.admin(&["mpi", "decide", "same", "east/E-001", "west/W-903", "--reason", "married 2024", "--by", "clerk"]);
@@ -141,4 +142,84 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
     let numbers: Vec<&str> = clusters.split_whitespace().rev().take(5).collect();
     // predicted 1 pair (E-001–W-903), correct 1: precision 1, recall 1/3.
     assert_eq!(numbers, ["0.5000", "0.3333", "1.0000", "1", "1"], "{report}");
+}
+
+/// FHIR `Patient/$match` and read, as each facility and an administrator see them.
+fn fhir_match_and_read(fixture: &Fixture, hub: &Hub) {
+    use crate::dicomweb::{request, token};
+    let east = format!("Bearer {}", token(fixture, &["--facility", "east"]));
+    let west = format!("Bearer {}", token(fixture, &["--facility", "west"]));
+    let admin = format!("Bearer {}", token(fixture, &["--admin"]));
+    let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+    let wanted = serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{ "name": "resource", "resource": {
+            "resourceType": "Patient",
+            "name": [
+                { "extension": [{ "url": representation, "valueCode": "IDE" }], "family": "高田", "given": ["花子"] },
+                { "extension": [{ "url": representation, "valueCode": "SYL" }], "family": "タカダ", "given": ["ハナコ"] },
+            ],
+            "birthDate": "1980-01-02",
+            "gender": "female",
+        }}],
+    })
+    .to_string();
+    let search = |bearer: &str| {
+        let headers = [("Authorization", bearer), ("Content-Type", "application/fhir+json")];
+        let (status, head, body) = request(hub, "POST", "/fhir/Patient/$match", &headers, wanted.as_bytes());
+        assert_eq!(status, 200, "{head}\n{body}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/fhir+json"), "{head}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("a Bundle")
+    };
+    let identifier =
+        |entry: &serde_json::Value| entry["resource"]["identifier"][0]["value"].as_str().unwrap_or("").to_owned();
+    let grade =
+        |entry: &serde_json::Value| entry["search"]["extension"][0]["valueCode"].as_str().unwrap_or("").to_owned();
+
+    // East sees her as its own record, certain, with the score explained field by field.
+    let bundle = search(&east);
+    assert_eq!((bundle["resourceType"].as_str(), bundle["type"].as_str()), (Some("Bundle"), Some("searchset")));
+    let entries = bundle["entry"].as_array().expect("entries");
+    assert_eq!(entries.iter().map(identifier).collect::<Vec<_>>(), ["E-001"], "{bundle}");
+    assert_eq!(grade(&entries[0]), "certain");
+    assert!(entries[0]["search"]["score"].as_f64().expect("score") > 0.99);
+    let explained = entries[0]["search"]["extension"][1]["extension"].as_array().expect("explanation");
+    assert!(
+        explained
+            .iter()
+            .any(|e| e["url"] == "birth date" && e["valueString"].as_str().unwrap_or("").starts_with("exact"))
+    );
+    let patient = &entries[0]["resource"];
+    assert_eq!(patient["birthDate"], "1980-01-02");
+    assert!(patient["link"].as_array().is_none(), "east may not see west's record: {patient}");
+
+    // West sees its own records of her: the linked one first; the married name is its own
+    // person, in review; the twin does not match.
+    let bundle = search(&west);
+    let entries = bundle["entry"].as_array().expect("entries");
+    assert_eq!(entries.iter().map(identifier).collect::<Vec<_>>(), ["W-901", "W-903"], "{bundle}");
+    assert!(matches!(grade(&entries[1]).as_str(), "probable" | "possible"), "{bundle}");
+
+    // An administrator sees each person once, and the links between records.
+    let bundle = search(&admin);
+    let entries = bundle["entry"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{bundle}");
+    let id = entries[0]["resource"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(entries[0]["resource"]["link"][0]["type"], "seealso", "{bundle}");
+
+    // Read: a facility reads its own patients only.
+    let path = format!("/fhir/Patient/{id}");
+    let owner = if identifier(&entries[0]).starts_with('E') { &east } else { &west };
+    let stranger = if owner == &east { &west } else { &east };
+    let (status, _, body) = request(hub, "GET", &path, &[("Authorization", owner)], &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = request(hub, "GET", &path, &[("Authorization", stranger)], &[]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("OperationOutcome"), "{body}");
+    let (status, _, body) =
+        request(hub, "POST", "/fhir/Patient/$match", &[("Authorization", &east)], b"{\"resourceType\":\"Bundle\"}");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("OperationOutcome") && body.contains("Parameters"), "{body}");
+    let (status, _, _) = request(hub, "POST", "/fhir/Patient/$match", &[], wanted.as_bytes());
+    assert_eq!(status, 401);
 }

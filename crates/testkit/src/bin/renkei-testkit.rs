@@ -29,8 +29,10 @@ enum Command {
     /// its facility, creating facilities f01… as needed; for the matching benchmark.
     FillPatients {
         population: PathBuf,
-        #[arg(long, conflicts_with = "database_url")]
+        /// The data directory whose SQLite index to fill…
+        #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// …or a PostgreSQL index (which wins when both are given).
         #[arg(long)]
         database_url: Option<String>,
         /// The first line to record (0: the first after the header).

@@ -2,8 +2,12 @@
 //!
 //! Only pairs that share a blocking key are scored. The rules are a union of cheap keys, so
 //! that one wrong field does not hide a match: the same birth date (catches name typos and
-//! marriages), the same loose kana name (catches birth-date errors) and the same folded
-//! kanji name (catches kana errors). A pair found by several rules is scored once.
+//! marriages); the same loose kana name and birth year (catches a mistyped or swapped day
+//! or month); the same loose kana name and month and day (catches a mistyped year or one
+//! written in the wrong era); the same folded kanji name and birth year (catches kana
+//! errors). A name alone would make blocks of every サトウ ヒロシ in the region; a record
+//! without a birth date, though, is paired with every record of its kana name. A pair
+//! found by several rules is scored once.
 //!
 //! Records are then clustered into persons by the auto-link pairs, strongest first, as
 //! connected components; a "known not the same" pair is never joined, and a manual link
@@ -20,33 +24,57 @@ use crate::model::{Model, weight_of};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
     BirthDate,
+    KanaNameYear,
+    KanaNameMonthDay,
+    KanjiNameYear,
+    /// The loose kana name alone: for training, and for records without a birth date.
     KanaName,
-    KanjiName,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [Rule::BirthDate, Rule::KanaName, Rule::KanjiName];
+    /// The rules records are blocked by.
+    pub const ALL: [Rule; 4] = [Rule::BirthDate, Rule::KanaNameYear, Rule::KanaNameMonthDay, Rule::KanjiNameYear];
 
     /// A record's blocking key under this rule, if it has the fields the rule needs. The
-    /// name rules need both parts: a family name alone would block half a town together.
+    /// name rules need both name parts: a family name alone would block half a town together.
     pub fn key(self, keys: &Keys) -> Option<String> {
+        let date = keys.birth_date;
         match self {
-            Rule::BirthDate => keys.birth_date.map(|d| format!("d:{:08}", d.0)),
-            Rule::KanaName => match (&keys.kana.family, &keys.kana.given) {
-                (Some(f), Some(g)) => Some(format!("n:{}^{}", f.loose, g.loose)),
+            Rule::BirthDate => date.map(|d| format!("d:{:08}", d.0)),
+            Rule::KanaNameYear => Some(format!("y:{}^{:04}", kana_name(keys)?, date?.year())),
+            Rule::KanaNameMonthDay => Some(format!("m:{}^{:04}", kana_name(keys)?, date?.month_day())),
+            Rule::KanjiNameYear => match (&keys.kanji.family, &keys.kanji.given, date) {
+                (Some(f), Some(g), Some(d)) => Some(format!("k:{}^{}^{:04}", f.folded, g.folded, d.year())),
                 _ => None,
             },
-            Rule::KanjiName => match (&keys.kanji.family, &keys.kanji.given) {
-                (Some(f), Some(g)) => Some(format!("k:{}^{}", f.folded, g.folded)),
-                _ => None,
-            },
+            Rule::KanaName => kana_name(keys),
         }
     }
 }
 
-/// Every blocking key of a record: what an index looks candidates up by.
+fn kana_name(keys: &Keys) -> Option<String> {
+    match (&keys.kana.family, &keys.kana.given) {
+        (Some(f), Some(g)) => Some(format!("{}^{}", f.loose, g.loose)),
+        _ => None,
+    }
+}
+
+/// Every blocking key of a record: what an index files it under.
 pub fn blocking_keys(keys: &Keys) -> Vec<String> {
     Rule::ALL.iter().filter_map(|rule| rule.key(keys)).collect()
+}
+
+/// What to look a record's candidates up by in an index: its blocking keys, and for a
+/// record without a birth date, every kana-name-and-year key of its name (a key ending in
+/// `*` is a prefix).
+pub fn lookup_keys(keys: &Keys) -> Vec<String> {
+    let mut lookup = blocking_keys(keys);
+    if keys.birth_date.is_none()
+        && let Some(name) = kana_name(keys)
+    {
+        lookup.push(format!("y:{name}^*"));
+    }
+    lookup
 }
 
 /// Blocks larger than this are skipped: a key that common identifies nobody (a
@@ -106,6 +134,15 @@ pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linka
     for (index, rule) in Rule::ALL.iter().enumerate() {
         work.extend(blocks(records, *rule).into_values().map(|block| (index, block)));
     }
+    // Records without a birth date meet every record of their kana name (pairs of two
+    // dated records there are left to the rules above).
+    let undated = Rule::ALL.len();
+    work.extend(
+        blocks(records, Rule::KanaName)
+            .into_values()
+            .filter(|block| block.iter().any(|&r| records[r as usize].birth_date.is_none()))
+            .map(|block| (undated, block)),
+    );
     // Largest blocks first, dealt round-robin, so that the threads finish together.
     work.sort_by_key(|(_, block)| std::cmp::Reverse(block.len()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -119,6 +156,10 @@ pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linka
                     for (rule, block) in work.iter().skip(thread).step_by(threads) {
                         for (i, &a) in block.iter().enumerate() {
                             for &b in &block[i + 1..] {
+                                let dated = |r: u32| records[r as usize].birth_date.is_some();
+                                if *rule == undated && dated(a) && dated(b) {
+                                    continue;
+                                }
                                 let found_earlier = keys[..*rule]
                                     .iter()
                                     .any(|k| k[a as usize].is_some() && k[a as usize] == k[b as usize]);

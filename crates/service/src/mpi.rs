@@ -24,7 +24,7 @@ use renkei_domain::mpi::{
     Actor, Link, LinkKind, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonAssignment, PersonId, RecordId,
 };
 use renkei_matching::evaluate::{Report, evaluate};
-use renkei_matching::link::{Constraints, Linkage, ScoredPair, blocking_keys, cluster, link};
+use renkei_matching::link::{Constraints, Linkage, ScoredPair, blocking_keys, cluster, link, lookup_keys};
 use renkei_matching::model::{Explanation, Grade, Model, Thresholds, weight_of};
 use renkei_matching::train::{Training, train};
 use renkei_matching::{Keys, Record};
@@ -154,7 +154,7 @@ impl Archive {
         let review = weight_of(model.thresholds.review);
         // The best-scoring record of each person (a record without one is its own).
         let mut best: HashMap<Result<PersonId, RecordId>, (f64, PatientRecord)> = HashMap::new();
-        for candidate in self.mpi.records_by_keys(&blocking_keys(&keys), CANDIDATES).await? {
+        for candidate in self.mpi.records_by_keys(&lookup_keys(&keys), CANDIDATES).await? {
             let weight = model.score(&keys, &keys_of(&candidate));
             if weight < review || (only_certain && model.grade(weight) != Grade::Certain) {
                 continue;
@@ -297,7 +297,7 @@ impl Archive {
         let (auto, review) = (weight_of(model.thresholds.auto_link), weight_of(model.thresholds.review));
         let mut wanted: HashMap<RecordId, (LinkKind, f64)> = HashMap::new();
         let mut known: HashMap<RecordId, PatientRecord> = HashMap::new();
-        for candidate in self.mpi.records_by_keys(&blocking, CANDIDATES).await? {
+        for candidate in self.mpi.records_by_keys(&lookup_keys(&keys), CANDIDATES).await? {
             if candidate.id == record.id {
                 continue;
             }
@@ -468,9 +468,12 @@ impl Archive {
             .map(|((a, b), (kind, weight))| NewLink::between(a, b, kind, Some(f64::from(weight)), matcher.clone()))
             .collect();
         let persons = persons_of_clusters(&all, &linkage);
+        let mut clusters = linkage.person.clone();
+        clusters.sort_unstable();
+        clusters.dedup();
         let report = RebuildReport {
             records: all.len(),
-            persons: persons.len(),
+            persons: clusters.len(),
             links_added: add.len(),
             links_retired: retire.len(),
             trained,
@@ -572,7 +575,8 @@ impl Archive {
 
 /// Splits `records` into persons by `joins`, never joining a `different` pair. Each
 /// resulting cluster keeps the person most of its records had (largest clusters choose
-/// first); a cluster whose persons are all taken, or that had none, gets a new one.
+/// first); a cluster whose persons are all taken, or that had none, gets a new one. Only
+/// records whose person changes are listed.
 pub(crate) fn assign_persons(
     records: &[(RecordId, Option<PersonId>)],
     joins: &[(RecordId, RecordId)],
@@ -623,8 +627,11 @@ fn majority_persons(
             if let Some(p) = chosen {
                 taken.insert(p);
             }
-            PersonAssignment { person: chosen, records: members.into_iter().map(&record).collect() }
+            // Only records whose person changes need writing.
+            let changed = members.into_iter().filter(|&i| chosen.is_none() || person(i) != chosen);
+            PersonAssignment { person: chosen, records: changed.map(&record).collect() }
         })
+        .filter(|assignment| !assignment.records.is_empty())
         .collect()
 }
 
@@ -650,18 +657,19 @@ mod tests {
         // 1–2–3 were one person; 3–4 a new auto-link, 2–3 retired: {1, 2} and {3, 4}.
         let records = [(r(1), p), (r(2), p), (r(3), p), (r(4), None)];
         let assigned = assign_persons(&records, &[(r(1), r(2)), (r(3), r(4))], &[]);
-        assert_eq!(assigned.len(), 2);
-        let kept: Vec<_> = assigned.iter().filter(|a| a.person == Some(PersonId(7))).collect();
-        assert_eq!(kept.len(), 1, "one part keeps the id");
-        assert!(assigned.iter().any(|a| a.person.is_none()), "the other gets a new one");
+        // One part keeps the id (its records need no writing), the other gets a new one.
+        assert_eq!(assigned.len(), 1);
+        assert_eq!(assigned[0].person, None);
+        assert_eq!(assigned[0].records.len(), 2);
     }
 
     #[test]
     fn merged_persons_keep_the_larger_ones_id_and_different_is_never_joined() {
         let records = [(r(1), Some(PersonId(1))), (r(2), Some(PersonId(2))), (r(3), Some(PersonId(2)))];
         let assigned = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[]);
-        assert_eq!(assigned, vec![PersonAssignment { person: Some(PersonId(2)), records: vec![r(1), r(2), r(3)] }]);
+        assert_eq!(assigned, vec![PersonAssignment { person: Some(PersonId(2)), records: vec![r(1)] }]);
+        // 1 and 3 are marked different: 3 cannot join, and keeps its person.
         let apart = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[(r(1), r(3))]);
-        assert_eq!(apart.len(), 2);
+        assert_eq!(apart, vec![PersonAssignment { person: Some(PersonId(1)), records: vec![r(2)] }]);
     }
 }

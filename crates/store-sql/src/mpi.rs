@@ -83,16 +83,25 @@ pub(crate) async fn records_by_keys(
     keys: &[String],
     limit: u32,
 ) -> Result<Vec<PatientRecord>, StoreError> {
-    if keys.is_empty() {
+    let (prefixes, exact): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| k.ends_with('*'));
+    let mut conditions = Vec::new();
+    let mut binds: Vec<Value> = Vec::new();
+    if !exact.is_empty() {
+        conditions.push(format!("k.key IN ({})", placeholders(exact.len())));
+        binds.extend(exact.iter().map(|k| Value::Text((*k).clone())));
+    }
+    for prefix in prefixes {
+        conditions.push("k.key LIKE ? ESCAPE '\\'".to_owned());
+        let literal = prefix.trim_end_matches('*').replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        binds.push(Value::Text(format!("{literal}%")));
+    }
+    if conditions.is_empty() {
         return Ok(Vec::new());
     }
-    let condition = format!(
-        "p.pk IN (SELECT k.patient_pk FROM mpi_key k WHERE k.key IN ({})) ORDER BY p.pk LIMIT ?",
-        placeholders(keys.len())
-    );
-    let mut binds: Vec<Value> = keys.iter().map(|k| Value::Text(k.clone())).collect();
+    let clause =
+        format!("p.pk IN (SELECT k.patient_pk FROM mpi_key k WHERE {}) ORDER BY p.pk LIMIT ?", conditions.join(" OR "));
     binds.push(Value::Int(i64::from(limit)));
-    records_where(sql, &condition, binds).await
+    records_where(sql, &clause, binds).await
 }
 
 pub(crate) async fn records(sql: &mut dyn Sql, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError> {
@@ -232,6 +241,8 @@ async fn retire(sql: &mut dyn Sql, links: &[i64], by: &Actor, now: i64) -> Resul
 
 /// Adds links; a pair that already has a current link keeps it.
 async fn add_links(sql: &mut dyn Sql, links: &[NewLink], now: i64) -> Result<(), StoreError> {
+    let mut links: Vec<&NewLink> = links.iter().collect();
+    links.sort_by_key(|l| (l.a, l.b));
     let rows = links
         .iter()
         .map(|l| {
@@ -264,11 +275,12 @@ pub(crate) async fn apply_matching(tx: &mut dyn Sql, outcome: &MatchOutcome, now
         let text = format!("DELETE FROM mpi_key WHERE patient_pk IN ({})", placeholders(chunk.len()));
         tx.execute(&ints(chunk).into_iter().fold(tx.statement(&text), Statement::bind)).await?;
     }
-    let rows = outcome
-        .keys
-        .iter()
-        .flat_map(|(record, keys)| keys.iter().map(|k| vec![Value::Text(k.clone()), Value::Int(record.0)]))
-        .collect();
+    // In index order: a rebuild's millions of rows then append to the B-trees instead of
+    // landing on random pages.
+    let mut keys: Vec<(&String, i64)> =
+        outcome.keys.iter().flat_map(|(record, keys)| keys.iter().map(|k| (k, record.0))).collect();
+    keys.sort();
+    let rows = keys.into_iter().map(|(k, record)| vec![Value::Text(k.clone()), Value::Int(record)]).collect();
     insert_rows(tx, "INSERT INTO mpi_key (key, patient_pk) VALUES", "(?, ?)", rows, "ON CONFLICT DO NOTHING").await?;
 
     // New persons are numbered on from the largest: only the matcher creates them.
@@ -293,6 +305,7 @@ pub(crate) async fn apply_matching(tx: &mut dyn Sql, outcome: &MatchOutcome, now
         assigned.extend(assignment.records.iter().map(|r| (*r, person)));
     }
     insert_rows(tx, "INSERT INTO person (pk, created_at) VALUES", "(?, ?)", created, "").await?;
+    assigned.sort();
     for chunk in assigned.chunks(CHUNK) {
         let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
         let text =
@@ -303,14 +316,19 @@ pub(crate) async fn apply_matching(tx: &mut dyn Sql, outcome: &MatchOutcome, now
         tx.execute(&statement).await?;
     }
 
-    // Matched, unless the record changed again meanwhile.
-    for chunk in outcome.matched.chunks(CHUNK) {
+    // Matched, unless the record changed again meanwhile. (A row-value `IN (VALUES …)`
+    // would be simpler, but SQLite answers it by scanning every patient.)
+    let mut matched = outcome.matched.clone();
+    matched.sort();
+    for chunk in matched.chunks(CHUNK) {
+        let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
         let text = format!(
-            "UPDATE patient SET mpi_state = 0 WHERE (pk, mpi_state) IN (VALUES {})",
-            vec!["(?, ?)"; chunk.len()].join(", ")
+            "UPDATE patient SET mpi_state = 0 WHERE pk IN ({}) AND mpi_state = CASE pk {cases} END",
+            placeholders(chunk.len())
         );
-        let binds = chunk.iter().flat_map(|(r, state)| [Value::Int(r.0), Value::Int(*state)]);
-        tx.execute(&binds.fold(tx.statement(&text), Statement::bind)).await?;
+        let keys = chunk.iter().map(|(r, _)| Value::Int(r.0));
+        let states = chunk.iter().flat_map(|(r, state)| [Value::Int(r.0), Value::Int(*state)]);
+        tx.execute(&keys.chain(states).fold(tx.statement(&text), Statement::bind)).await?;
     }
     Ok(())
 }

@@ -544,6 +544,9 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     assert_eq!(by_date.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a, b]);
     let by_name = store.records_by_keys(&["n:ヤマダ^ハナコ".into(), "x".into()], 10).await.expect("by key");
     assert_eq!(by_name.len(), 1);
+    let by_prefix = store.records_by_keys(&["n:ヤマダ^*".into()], 10).await.expect("by prefix");
+    assert_eq!(by_prefix.len(), 1);
+    assert!(store.records_by_keys(&["n:ヤマダ^ハ%*".into()], 10).await.expect("by prefix").is_empty(), "% is literal");
 
     let records = store.records(&[a, b, c]).await.expect("records");
     let person = records[0].person.expect("a person");

@@ -6,9 +6,12 @@
 //!   frames, rendered images and thumbnails), behind bearer tokens ([`auth`]).
 //! - `/fhir/...`: HL7 FHIR over the master patient index ([`fhir`]): `Patient/$match` and
 //!   `Patient` read, behind the same tokens; errors there are `OperationOutcome`s.
+//! - `/api/...`: the administrators' JSON API ([`admin`]): the patient index's review queue,
+//!   person view and decisions.
 //! - [`problem`]: every other error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
+pub mod admin;
 pub mod auth;
 pub mod console;
 pub mod fhir;
@@ -70,6 +73,12 @@ pub fn router(state: AppState) -> Router {
         .route("/Patient/{id}", get(fhir::patient_read))
         .route("/Patient/$match", axum::routing::post(fhir::patient_match))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let api = Router::new()
+        .route("/mpi/status", get(admin::status))
+        .route("/mpi/review", get(admin::review))
+        .route("/mpi/records/{id}", get(admin::person))
+        .route("/mpi/decisions", axum::routing::post(admin::decide))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/", get(console::index))
@@ -77,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console.css", get(console::stylesheet))
         .nest("/dicom-web", dicomweb)
         .nest("/fhir", fhir)
+        .nest("/api", api)
         .fallback(|| async { problem::Problem::not_found() })
         .with_state(state)
 }

@@ -32,7 +32,7 @@ use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
 use renkei_store::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
 
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
-pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, thresholds};
+pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, ReviewTask, thresholds};
 pub use renkei_matching::Record as Demographics;
 pub use renkei_matching::model::{Explanation, Grade};
 pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport};

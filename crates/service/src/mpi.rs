@@ -87,6 +87,15 @@ pub struct PatientMatch {
     pub explanation: Explanation,
 }
 
+/// A candidate link waiting for a person: both records, and the score taken apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewTask {
+    pub link: Link,
+    pub a: PatientRecord,
+    pub b: PatientRecord,
+    pub explanation: Explanation,
+}
+
 /// A person's decision about two records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -216,6 +225,38 @@ impl Archive {
         let Some(person) = record.person else { return Ok(Vec::new()) };
         let records = self.mpi.records_of_persons(&[person]).await?;
         Ok(records.into_iter().filter(|r| r.id != record.id && principal.sees(&r.facility)).collect())
+    }
+
+    /// Candidate links between records of different persons, strongest first: the review
+    /// queue. (Candidates inside one person, joined by other links, need no review.)
+    pub async fn review_queue(&self, limit: usize) -> Result<Vec<ReviewTask>, ServiceError> {
+        let model = self.mpi_model().await?;
+        let mut tasks = Vec::new();
+        // Most candidates are between different persons; read a few more than asked.
+        let links = self.mpi.candidate_links((limit as u32).saturating_mul(4).max(50)).await?;
+        let mut ends: Vec<RecordId> = links.iter().flat_map(|l| [l.a, l.b]).collect();
+        ends.sort();
+        ends.dedup();
+        let records: HashMap<RecordId, PatientRecord> =
+            self.mpi.records(&ends).await?.into_iter().map(|r| (r.id, r)).collect();
+        for link in links {
+            let (Some(a), Some(b)) = (records.get(&link.a), records.get(&link.b)) else { continue };
+            if a.person.is_some() && a.person == b.person {
+                continue;
+            }
+            let (ka, kb) = (keys_of(a), keys_of(b));
+            let explanation = model.explain(&ka, &kb, &renkei_matching::compare::compare(&ka, &kb));
+            tasks.push(ReviewTask { link, a: a.clone(), b: b.clone(), explanation });
+            if tasks.len() == limit {
+                break;
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// A record by its id, for administrators.
+    pub async fn mpi_record_by_id(&self, id: RecordId) -> Result<PatientRecord, ServiceError> {
+        self.mpi.records(&[id]).await?.into_iter().next().ok_or_else(|| ServiceError::not_found("patient"))
     }
 
     /// The index's record of a facility's patient.

@@ -96,12 +96,15 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
     );
     fhir_match_and_read(&fixture, &hub);
 
-    // A clerk confirms the marriage: the record joins the person.
-    fixture.admin(&["mpi", "decide", "same", "east/E-001", "west/W-903", "--reason", "married 2024", "--by", "clerk"]);
+    // A clerk confirms the marriage from the review queue: the record joins the person.
+    accept_from_the_review_queue(&fixture, &hub, "W-903");
     matched(&fixture);
     let shown = person_of(&fixture, "east", "E-001");
     assert!(members(&shown).contains(&("west".into(), "W-903".into())), "{shown}");
-    assert!(shown.lines().any(|l| l.starts_with("  manual") && l.contains("clerk (married 2024)")), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.starts_with("  manual") && l.contains("clerk (administrator's token) (married 2024)")),
+        "{shown}"
+    );
 
     // Unlinking the variant record keeps it apart from then on, and the history says who.
     fixture.admin(&["mpi", "decide", "different", "east/E-001", "west/W-901", "--reason", "wrong chart", "--by", "dr"]);
@@ -222,4 +225,37 @@ fn fhir_match_and_read(fixture: &Fixture, hub: &Hub) {
     assert!(body.contains("OperationOutcome") && body.contains("Parameters"), "{body}");
     let (status, _, _) = request(hub, "POST", "/fhir/Patient/$match", &[], wanted.as_bytes());
     assert_eq!(status, 401);
+}
+
+/// Finds the review task that pairs `patient_id` with another record, over the admin API,
+/// and accepts it.
+fn accept_from_the_review_queue(fixture: &Fixture, hub: &Hub, patient_id: &str) {
+    use crate::dicomweb::{request, token};
+    let admin = format!("Bearer {}", token(fixture, &["--admin"]));
+    let east = format!("Bearer {}", token(fixture, &["--facility", "east"]));
+    let (status, _, body) = request(hub, "GET", "/api/mpi/review", &[("Authorization", &east)], &[]);
+    assert_eq!(status, 403, "facility tokens may not review: {body}");
+    let (status, _, body) = request(hub, "GET", "/api/mpi/review", &[("Authorization", &admin)], &[]);
+    assert_eq!(status, 200, "{body}");
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&body).expect("review tasks");
+    let task = tasks
+        .iter()
+        .find(|t| t["a"]["patient_id"] == patient_id || t["b"]["patient_id"] == patient_id)
+        .and_then(|t| (t["a"]["facility"] == "east" || t["b"]["facility"] == "east").then_some(t))
+        .unwrap_or_else(|| panic!("no review task for {patient_id} with east: {body}"));
+    assert!(matches!(task["score"]["grade"].as_str(), Some("probable" | "possible")), "{task}");
+    let family = task["score"]["terms"].as_array().expect("terms").iter().find(|t| t["field"] == "family name");
+    assert_eq!(family.expect("family name term")["level"], "different", "{task}");
+
+    let decision = serde_json::json!({
+        "a": task["a"]["id"], "b": task["b"]["id"], "decision": "same",
+        "reason": "married 2024", "reviewer": "clerk",
+    })
+    .to_string();
+    let headers = [("Authorization", admin.as_str()), ("Content-Type", "application/json")];
+    let (status, _, body) = request(hub, "POST", "/api/mpi/decisions", &headers, decision.as_bytes());
+    assert_eq!(status, 202, "{body}");
+    let (status, head, body) = request(hub, "POST", "/api/mpi/decisions", &headers, b"{\"a\": 1}");
+    assert_eq!(status, 400, "{body}");
+    assert!(head.to_ascii_lowercase().contains("application/problem+json"), "{head}");
 }

@@ -33,8 +33,6 @@ for size in "$records" "$large"; do
     python3 -c "import json,sys; r=json.load(sys.stdin); r['system']='splink'; print(json.dumps(r))" >> "$results"
 done
 
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 index_run() { # backend size population index_args...
   local backend=$1 size=$2 population=$3; shift 3
   local held=$((size - 1000))
@@ -67,14 +65,10 @@ for size in "$records" "$large"; do
   index_run sqlite "$size" "$work/population-$size.tsv" --data-dir "$work/index-$size"
   rm -rf "$work/index-$size"
 done
-mkdir -p "$work/pg/socket"
-if [ "$(id -u)" = 0 ]; then chmod 755 "$work"; chown -R postgres: "$work/pg"; fi
-as_postgres "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 > /dev/null
-as_postgres "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w start \
-  -o "-k $work/pg/socket -c listen_addresses='' -c shared_buffers=1GB" > /dev/null
+start_postgres "$work/pg"
 index_run postgres "$records" "$work/population-$records.tsv" --data-dir "$work/index-pg" \
   --database-url "postgres://postgres@localhost/postgres?host=$work/pg/socket"
-as_postgres "$pg_bin/pg_ctl" -D "$work/pg/data" -m fast -w stop > /dev/null
+stop_postgres
 
 python3 - "$results" <<'PY' | tee "$out/mpi-$stamp.md"
 import json, sys

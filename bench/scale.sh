@@ -24,27 +24,8 @@ index=${1:-1000000}
 ingest=${2:-20000}
 source bench/lib.sh
 bench_setup scale
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 s3s="$HOME/.cache/renkei-tools/bin/s3s-fs"
 cargo install -q --locked s3s-fs@0.14.1 --features binary --root "$HOME/.cache/renkei-tools" 2>/dev/null || true
-
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-start_postgres() { # dir [tcp_port: also listen on loopback, for Orthanc's plugin]
-  mkdir -p "$1/socket"
-  if [ "$(id -u)" = 0 ]; then chmod 755 "$work"; chown -R postgres: "$1"; fi
-  as_postgres "$pg_bin/initdb" -D "$1/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
-  local listen="-c listen_addresses=''"
-  [ -n "${2:-}" ] && listen="-c listen_addresses=127.0.0.1 -p $2"
-  as_postgres "$pg_bin/pg_ctl" -D "$1/data" -l "$1/log" -w start \
-    -o "-k $1/socket $listen -c shared_buffers=1GB -c max_connections=50" >/dev/null
-  pg_dir=$1
-}
-# After a bulk fill, both systems' PostgreSQL indexes are vacuumed and analyzed once, as
-# autovacuum would do in time anyway: otherwise whichever system is measured while
-# autovacuum still works through a million fresh rows pays for it.
-settle_postgres() { as_postgres "$pg_bin/psql" -h "$pg_dir/socket" -p "${1:-5432}" -U postgres -qAt -c "VACUUM ANALYZE"; }
-stop_postgres() { as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true; }
 
 serve() { # data_dir index_args...
   local data=$1; shift

@@ -128,9 +128,10 @@ fn name(
 
 fn kana(a: &Option<KanaKey>, b: &Option<KanaKey>) -> Kana {
     let (Some(a), Some(b)) = (a, b) else { return Kana::Missing };
+    let other_reading = |x: &KanaKey, y: &KanaKey| x.syllabic_n.as_ref() == Some(&y.loose);
     if a.strict == b.strict {
         Kana::Exact
-    } else if a.loose == b.loose {
+    } else if a.loose == b.loose || other_reading(a, b) || other_reading(b, a) {
         Kana::Variant
     } else if jaro_winkler(&a.loose, &b.loose) >= SIMILAR_KANA {
         Kana::Similar
@@ -215,6 +216,7 @@ mod tests {
         assert_eq!(names("=渡辺^健=ワタナベ^ケン", "=鈴木^健=スズキ^ケン")[0], 7);
         // Romaji read into kana meets the kana; one side without kanji.
         assert_eq!(names("Satou^Ken", "=佐藤^健=サトウ^ケン"), [SAME_READING, SAME_READING]);
+        assert_eq!(names("Tanaka^Shinya", "=田中^慎也=タナカ^シンヤ"), [SAME_READING, SAME_READING]);
         assert_eq!(names("", "=佐藤^健=サトウ^ケン"), [MISSING, MISSING]);
     }
 

@@ -77,6 +77,9 @@ impl BirthDate {
 pub struct Kana {
     pub strict: String,
     pub loose: String,
+    /// Romaji without apostrophes is ambiguous where an N meets a vowel or Y: Shinya is
+    /// シンヤ, Kana is カナ. The reading with ン, in loose form, when it differs.
+    pub syllabic_n: Option<String>,
 }
 
 /// One name part (family or given) in kanji.
@@ -143,11 +146,14 @@ fn split<T>(group: &str, key: fn(&str) -> Option<T>) -> NameParts<T> {
 
 fn kana(value: &str) -> Option<Kana> {
     let strict = strict_kana(value);
-    (!strict.is_empty()).then(|| Kana { loose: fuzzy_name_key(&strict), strict })
+    (!strict.is_empty()).then(|| Kana { loose: fuzzy_name_key(&strict), strict, syllabic_n: None })
 }
 
 fn romaji(value: &str) -> Option<Kana> {
-    kana(&romaji_to_kana(value))
+    let mut read = kana(&read_romaji(value, false))?;
+    let other = fuzzy_name_key(&strict_kana(&read_romaji(value, true)));
+    read.syllabic_n = (other != read.loose).then_some(other);
+    Some(read)
 }
 
 fn kanji(value: &str) -> Option<Kanji> {
@@ -327,6 +333,11 @@ const SYLLABLES: &[(&str, &str)] = &[
 /// consonant is ッ; N (or M before B, P, M) that starts no syllable is ン; letters that
 /// start no syllable (the H of Satoh) are dropped, which the loose key then forgives.
 pub fn romaji_to_kana(value: &str) -> String {
+    read_romaji(value, false)
+}
+
+/// Reads romaji; with `syllabic_n`, an N before a vowel or Y is ン too (Shinya as シンヤ).
+fn read_romaji(value: &str, syllabic_n: bool) -> String {
     let mut letters = String::with_capacity(value.len());
     for c in value.nfkd() {
         match c {
@@ -353,9 +364,10 @@ pub fn romaji_to_kana(value: &str) -> String {
             i += 1;
             continue;
         }
-        if (c == b'N' && !is_vowel(next) && next != Some(b'Y'))
-            || (c == b'M' && matches!(next, Some(b'B' | b'P' | b'M')))
-        {
+        // ン: an N that starts no syllable (or, read the other way, any N after the first
+        // letter), and Hepburn's M before B, P and M.
+        let syllabic = c == b'N' && ((!is_vowel(next) && next != Some(b'Y')) || (syllabic_n && i > 0));
+        if syllabic || (c == b'M' && matches!(next, Some(b'B' | b'P' | b'M'))) {
             out.push('ン');
             i += 1;
             continue;
@@ -415,6 +427,12 @@ mod tests {
         assert_eq!(romaji_to_kana("Hattori"), "ハットリ");
         assert_eq!(romaji_to_kana("Matchan"), "マッチャン");
         assert_eq!(romaji_to_kana("Tuda"), romaji_to_kana("Tsuda"));
+        // Shinya is シンヤ, and Kana カナ: both readings are kept where they differ.
+        let given = |v: &str| record(&format!("Tanaka^{v}")).kana.given.expect("given");
+        assert_eq!(given("Shinya").syllabic_n.as_deref(), Some("シンヤ"));
+        assert_eq!(given("Kenichi").syllabic_n.as_deref(), Some("ケンイチ"));
+        assert_eq!(given("Kana").syllabic_n.as_deref(), Some("カンア"));
+        assert_eq!(given("Kenta").syllabic_n, None);
         assert_eq!(romaji_to_kana("Sizuka"), romaji_to_kana("Shizuka"));
         // Long vowels however written meet in the loose key.
         let loose = |v: &str| record(&format!("Sato^{v}")).kana.given.expect("given").loose;

@@ -59,20 +59,28 @@ fn kana_name(keys: &Keys) -> Option<String> {
     }
 }
 
-/// Every blocking key of a record: what an index files it under.
+/// Every blocking key of a record: what an index files it under. A record without a birth
+/// date is filed under its kana name alone (`n:`).
 pub fn blocking_keys(keys: &Keys) -> Vec<String> {
-    Rule::ALL.iter().filter_map(|rule| rule.key(keys)).collect()
-}
-
-/// What to look a record's candidates up by in an index: its blocking keys, and for a
-/// record without a birth date, every kana-name-and-year key of its name (a key ending in
-/// `*` is a prefix).
-pub fn lookup_keys(keys: &Keys) -> Vec<String> {
-    let mut lookup = blocking_keys(keys);
+    let mut filed: Vec<String> = Rule::ALL.iter().filter_map(|rule| rule.key(keys)).collect();
     if keys.birth_date.is_none()
         && let Some(name) = kana_name(keys)
     {
-        lookup.push(format!("y:{name}^*"));
+        filed.push(format!("n:{name}"));
+    }
+    filed
+}
+
+/// What to look a record's candidates up by in an index (a key ending in `*` is a prefix):
+/// its own keys, the undated records of its kana name, and, for a record without a birth
+/// date, every dated record of its kana name. The same pairs `link` scores.
+pub fn lookup_keys(keys: &Keys) -> Vec<String> {
+    let mut lookup: Vec<String> = Rule::ALL.iter().filter_map(|rule| rule.key(keys)).collect();
+    if let Some(name) = kana_name(keys) {
+        lookup.push(format!("n:{name}"));
+        if keys.birth_date.is_none() {
+            lookup.push(format!("y:{name}^*"));
+        }
     }
     lookup
 }
@@ -128,11 +136,15 @@ pub struct Linkage {
 /// Links `records` under `model`: the pairs worth keeping, and the persons they make.
 pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linkage {
     let review = weight_of(model.thresholds.review);
-    let keys: Vec<Vec<Option<u64>>> =
-        Rule::ALL.iter().map(|rule| records.iter().map(|r| rule.key(r).map(|k| hash(&k))).collect()).collect();
+    // Each record's key under each rule, where its block was scored (a pair in a block
+    // too large to score must still be found by a later rule).
+    let mut keys: Vec<Vec<Option<u64>>> = vec![vec![None; records.len()]; Rule::ALL.len()];
     let mut work: Vec<(usize, Vec<u32>)> = Vec::new();
     for (index, rule) in Rule::ALL.iter().enumerate() {
-        work.extend(blocks(records, *rule).into_values().map(|block| (index, block)));
+        for (key, block) in blocks(records, *rule) {
+            block.iter().for_each(|&r| keys[index][r as usize] = Some(key));
+            work.push((index, block));
+        }
     }
     // Records without a birth date meet every record of their kana name (pairs of two
     // dated records there are left to the rules above).

@@ -24,7 +24,7 @@ use renkei_domain::mpi::{
     Actor, Link, LinkKind, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonAssignment, PersonId, RecordId,
 };
 use renkei_matching::evaluate::{Report, evaluate};
-use renkei_matching::link::{Constraints, Linkage, ScoredPair, blocking_keys, cluster, link, lookup_keys};
+use renkei_matching::link::{Constraints, Linkage, MAX_BLOCK, ScoredPair, blocking_keys, cluster, link, lookup_keys};
 use renkei_matching::model::{Explanation, Grade, Model, Thresholds, weight_of};
 use renkei_matching::train::{Training, train};
 use renkei_matching::{Keys, Record};
@@ -36,8 +36,8 @@ const LEASE: &str = "mpi";
 const LEASE_SECONDS: u32 = 300;
 /// Records matched per round, between lease renewals.
 const ROUND: u32 = 200;
-/// At most this many candidates are scored for one record.
-const CANDIDATES: u32 = 2_000;
+/// Blocking keys filed under more records than this are skipped, as in a rebuild.
+const CANDIDATES: u32 = MAX_BLOCK as u32;
 /// Below this many records a model estimated from them means little: the shipped one is used.
 const MIN_TRAINING_RECORDS: usize = 2_000;
 /// How long a node keeps the stored model before reading it again.
@@ -192,18 +192,22 @@ impl Archive {
                 })
                 .collect();
         }
-        found.truncate(limit);
-        Ok(found
+        // Each entry is graded by the record it shows (a facility's own record of a person
+        // may score lower than the record that found the person).
+        let mut matches: Vec<PatientMatch> = found
             .into_iter()
             .map(|(_, record)| {
-                let explanation = model.explain(
-                    &keys,
-                    &keys_of(&record),
-                    &renkei_matching::compare::compare(&keys, &keys_of(&record)),
-                );
+                let theirs = keys_of(&record);
+                let explanation = model.explain(&keys, &theirs, &renkei_matching::compare::compare(&keys, &theirs));
                 PatientMatch { record, explanation }
             })
-            .collect())
+            .filter(|m| m.explanation.weight >= review)
+            .filter(|m| !only_certain || m.explanation.grade == Grade::Certain)
+            .collect();
+        matches
+            .sort_by(|a, b| b.explanation.weight.total_cmp(&a.explanation.weight).then(a.record.id.cmp(&b.record.id)));
+        matches.truncate(limit);
+        Ok(matches)
     }
 
     /// A patient record by its id, if `principal` may see it.
@@ -404,10 +408,12 @@ impl Archive {
         retired: &HashSet<i64>,
         added: &[NewLink],
     ) -> Result<Vec<PersonAssignment>, ServiceError> {
-        let unknown: Vec<RecordId> = joined.iter().filter(|r| !known.contains_key(r)).copied().collect();
+        // The record itself is read again: an earlier record of this round may have moved
+        // it to another person.
+        let mut unknown: Vec<RecordId> = joined.iter().filter(|r| !known.contains_key(r)).copied().collect();
+        unknown.push(record.id);
         let fetched = self.mpi.records(&unknown).await?;
-        let partners: Vec<&PatientRecord> =
-            joined.iter().filter_map(|r| known.get(r)).chain(&fetched).chain([record]).collect();
+        let partners: Vec<&PatientRecord> = joined.iter().filter_map(|r| known.get(r)).chain(&fetched).collect();
         let mut persons: Vec<PersonId> = partners.iter().filter_map(|r| r.person).collect();
         persons.sort();
         persons.dedup();
@@ -420,19 +426,20 @@ impl Archive {
         let links = links
             .iter()
             .filter(|l| !retired.contains(&l.id))
-            .map(|l| (l.a, l.b, l.kind))
-            .chain(added.iter().map(|l| (l.a, l.b, l.kind)))
-            .filter(|(a, b, _)| inside(a, b));
-        let (mut joins, mut different) = (Vec::new(), Vec::new());
-        for (a, b, kind) in links {
+            .map(|l| (l.a, l.b, l.kind, l.weight))
+            .chain(added.iter().map(|l| (l.a, l.b, l.kind, l.weight)))
+            .filter(|(a, b, _, _)| inside(a, b));
+        let mut joins = Joins::default();
+        for (a, b, kind, weight) in links {
             match kind {
-                LinkKind::Different => different.push((a, b)),
-                kind if kind.joins() => joins.push((a, b)),
-                _ => {}
+                LinkKind::Different => joins.different.push((a, b)),
+                LinkKind::Manual => joins.manual.push((a, b)),
+                LinkKind::Auto => joins.auto.push((a, b, weight.unwrap_or(0.0))),
+                LinkKind::Candidate => {}
             }
         }
         let current: Vec<(RecordId, Option<PersonId>)> = members.into_iter().collect();
-        Ok(assign_persons(&current, &joins, &different))
+        Ok(assign_persons(&current, &joins))
     }
 
     /// Estimates the model from every record, links them all again and writes the
@@ -614,21 +621,33 @@ impl Archive {
     }
 }
 
-/// Splits `records` into persons by `joins`, never joining a `different` pair. Each
-/// resulting cluster keeps the person most of its records had (largest clusters choose
-/// first); a cluster whose persons are all taken, or that had none, gets a new one. Only
-/// records whose person changes are listed.
-pub(crate) fn assign_persons(
-    records: &[(RecordId, Option<PersonId>)],
-    joins: &[(RecordId, RecordId)],
-    different: &[(RecordId, RecordId)],
-) -> Vec<PersonAssignment> {
+/// The links that make persons, by kind.
+#[derive(Debug, Default)]
+pub(crate) struct Joins {
+    pub manual: Vec<(RecordId, RecordId)>,
+    /// With their weights: stronger ones join first.
+    pub auto: Vec<(RecordId, RecordId, f64)>,
+    pub different: Vec<(RecordId, RecordId)>,
+}
+
+/// Splits `records` into persons as a rebuild does: manual links first, then automatic
+/// ones strongest first, never joining a `different` pair. Each resulting cluster keeps
+/// the person most of its records had (largest clusters choose first); a cluster whose
+/// persons are all taken, or that had none, gets a new one. Only records whose person
+/// changes are listed.
+pub(crate) fn assign_persons(records: &[(RecordId, Option<PersonId>)], joins: &Joins) -> Vec<PersonAssignment> {
     let index: HashMap<RecordId, u32> = records.iter().enumerate().map(|(i, (r, _))| (*r, i as u32)).collect();
     let pairs = |list: &[(RecordId, RecordId)]| -> Vec<(u32, u32)> {
         list.iter().filter_map(|(a, b)| Some((*index.get(a)?, *index.get(b)?))).collect()
     };
-    let constraints = Constraints { same: pairs(joins), different: pairs(different) };
-    let cluster_of = cluster(records.len(), [].iter(), &constraints);
+    let constraints = Constraints { same: pairs(&joins.manual), different: pairs(&joins.different) };
+    let mut auto: Vec<ScoredPair> = joins
+        .auto
+        .iter()
+        .filter_map(|(a, b, w)| Some(ScoredPair { a: *index.get(a)?, b: *index.get(b)?, weight: *w as f32 }))
+        .collect();
+    auto.sort_by(|x, y| y.weight.total_cmp(&x.weight).then((x.a, x.b).cmp(&(y.a, y.b))));
+    let cluster_of = cluster(records.len(), auto.iter(), &constraints);
     let mut clusters: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, c) in cluster_of.iter().enumerate() {
         clusters.entry(*c).or_default().push(i);
@@ -697,7 +716,8 @@ mod tests {
         let p = Some(PersonId(7));
         // 1–2–3 were one person; 3–4 a new auto-link, 2–3 retired: {1, 2} and {3, 4}.
         let records = [(r(1), p), (r(2), p), (r(3), p), (r(4), None)];
-        let assigned = assign_persons(&records, &[(r(1), r(2)), (r(3), r(4))], &[]);
+        let joins = Joins { auto: vec![(r(1), r(2), 20.0), (r(3), r(4), 20.0)], ..Default::default() };
+        let assigned = assign_persons(&records, &joins);
         // One part keeps the id (its records need no writing), the other gets a new one.
         assert_eq!(assigned.len(), 1);
         assert_eq!(assigned[0].person, None);
@@ -707,10 +727,21 @@ mod tests {
     #[test]
     fn merged_persons_keep_the_larger_ones_id_and_different_is_never_joined() {
         let records = [(r(1), Some(PersonId(1))), (r(2), Some(PersonId(2))), (r(3), Some(PersonId(2)))];
-        let assigned = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[]);
+        let chain = Joins { auto: vec![(r(1), r(2), 20.0), (r(2), r(3), 25.0)], ..Default::default() };
+        let assigned = assign_persons(&records, &chain);
         assert_eq!(assigned, vec![PersonAssignment { person: Some(PersonId(2)), records: vec![r(1)] }]);
-        // 1 and 3 are marked different: 3 cannot join, and keeps its person.
-        let apart = assign_persons(&records, &[(r(1), r(2)), (r(2), r(3))], &[(r(1), r(3))]);
-        assert_eq!(apart, vec![PersonAssignment { person: Some(PersonId(1)), records: vec![r(2)] }]);
+        // 1 and 3 are marked different: the stronger link (2–3) joins first, 1 stays apart.
+        let apart = Joins { different: vec![(r(1), r(3))], ..chain };
+        assert_eq!(assign_persons(&records, &apart), vec![]);
+    }
+
+    #[test]
+    fn a_manual_link_wins_over_a_stronger_automatic_one() {
+        // A and C are marked different; A–B is automatic, B–C was linked by a person.
+        let records = [(r(1), None), (r(2), None), (r(3), None)];
+        let joins = Joins { manual: vec![(r(2), r(3))], auto: vec![(r(1), r(2), 30.0)], different: vec![(r(1), r(3))] };
+        let assigned = assign_persons(&records, &joins);
+        let together = assigned.iter().find(|a| a.records.contains(&r(2))).expect("B assigned");
+        assert!(together.records.contains(&r(3)) && !together.records.contains(&r(1)), "{assigned:?}");
     }
 }

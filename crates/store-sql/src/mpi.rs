@@ -81,7 +81,7 @@ async fn with_states(sql: &mut dyn Sql, statement: Statement) -> Result<Vec<(Pat
 pub(crate) async fn records_by_keys(
     sql: &mut dyn Sql,
     keys: &[String],
-    limit: u32,
+    largest_block: u32,
 ) -> Result<Vec<PatientRecord>, StoreError> {
     let (prefixes, exact): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| k.ends_with('*'));
     let mut conditions = Vec::new();
@@ -98,10 +98,18 @@ pub(crate) async fn records_by_keys(
     if conditions.is_empty() {
         return Ok(Vec::new());
     }
-    let clause =
-        format!("p.pk IN (SELECT k.patient_pk FROM mpi_key k WHERE {}) ORDER BY p.pk LIMIT ?", conditions.join(" OR "));
-    binds.push(Value::Int(i64::from(limit)));
-    records_where(sql, &clause, binds).await
+    // Keys are read first and records joined after: `p.pk IN (…) ORDER BY p.pk LIMIT ?` led
+    // PostgreSQL to walk every patient in order, probing the keys.
+    let text = format!(
+        "SELECT {RECORD} FROM (SELECT DISTINCT x.patient_pk FROM \
+           (SELECT k.patient_pk, COUNT(*) OVER (PARTITION BY k.key) AS filed FROM mpi_key k WHERE {}) x \
+           WHERE x.filed <= ?) c \
+         JOIN patient p ON p.pk = c.patient_pk",
+        conditions.join(" OR ")
+    );
+    binds.push(Value::Int(i64::from(largest_block)));
+    let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
+    sql.fetch_all(&statement, &RECORD_TYPES).await?.into_iter().map(record).collect()
 }
 
 pub(crate) async fn records(sql: &mut dyn Sql, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError> {

@@ -169,8 +169,8 @@ impl<B: SqlBackend> MpiStore for SqlStore<B> {
         mpi::pending_records(&mut *self.0.reader(), limit).await
     }
 
-    async fn records_by_keys(&self, keys: &[String], limit: u32) -> Result<Vec<PatientRecord>, StoreError> {
-        mpi::records_by_keys(&mut *self.0.reader(), keys, limit).await
+    async fn records_by_keys(&self, keys: &[String], largest_block: u32) -> Result<Vec<PatientRecord>, StoreError> {
+        mpi::records_by_keys(&mut *self.0.reader(), keys, largest_block).await
     }
 
     async fn records(&self, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError> {

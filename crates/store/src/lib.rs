@@ -128,9 +128,9 @@ pub trait MpiStore: Send + Sync {
     /// Records new or changed since last matched, oldest first, each with the change counter
     /// to hand back in [`MatchOutcome::matched`].
     async fn pending_records(&self, limit: u32) -> Result<Vec<(PatientRecord, i64)>, StoreError>;
-    /// Records that share at least one of `keys` (a key ending in `*` is a prefix), at most
-    /// `limit`.
-    async fn records_by_keys(&self, keys: &[String], limit: u32) -> Result<Vec<PatientRecord>, StoreError>;
+    /// Records that share at least one of `keys` (a key ending in `*` is a prefix). A key
+    /// filed under more than `largest_block` records is skipped: it identifies nobody.
+    async fn records_by_keys(&self, keys: &[String], largest_block: u32) -> Result<Vec<PatientRecord>, StoreError>;
     async fn records(&self, ids: &[RecordId]) -> Result<Vec<PatientRecord>, StoreError>;
     /// Every record of these persons.
     async fn records_of_persons(&self, persons: &[PersonId]) -> Result<Vec<PatientRecord>, StoreError>;

@@ -53,13 +53,26 @@ pub struct BirthDate(pub u32);
 impl BirthDate {
     /// Reads `YYYYMMDD` (DICOM DA) or `YYYY-MM-DD` (FHIR); anything else is unknown.
     pub fn parse(value: &str) -> Option<BirthDate> {
-        let digits: String = value.trim().chars().filter(|c| *c != '-').collect();
-        if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let value = value.trim();
+        let digits: String = match value.len() {
+            8 => value.to_owned(),
+            10 if value.as_bytes()[4] == b'-' && value.as_bytes()[7] == b'-' => value.replace('-', ""),
+            _ => return None,
+        };
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let date: u32 = digits.parse().ok()?;
-        let (month, day) = (date / 100 % 100, date % 100);
-        ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some(BirthDate(date))
+        let (year, month, day) = (date / 10_000, date / 100 % 100, date % 100);
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (1..=days).contains(&day).then_some(BirthDate(date))
     }
 
     pub fn year(self) -> u32 {
@@ -478,5 +491,9 @@ mod tests {
         assert_eq!(keys, Keys::default());
         assert_eq!(BirthDate::parse("1980-01-02"), Some(BirthDate(19800102)));
         assert_eq!(BirthDate::parse("19801302"), None);
+        assert_eq!(BirthDate::parse("19800231"), None, "no 31 February");
+        assert_eq!(BirthDate::parse("20000229"), Some(BirthDate(20000229)), "2000 was a leap year");
+        assert_eq!(BirthDate::parse("19000229"), None, "1900 was not");
+        assert_eq!(BirthDate::parse("1980-0-102"), None, "dashes only where ISO puts them");
     }
 }

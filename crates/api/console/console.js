@@ -1,5 +1,6 @@
-// Renkei's web console: search studies, browse series, view images. It speaks only the
-// public DICOMweb API with the user's bearer token, so it can do nothing the token cannot.
+// Renkei's web console: search studies, browse series, view images; for administrators,
+// the patient index's review queue and person view. It speaks only the public DICOMweb and
+// admin APIs with the user's bearer token, so it can do nothing the token cannot.
 
 const TEXT = {
   ja: {
@@ -10,6 +11,16 @@ const TEXT = {
     modality: "モダリティ", date: "検査日", description: "検査内容", images: "画像数", noStudies: "該当する検査はありません。",
     back: "戻る", series: "シリーズ", image: "画像", window: "ウィンドウ", presetDefault: "標準", presetSoft: "軟部",
     presetLung: "肺野", presetBone: "骨", presetBrain: "脳", loading: "読み込み中…",
+    review: "名寄せ確認", reviewer: "確認者", reason: "理由", same: "同一人物", different: "別人",
+    recorded: "記録しました", noTasks: "確認待ちはありません。", probability: "一致確率", person: "人物",
+    links: "リンク履歴", facility: "施設", birthDate: "生年月日", sex: "性別", field: "項目", level: "比較",
+    weight: "重み", needReason: "確認者と理由を入力してください。", retired: "取消",
+    grades: { certain: "確実", probable: "可能性高", possible: "可能性あり" },
+    kinds: { auto: "自動", manual: "手動", candidate: "確認待ち", different: "別人" },
+    fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
+    levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
+      "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
+      different: "不一致", "era swapped": "元号の誤り", "one digit or day/month swapped": "1桁違い・月日の入れ替え", same: "一致" },
   },
   en: {
     subtitle: "image viewer", language: "日本語", logout: "Log out", login: "Log in",
@@ -19,6 +30,11 @@ const TEXT = {
     modality: "Modality", date: "Date", description: "Description", images: "Images", noStudies: "No studies found.",
     back: "Back", series: "Series", image: "Image", window: "Window", presetDefault: "Default", presetSoft: "Soft tissue",
     presetLung: "Lung", presetBone: "Bone", presetBrain: "Brain", loading: "Loading…",
+    review: "Patient review", reviewer: "Reviewer", reason: "Reason", same: "Same person", different: "Different people",
+    recorded: "Recorded", noTasks: "Nothing waits for review.", probability: "Match probability", person: "Person",
+    links: "Link history", facility: "Facility", birthDate: "Birth date", sex: "Sex", field: "Field", level: "Comparison",
+    weight: "Weight", needReason: "Enter the reviewer and a reason.", retired: "retired", grades: {}, kinds: {},
+    fields: {}, levels: {},
   },
 };
 
@@ -26,6 +42,7 @@ const PRESETS = [
   ["presetDefault", null], ["presetSoft", "40,400"], ["presetLung", "-600,1500"], ["presetBone", "400,1800"], ["presetBrain", "40,80"],
 ];
 
+let administrator = false;
 let language = localStorage.getItem("renkei.language") || (navigator.language.startsWith("ja") ? "ja" : "en");
 let token = sessionStorage.getItem("renkei.token");
 const view = document.getElementById("view");
@@ -44,8 +61,9 @@ function element(tag, attributes = {}, ...children) {
 
 class Unauthorized extends Error {}
 
-async function api(path, accept = "application/dicom+json") {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${token}`, Accept: accept } });
+async function api(path, accept = "application/dicom+json", init = {}) {
+  const headers = { Authorization: `Bearer ${token}`, Accept: accept, ...(init.headers || {}) };
+  const response = await fetch(path, { ...init, headers });
   if (response.status === 401) throw new Unauthorized();
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
@@ -73,6 +91,13 @@ function renderChrome() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   document.getElementById("language").textContent = t("language");
   document.getElementById("logout").hidden = !token;
+  document.getElementById("review").hidden = !(token && administrator);
+}
+
+// Whether the token is an administrator's: only they may see the admin API.
+async function checkAdministrator() {
+  const response = await fetch("/api/mpi/status", { headers: { Authorization: `Bearer ${token}` } });
+  administrator = response.ok;
 }
 
 function loginView(message) {
@@ -89,6 +114,7 @@ function loginView(message) {
     try {
       await api("/dicom-web/studies?limit=1");
       sessionStorage.setItem("renkei.token", token);
+      await checkAdministrator();
       location.hash = "#/studies";
       route();
     } catch (error) {
@@ -210,10 +236,80 @@ async function viewerView(study, series) {
   await show();
 }
 
+function recordCells(record) {
+  const name = record.name.split("=").filter(Boolean).map((g) => g.replaceAll("^", " ")).join(" ／ ");
+  return [record.facility, record.patient_id, name, formatDate(record.birth_date), record.sex];
+}
+
+async function reviewView() {
+  const reviewer = element("input", { "data-testid": "reviewer", value: sessionStorage.getItem("renkei.reviewer") || "" });
+  reviewer.addEventListener("change", () => sessionStorage.setItem("renkei.reviewer", reviewer.value));
+  const list = element("div", { class: "tasks", "data-testid": "review-tasks" });
+  view.replaceChildren(element("h2", { text: t("review") }), element("label", { class: "reviewer" }, t("reviewer"), reviewer), list);
+  renderChrome();
+  const tasks = await (await api("/api/mpi/review?limit=50", "application/json")).json();
+  if (tasks.length === 0) list.append(element("p", { class: "muted", text: t("noTasks") }));
+  for (const task of tasks) {
+    const side = (record, which) => element("div", { class: "record", "data-testid": `record-${which}` },
+      ...recordCells(record).map((value, i) => i === 1
+        ? element("a", { href: `#/person/${record.id}`, "data-testid": "record-link", text: value })
+        : element("div", { text: value })));
+    const terms = element("tbody", {}, ...task.score.terms.map((term) => element("tr", { "data-testid": "score-term" },
+      element("td", { text: t("fields")[term.field] ?? term.field }),
+      element("td", { text: t("levels")[term.level] ?? term.level }),
+      element("td", { text: term.weight.toFixed(1) }))));
+    const reason = element("input", { "data-testid": "reason", placeholder: t("reason") });
+    const message = element("p", { class: "error" });
+    const card = element("section", { class: "task", "data-testid": "review-task" },
+      element("div", { class: "pair" }, side(task.a, "a"), side(task.b, "b")),
+      element("p", { text: `${t("probability")}: ${(task.score.probability * 100).toFixed(1)}% (${t("grades")[task.score.grade] ?? task.score.grade})` }),
+      element("table", { class: "terms" }, element("thead", {}, element("tr", {},
+        ...["field", "level", "weight"].map((k) => element("th", { text: t(k) })))), terms),
+      element("div", { class: "decide" }, reason,
+        element("button", { class: "primary", "data-testid": "accept", text: t("same"), onclick: () => decide("same") }),
+        element("button", { "data-testid": "reject", text: t("different"), onclick: () => decide("different") })),
+      message);
+    async function decide(decision) {
+      if (!reviewer.value.trim() || !reason.value.trim()) { message.textContent = t("needReason"); return; }
+      const body = JSON.stringify({ a: task.a.id, b: task.b.id, decision, reason: reason.value, reviewer: reviewer.value });
+      await api("/api/mpi/decisions", "application/json", { method: "POST", body, headers: { "Content-Type": "application/json" } });
+      card.replaceChildren(element("p", { class: "muted", "data-testid": "recorded", text: `${t("recorded")}: ${recordCells(task.a)[1]} / ${recordCells(task.b)[1]}` }));
+    }
+    list.append(card);
+  }
+}
+
+async function personView(id) {
+  const records = element("tbody");
+  const links = element("tbody");
+  view.replaceChildren(element("p", {}, element("button", { onclick: () => history.back(), text: t("back") })),
+    element("h2", { text: t("person") }),
+    element("table", {}, element("thead", {}, element("tr", {},
+      ...["facility", "patientId", "patientName", "birthDate", "sex"].map((k) => element("th", { text: t(k) })))), records),
+    element("h2", { text: t("links") }), element("table", {}, links));
+  renderChrome();
+  const person = await (await api(`/api/mpi/records/${id}`, "application/json")).json();
+  const label = (recordId) => {
+    const found = [...person.records, ...person.others].find((r) => r.id === recordId);
+    return found ? `${found.facility}/${found.patient_id}` : `#${recordId}`;
+  };
+  for (const record of person.records) {
+    records.append(element("tr", { "data-testid": "person-record" }, ...recordCells(record).map((value) => element("td", { text: value }))));
+  }
+  for (const link of person.links) {
+    const retired = link.retired ? ` — ${t("retired")}: ${link.retired.by} (${link.retired.why})` : "";
+    links.append(element("tr", { "data-testid": "person-link" },
+      element("td", { text: t("kinds")[link.kind] ?? link.kind }), element("td", { text: `${label(link.a)} – ${label(link.b)}` }),
+      element("td", { text: `${link.created.by} (${link.created.why})${retired}` })));
+  }
+}
+
 async function route() {
   try {
     if (!token) return loginView();
     const [, page, ...rest] = location.hash.split("?")[0].split("/");
+    if (page === "review") return await reviewView();
+    if (page === "person") return await personView(rest[0]);
     if (page === "study") return await studyView(rest[0]);
     if (page === "viewer") return await viewerView(rest[0], rest[1]);
     return await studiesView();
@@ -235,8 +331,10 @@ document.getElementById("language").addEventListener("click", () => {
 document.getElementById("logout").addEventListener("click", () => {
   sessionStorage.removeItem("renkei.token");
   token = null;
+  administrator = false;
   location.hash = "";
   route();
 });
+document.getElementById("review").addEventListener("click", () => { location.hash = "#/review"; });
 window.addEventListener("hashchange", route);
-route();
+if (token) checkAdministrator().then(route); else route();

@@ -231,8 +231,8 @@ impl Archive {
         Ok(records.into_iter().filter(|r| r.id != record.id && principal.sees(&r.facility)).collect())
     }
 
-    /// Candidate links between records of different persons, strongest first: the review
-    /// queue. (Candidates inside one person, joined by other links, need no review.)
+    /// The review queue: for each pair of persons joined by candidate links, the strongest
+    /// of those links, strongest first. (Candidates inside one person need no review.)
     pub async fn review_queue(&self, limit: usize) -> Result<Vec<ReviewTask>, ServiceError> {
         let model = self.mpi_model().await?;
         let mut tasks = Vec::new();
@@ -243,9 +243,13 @@ impl Archive {
         ends.dedup();
         let records: HashMap<RecordId, PatientRecord> =
             self.mpi.records(&ends).await?.into_iter().map(|r| (r.id, r)).collect();
+        // One task per pair of persons: the strongest link between them asks the question.
+        let mut asked = HashSet::new();
+        let person_of = |r: &PatientRecord| r.person.ok_or(r.id);
         for link in links {
             let (Some(a), Some(b)) = (records.get(&link.a), records.get(&link.b)) else { continue };
-            if a.person.is_some() && a.person == b.person {
+            let (pa, pb) = (person_of(a), person_of(b));
+            if pa == pb || !asked.insert((pa.min(pb), pa.max(pb))) {
                 continue;
             }
             let (ka, kb) = (keys_of(a), keys_of(b));

@@ -259,3 +259,39 @@ fn accept_from_the_review_queue(fixture: &Fixture, hub: &Hub, patient_id: &str) 
     assert_eq!(status, 400, "{body}");
     assert!(head.to_ascii_lowercase().contains("application/problem+json"), "{head}");
 }
+
+/// The console's review queue and person view, driven in Debian's headless Chromium by an
+/// administrator who accepts the married name.
+#[test]
+fn the_review_queue_works_in_the_console() {
+    let fixture = Fixture::new();
+    let hub = fixture.serve(&fixture.data_dir);
+    let dir = fixture.root.path().join("mpi");
+    store(&hub, "EASTPY", &study_of(&dir, 1, "E-001", "Takada^Hanako=高田^花子=タカダ^ハナコ", "19800102", "F"));
+    store(&hub, "WESTSCU", &study_of(&dir, 2, "W-901", "TAKADA^HANAKO=髙田^花子=ﾀｶﾀﾞ^ﾊﾅｺ", "19800102", "F"));
+    store(&hub, "WESTSCU", &study_of(&dir, 4, "W-903", "Sato^Hanako=佐藤^花子=サトウ^ハナコ", "19800102", "F"));
+    matched(&fixture);
+    let admin = crate::dicomweb::token(&fixture, &["--admin"]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/mpi.test.mjs");
+    let shots = fixture.root.path().join("screenshots");
+    std::fs::create_dir_all(&shots).expect("dir");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", hub.http))
+        .arg(&admin)
+        .arg(&shots)
+        .arg("W-903")
+        .output()
+        .expect("node runs");
+    assert!(output.status.success() && text(&output).contains("review ok"), "{}", text(&output));
+    matched(&fixture);
+    let shown = person_of(&fixture, "east", "E-001");
+    assert!(members(&shown).contains(&("west".into(), "W-903".into())), "{shown}");
+    assert!(shown.contains("clerk (administrator's token) (married 2024)"), "{shown}");
+    for shot in ["review.png", "person.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
+        if let Some(keep) = std::env::var_os("RENKEI_KEEP_SCREENSHOTS") {
+            let _ = std::fs::copy(shots.join(shot), std::path::Path::new(&keep).join(shot));
+        }
+    }
+}

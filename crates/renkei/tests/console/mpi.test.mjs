@@ -1,0 +1,56 @@
+// Drives the console's patient review in Debian's headless Chromium, as an administrator.
+//
+// usage: node mpi.test.mjs BASE_URL ADMIN_TOKEN SCREENSHOT_DIR PATIENT_ID
+// Finds the review task of PATIENT_ID, opens the other record's person, comes back and
+// accepts the pair as the same person.
+import { chromium } from "playwright-core";
+
+const [base, token, shots, patientId] = process.argv.slice(2);
+const check = (condition, message) => {
+  if (!condition) throw new Error(message);
+};
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1200, height: 900 } });
+  page.setDefaultTimeout(15000);
+  await page.goto(`${base}/`);
+  await page.fill("[data-testid=token]", token);
+  await page.click("[data-testid=login] button[type=submit]");
+  await page.waitForSelector("[data-testid=study-row]");
+
+  // Administrators see the review queue.
+  await page.click("[data-testid=nav-review]");
+  const task = page.locator("[data-testid=review-task]", { hasText: patientId }).first();
+  await task.waitFor();
+  const terms = await task.locator("[data-testid=score-term]").allTextContents();
+  check(terms.some((row) => row.startsWith("姓") && row.includes("不一致")), `the surname differs: ${terms}`);
+  check(terms.some((row) => row.startsWith("生年月日") && row.includes("完全一致")), `the birth date agrees: ${terms}`);
+  await page.screenshot({ path: `${shots}/review.png` });
+
+  // The other side's person, with its records and links.
+  const other = task.locator("[data-testid=record-a], [data-testid=record-b]").filter({ hasNotText: patientId });
+  await other.locator("[data-testid=record-link]").click();
+  await page.waitForSelector("[data-testid=person-record]");
+  const records = await page.locator("[data-testid=person-record]").allTextContents();
+  check(records.length >= 2, `the person has linked records: ${records}`);
+  check((await page.locator("[data-testid=person-link]").count()) >= 1, "and their links");
+  await page.screenshot({ path: `${shots}/person.png` });
+  await page.goBack();
+
+  // Accepting needs a reviewer and a reason.
+  const again = page.locator("[data-testid=review-task]", { hasText: patientId }).first();
+  await again.locator("[data-testid=accept]").click();
+  check((await again.textContent()).includes("確認者と理由を入力してください。"), "a decision without a reason is refused");
+  await page.fill("[data-testid=reviewer]", "clerk");
+  await again.locator("[data-testid=reason]").fill("married 2024");
+  await again.locator("[data-testid=accept]").click();
+  await page.waitForSelector("[data-testid=recorded]");
+  console.log("review ok");
+} finally {
+  await browser.close();
+}

@@ -110,7 +110,7 @@ pub async fn person(
     Path(id): Path<i64>,
 ) -> Result<Response, Problem> {
     admin_only(&principal)?;
-    let found = state.archive.mpi_record_by_id(RecordId(id)).await?;
+    let found = state.archive.patient_record(&principal, RecordId(id)).await?;
     let view = state.archive.person_view(&found).await?;
     Ok(Json(json!({
         "person": view.person.map(|p| p.0),

@@ -262,11 +262,6 @@ impl Archive {
         Ok(tasks)
     }
 
-    /// A record by its id, for administrators.
-    pub async fn mpi_record_by_id(&self, id: RecordId) -> Result<PatientRecord, ServiceError> {
-        self.mpi.records(&[id]).await?.into_iter().next().ok_or_else(|| ServiceError::not_found("patient"))
-    }
-
     /// The index's record of a facility's patient.
     pub async fn mpi_record(
         &self,

@@ -80,6 +80,8 @@ pub async fn fill(
 pub struct PopulationRecord {
     pub facility: String,
     pub patient_id: String,
+    /// The truth: records of one person share it.
+    pub person: u64,
     pub name: String,
     pub birth_date: String,
     pub sex: String,
@@ -92,12 +94,13 @@ pub fn read_population(text: &str) -> anyhow::Result<Vec<PopulationRecord>> {
         .skip(1)
         .map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
-            let [facility, patient_id, _, name, birth_date, sex] = fields[..] else {
+            let [facility, patient_id, person, name, birth_date, sex] = fields[..] else {
                 anyhow::bail!("a line without six fields: {line}")
             };
             Ok(PopulationRecord {
                 facility: facility.into(),
                 patient_id: patient_id.into(),
+                person: person.parse().with_context(|| format!("person in {line}"))?,
                 name: name.into(),
                 birth_date: birth_date.into(),
                 sex: sex.into(),

@@ -1,18 +1,11 @@
 // Drives the web console in Debian's headless Chromium and checks what is on the screen.
 //
 // usage: node console.test.mjs BASE_URL TOKEN SCREENSHOT_DIR
-import { chromium } from "playwright-core";
+import { check, launch } from "./browser.mjs";
 
 const [base, token, shots] = process.argv.slice(2);
-const check = (condition, message) => {
-  if (!condition) throw new Error(message);
-};
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(15000);

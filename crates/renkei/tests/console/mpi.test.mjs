@@ -3,18 +3,11 @@
 // usage: node mpi.test.mjs BASE_URL ADMIN_TOKEN SCREENSHOT_DIR PATIENT_ID
 // Finds the review task of PATIENT_ID, opens the other record's person, comes back and
 // accepts the pair as the same person.
-import { chromium } from "playwright-core";
+import { check, launch } from "./browser.mjs";
 
 const [base, token, shots, patientId] = process.argv.slice(2);
-const check = (condition, message) => {
-  if (!condition) throw new Error(message);
-};
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(15000);

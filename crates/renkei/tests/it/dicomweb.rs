@@ -727,23 +727,6 @@ fn the_web_console_works_in_headless_chromium() {
     let (status, head, body) = http(&hub, "/", &[]);
     assert_eq!(status, 200, "the console loads without a token");
     assert!(head.contains("text/html") && body.contains("/console.js"), "{head}");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console.test.mjs");
-    let shots = fixture.root.path().join("screenshots");
-    std::fs::create_dir_all(&shots).expect("dir");
-    let output = std::process::Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}", hub.http))
-        .arg(&viewer)
-        .arg(&shots)
-        .output()
-        .expect("node runs");
-    assert!(output.status.success() && text(&output).contains("console ok"), "{}", text(&output));
-    for shot in ["studies.png", "study.png", "viewer.png"] {
-        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
-    }
-    if let Some(keep) = std::env::var_os("RENKEI_KEEP_SCREENSHOTS") {
-        for shot in ["studies.png", "study.png", "viewer.png"] {
-            let _ = std::fs::copy(shots.join(shot), std::path::Path::new(&keep).join(shot));
-        }
-    }
+    let shots = ["studies.png", "study.png", "viewer.png"];
+    run_console_script(&fixture, &hub, "console.test.mjs", &viewer, &[], "console ok", &shots);
 }

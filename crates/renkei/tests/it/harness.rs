@@ -284,3 +284,35 @@ pub fn image_count(hub: &Hub, calling: &str) -> usize {
 pub fn find_results(output: &Output) -> usize {
     text(output).lines().filter(|l| l.contains("Find Response:") && l.contains("(Pending)")).count()
 }
+
+/// Runs `tests/console/SCRIPT` in Node against `hub` (`node SCRIPT BASE_URL TOKEN SHOTS
+/// ARGS…`), expects it to print `done`, and checks that each of `shots` was taken (and copies
+/// them to `RENKEI_KEEP_SCREENSHOTS`, if set, for a person to look at).
+pub fn run_console_script(
+    fixture: &Fixture,
+    hub: &Hub,
+    script: &str,
+    token: &str,
+    args: &[&str],
+    done: &str,
+    shots: &[&str],
+) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console").join(script);
+    let dir = fixture.root.path().join("screenshots");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", hub.http))
+        .arg(token)
+        .arg(&dir)
+        .args(args)
+        .output()
+        .expect("node runs");
+    assert!(output.status.success() && text(&output).contains(done), "{}", text(&output));
+    for shot in shots {
+        assert!(dir.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
+        if let Some(keep) = std::env::var_os("RENKEI_KEEP_SCREENSHOTS") {
+            let _ = std::fs::copy(dir.join(shot), Path::new(&keep).join(shot));
+        }
+    }
+}

@@ -346,14 +346,10 @@ fn link_population(
 ) -> anyhow::Result<()> {
     use renkei_matching::{Keys, Record, evaluate, link, model::Thresholds, train};
     let text = std::fs::read_to_string(population).with_context(|| format!("reading {}", population.display()))?;
-    let mut records = Vec::new();
-    let mut truth = Vec::new();
-    for line in text.lines().skip(1) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [_, _, person, name, birth_date, sex] = fields[..] else { bail!("a line without six fields: {line}") };
-        truth.push(person.parse::<u64>()?);
-        records.push(Record { name: name.into(), birth_date: birth_date.into(), sex: sex.into() });
-    }
+    let people = renkei_testkit::fill::read_population(&text)?;
+    let truth: Vec<u64> = people.iter().map(|p| p.person).collect();
+    let records: Vec<Record> =
+        people.into_iter().map(|p| Record { name: p.name, birth_date: p.birth_date, sex: p.sex }).collect();
     let started = Instant::now();
     let keys: Vec<Keys> = records.iter().map(Keys::of).collect();
     let keyed = started.elapsed();

@@ -91,6 +91,9 @@ pub struct StoredInstance {
     pub size: u64,
     /// The study's date as a `YYYYMMDD` key, if it has a valid one (for the retrieval log).
     pub study_date: Option<String>,
+    /// Set when another facility shares the instance: it then goes out under the viewing
+    /// facility's own patient (the stored bytes stay as they are).
+    pub shared: Option<crate::sharing::Shared>,
 }
 
 /// Counts of what a facility holds.

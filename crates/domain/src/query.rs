@@ -101,6 +101,8 @@ attributes! {
     StudyTime = (0x0008, 0x0030, Study, Time, "StudyTime"),
     AccessionNumber = (0x0008, 0x0050, Study, Text, "AccessionNumber"),
     ModalitiesInStudy = (0x0008, 0x0061, Study, Text, "ModalitiesInStudy"),
+    // Only for studies another facility shares: the name of that facility.
+    InstitutionName = (0x0008, 0x0080, Study, Computed, "InstitutionName"),
     ReferringPhysicianName = (0x0008, 0x0090, Study, PersonName, "ReferringPhysicianName"),
     StudyDescription = (0x0008, 0x1030, Study, Text, "StudyDescription"),
     StudyId = (0x0020, 0x0010, Study, Text, "StudyID"),
@@ -136,7 +138,7 @@ impl Attribute {
         use Attribute::*;
         match self {
             PatientName | ReferringPhysicianName => "PN",
-            PatientId | IssuerOfPatientId | StudyDescription | SeriesDescription => "LO",
+            PatientId | IssuerOfPatientId | StudyDescription | SeriesDescription | InstitutionName => "LO",
             PatientBirthDate | StudyDate | SeriesDate => "DA",
             StudyTime | SeriesTime => "TM",
             StudyInstanceUid | SeriesInstanceUid | SopClassUid | SopInstanceUid => "UI",
@@ -409,6 +411,9 @@ pub struct QueryMatch {
     pub values: BTreeMap<Attribute, String>,
     /// The Specific Character Set the values were received in, where known.
     pub character_set: Option<String>,
+    /// Set when another facility shares the entity: its patient values are then the
+    /// viewing facility's own patient's.
+    pub shared: Option<crate::sharing::Shared>,
 }
 
 #[cfg(test)]

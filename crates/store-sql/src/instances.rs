@@ -4,11 +4,13 @@ use std::collections::HashMap;
 
 use renkei_domain::model::{BlobHash, FacilityStats, NewInstance, StoreOutcome, StoredInstance};
 use renkei_domain::names::{PersonName, fuzzy_name_key, name_key};
-use renkei_domain::query::{Query, QueryMatch, normalize_date, time_lower_bound};
+use renkei_domain::query::{Attribute, Query, QueryMatch, normalize_date, time_lower_bound};
+use renkei_domain::sharing::{Grant, LocalPatient, Shared};
 use renkei_domain::{FacilityId, Uid};
 use renkei_store::StoreError;
 
-use crate::{ColumnType, Sql, Statement, Value, corrupt, find_statement, retrieve_statement};
+use crate::query::{SHARED_COLUMNS, Scope, find_statement, retrieve_statement};
+use crate::{ColumnType, Sql, Statement, Value, corrupt};
 
 fn key<F: Fn(&str) -> Option<String>>(value: &Option<String>, normalise: F) -> Value {
     Value::text(value.as_deref().map(|v| normalise(v).unwrap_or_default()).as_deref())
@@ -259,17 +261,18 @@ async fn upsert_hierarchy(sql: &mut dyn Sql, item: &NewInstance, cache: &mut Ups
 }
 
 /// Entities of one facility at the query's level that match all its keys.
-pub(crate) async fn find(
-    sql: &mut dyn Sql,
-    facility: &FacilityId,
-    query: &Query,
-) -> Result<Vec<QueryMatch>, StoreError> {
-    let (statement, columns) = find_statement(sql.dialect(), facility.as_str(), query);
+pub(crate) async fn find(sql: &mut dyn Sql, scope: Scope<'_>, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
+    let (statement, columns) = find_statement(sql.dialect(), scope, query);
     let mut types: Vec<ColumnType> = columns.iter().map(|(_, kind)| *kind).collect();
     types.push(ColumnType::Text);
+    let shared = matches!(scope, Scope::SharedWith { .. });
+    if shared {
+        types.extend(SHARED_COLUMNS);
+    }
     let rows = sql.fetch_all(&statement, &types).await?;
     let mut matches = Vec::with_capacity(rows.len());
     for mut row in rows {
+        let origin = if shared { Some(split_shared(&mut row)?) } else { None };
         let character_set = row.pop().and_then(Value::into_text);
         let mut found = QueryMatch { character_set, ..Default::default() };
         for ((attribute, _), value) in columns.iter().zip(row) {
@@ -277,6 +280,7 @@ pub(crate) async fn find(
                 found.values.insert(*attribute, value);
             }
         }
+        found.shared = origin.map(|origin| origin.seen_as(local_patient(&found)));
         matches.push(found);
     }
     Ok(matches)
@@ -285,13 +289,79 @@ pub(crate) async fn find(
 /// The current version of every instance under the entities the query matches.
 pub(crate) async fn retrieve(
     sql: &mut dyn Sql,
-    facility: &FacilityId,
+    scope: Scope<'_>,
     query: &Query,
 ) -> Result<Vec<StoredInstance>, StoreError> {
     use ColumnType::{Int, Text};
-    let statement = retrieve_statement(sql.dialect(), facility.as_str(), query);
-    let rows = sql.fetch_all(&statement, &[Text, Text, Text, Text, Text, Text, Int, Text]).await?;
-    rows.into_iter().map(stored_instance).collect()
+    let statement = retrieve_statement(sql.dialect(), scope, query);
+    let mut types = vec![Text, Text, Text, Text, Text, Text, Int, Text];
+    if matches!(scope, Scope::Own(_)) {
+        let rows = sql.fetch_all(&statement, &types).await?;
+        return rows.into_iter().map(stored_instance).collect();
+    }
+    types.extend([Text; 5]);
+    types.extend(SHARED_COLUMNS);
+    let mut instances = Vec::new();
+    for mut row in sql.fetch_all(&statement, &types).await? {
+        let origin = split_shared(&mut row)?;
+        let local: Vec<String> = row.split_off(8).into_iter().map(|v| v.into_text().unwrap_or_default()).collect();
+        let Ok([patient_id, issuer, name, birth_date, sex]) = <[String; 5]>::try_from(local) else {
+            return Err(corrupt("local patient"));
+        };
+        let mut instance = stored_instance(row)?;
+        instance.shared = Some(origin.seen_as(LocalPatient { patient_id, issuer, name, birth_date, sex }));
+        instances.push(instance);
+    }
+    Ok(instances)
+}
+
+/// Where a shared row comes from and why it may be seen, before knowing whose patient it is
+/// shown under.
+struct Origin {
+    facility: FacilityId,
+    patient_id: String,
+    issuer: String,
+    grant: Grant,
+}
+
+impl Origin {
+    fn seen_as(self, local: LocalPatient) -> Shared {
+        Shared {
+            origin: self.facility,
+            origin_patient_id: self.patient_id,
+            origin_issuer: self.issuer,
+            local,
+            grant: self.grant,
+        }
+    }
+}
+
+/// Takes the [`SHARED_COLUMNS`] off the end of a row.
+fn split_shared(row: &mut Vec<Value>) -> Result<Origin, StoreError> {
+    let at = row.len().checked_sub(SHARED_COLUMNS.len()).ok_or_else(|| corrupt("shared row"))?;
+    let Ok([facility, patient_id, issuer, publication, break_glass]) = <[Value; 5]>::try_from(row.split_off(at)) else {
+        return Err(corrupt("shared row"));
+    };
+    let grant =
+        Grant::of(publication.as_int(), break_glass.as_int()).ok_or_else(|| corrupt("shared row without a grant"))?;
+    let facility = facility.into_text().and_then(|f| FacilityId::new(&f).ok()).ok_or_else(|| corrupt("facility"))?;
+    Ok(Origin {
+        facility,
+        patient_id: patient_id.into_text().unwrap_or_default(),
+        issuer: issuer.into_text().unwrap_or_default(),
+        grant,
+    })
+}
+
+fn local_patient(found: &QueryMatch) -> LocalPatient {
+    let value = |attribute| found.values.get(&attribute).cloned().unwrap_or_default();
+    LocalPatient {
+        patient_id: value(Attribute::PatientId),
+        issuer: value(Attribute::IssuerOfPatientId),
+        name: value(Attribute::PatientName),
+        birth_date: value(Attribute::PatientBirthDate),
+        sex: value(Attribute::PatientSex),
+    }
 }
 
 fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
@@ -308,6 +378,7 @@ fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
         blob: BlobHash(blob.into_text().ok_or_else(|| corrupt("blob"))?),
         size: size.as_int().ok_or_else(|| corrupt("size"))? as u64,
         study_date: study_date.into_text().filter(|date| !date.is_empty()),
+        shared: None,
     })
 }
 

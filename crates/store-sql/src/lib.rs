@@ -20,6 +20,7 @@ mod instances;
 pub mod migration;
 mod mpi;
 mod query;
+mod sharing;
 mod store;
 mod tiers;
 mod tokens;
@@ -33,7 +34,6 @@ pub use driver::{Driver, On};
 use facilities::{add_facility, facilities, facility_of_ae, node, put_node};
 pub use instances::{UpsertCache, record_all};
 use instances::{find, retrieve, stats};
-use query::{find_statement, retrieve_statement};
 pub use store::{SqlBackend, SqlStore, SqlTransaction};
 use tiers::{
     access_report, cold_blobs_of_patient, cold_candidates, mark_cold, record_accesses, release_lease, tier_stats,

@@ -47,7 +47,8 @@ fn column(attribute: Attribute) -> Option<Column> {
         | NumberOfStudyRelatedSeries
         | NumberOfStudyRelatedInstances
         | NumberOfSeriesRelatedInstances
-        | InstanceAvailability => return None,
+        | InstanceAvailability
+        | InstitutionName => return None,
     };
     Some(Column { raw, key })
 }
@@ -130,7 +131,7 @@ fn joined_aliases(level: QueryLevel) -> &'static [&'static str] {
 /// One more column follows those: the Specific Character Set the values came in.
 pub(crate) fn find_statement(
     dialect: Dialect,
-    facility: &str,
+    scope: Scope,
     query: &Query,
 ) -> (Statement, Vec<(Attribute, ColumnType)>) {
     let mut columns = Vec::new();
@@ -160,27 +161,81 @@ pub(crate) fn find_statement(
         }
         _ => "s.charset",
     });
-    let statement = select_statement(dialect, &select.join(", "), query.level, facility, query);
+    let statement = select_statement(dialect, &select.join(", "), query.level, scope, query);
     (statement, columns)
 }
 
 /// The SELECT of the current version of every instance under the query's matches. Its
 /// columns are study UID, series UID, SOP instance UID, SOP class UID, transfer syntax,
-/// blob, size and study date key.
-pub(crate) fn retrieve_statement(dialect: Dialect, facility: &str, query: &Query) -> Statement {
-    let select = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size, \
+/// blob, size and study date key; shared, the local patient's ID, issuer, name, birth date
+/// and sex follow, then [`SHARED_COLUMNS`].
+pub(crate) fn retrieve_statement(dialect: Dialect, scope: Scope, query: &Query) -> Statement {
+    let own = "s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.blob, i.size, \
          s.study_date_key";
+    let shared = format!("{own}, p.patient_id, p.issuer, p.name, p.birth_date, p.sex");
+    let select = if matches!(scope, Scope::Own(_)) { own } else { &shared };
     let unpaged = Query { limit: None, offset: 0, ..query.clone() };
-    select_statement(dialect, select, QueryLevel::Image, facility, &unpaged)
+    select_statement(dialect, select, QueryLevel::Image, scope, &unpaged)
 }
 
-fn select_statement(
-    dialect: Dialect,
-    select: &str,
-    from_level: QueryLevel,
-    facility: &str,
-    query: &Query,
-) -> Statement {
+/// Whose data a statement reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// A facility's own.
+    Own(&'a str),
+    /// What other facilities share with this one at `now` (Unix seconds), under its own
+    /// patients: studies of persons its patients are linked to, published to it or opened
+    /// by its break-glass access, and not held by the facility itself under the same UID.
+    /// Study level and below.
+    SharedWith { facility: &'a str, now: i64 },
+}
+
+/// The columns a shared statement adds at the end: the origin facility, the origin's
+/// patient ID and issuer, and the grant (publication and break-glass keys, one of them set).
+pub(crate) const SHARED_COLUMNS: [ColumnType; 5] =
+    [ColumnType::Text, ColumnType::Text, ColumnType::Text, ColumnType::Int, ColumnType::Int];
+
+/// A current publication `pub` that the facility (bound by the caller after `now` twice) is
+/// in the audience of.
+const PUBLISHED_TO: &str = "pub.revoked_at IS NULL AND pub.starts_at <= ? AND ? < pub.ends_at \
+     AND (pub.to_group = 1 OR EXISTS (SELECT 1 FROM publication_target t WHERE t.publication_pk = pub.pk \
+     AND t.facility_id = ?))";
+
+/// Studies (`x.pk`) visible through a facility's current publications or break-glass
+/// accesses. Binds: now, now, facility; now, now, facility; facility, now, now.
+fn granted_studies() -> String {
+    format!(
+        "SELECT pub.study_pk FROM publication pub WHERE pub.study_pk IS NOT NULL AND {PUBLISHED_TO} \
+         UNION SELECT x.pk FROM publication pub JOIN study x ON x.patient_pk = pub.patient_pk \
+         WHERE pub.study_pk IS NULL AND {PUBLISHED_TO} \
+         UNION SELECT x.pk FROM break_glass b JOIN patient bl ON bl.pk = b.patient_pk \
+         JOIN patient bo ON bo.person_pk = bl.person_pk JOIN study x ON x.patient_pk = bo.pk \
+         WHERE b.facility_id = ? AND b.starts_at <= ? AND ? < b.ends_at"
+    )
+}
+
+fn granted_binds(facility: &str, now: i64) -> Vec<Value> {
+    let (f, t) = (|| Value::Text(facility.to_owned()), || Value::Int(now));
+    vec![t(), t(), f(), t(), t(), f(), f(), t(), t()]
+}
+
+/// The grant columns of a shared row. Binds: now, now, facility; facility, now, now.
+fn grant_columns() -> String {
+    format!(
+        "(SELECT MIN(pub.pk) FROM publication pub WHERE (pub.study_pk = s.pk \
+         OR (pub.study_pk IS NULL AND pub.patient_pk = s.patient_pk)) AND {PUBLISHED_TO}), \
+         (SELECT MIN(b.pk) FROM break_glass b JOIN patient bl ON bl.pk = b.patient_pk \
+         WHERE b.facility_id = ? AND bl.person_pk = op.person_pk AND b.starts_at <= ? AND ? < b.ends_at)"
+    )
+}
+
+fn select_statement(dialect: Dialect, select: &str, from_level: QueryLevel, scope: Scope, query: &Query) -> Statement {
+    let facility = match scope {
+        Scope::Own(facility) => facility,
+        Scope::SharedWith { facility, now } => {
+            return shared_select_statement(dialect, select, from_level, facility, now, query);
+        }
+    };
     // The facility is stated for every joined table, not only the main one, so that the
     // planner can use each table's (facility_id, uid or name) index for a key on that table.
     // In SQLite, when keys exist but none is on the main table, its facility term is written
@@ -206,7 +261,54 @@ fn select_statement(
     for (attribute, matcher) in query.constraints() {
         push_constraint(&mut sql, &mut binds, *attribute, matcher, query.fuzzy);
     }
-    sql.push_str(&format!(" ORDER BY {}.pk", aliases[0]));
+    finish_select(dialect, sql, binds, &format!("{}.pk", aliases[0]), query)
+}
+
+/// A select of what other facilities share with `facility`: their study, series and
+/// instance rows (`s`, `se`, `i`) under the facility's own patient `p`, linked to the same
+/// person as the origin's patient `op`. It starts from the few studies granted.
+fn shared_select_statement(
+    dialect: Dialect,
+    select: &str,
+    from_level: QueryLevel,
+    facility: &str,
+    now: i64,
+    query: &Query,
+) -> Statement {
+    let from = match from_level {
+        QueryLevel::Patient | QueryLevel::Study => "FROM study s",
+        QueryLevel::Series => "FROM series se JOIN study s ON s.pk = se.study_pk AND s.facility_id = se.facility_id",
+        QueryLevel::Image => {
+            "FROM instance i JOIN series se ON se.pk = i.series_pk AND se.facility_id = i.facility_id \
+             JOIN study s ON s.pk = se.study_pk AND s.facility_id = se.facility_id"
+        }
+    };
+    let text = |v: &str| Value::Text(v.to_owned());
+    let mut binds = granted_binds(facility, now);
+    binds.truncate(3);
+    binds.extend([text(facility), Value::Int(now), Value::Int(now)]);
+    let mut sql = format!(
+        "SELECT {select}, s.facility_id, op.patient_id, op.issuer, {} {from} \
+         JOIN patient op ON op.pk = s.patient_pk JOIN patient p ON p.person_pk = op.person_pk \
+         WHERE s.pk IN ({}) AND p.facility_id = ? AND s.facility_id <> ? \
+         AND NOT EXISTS (SELECT 1 FROM study own WHERE own.facility_id = ? AND own.study_uid = s.study_uid)",
+        grant_columns(),
+        granted_studies(),
+    );
+    binds.extend(granted_binds(facility, now));
+    binds.extend([text(facility), text(facility), text(facility)]);
+    for (attribute, matcher) in query.constraints() {
+        push_constraint(&mut sql, &mut binds, *attribute, matcher, query.fuzzy);
+    }
+    // Ordered by the shared row, then by which of the facility's patients it is shown under.
+    let main = joined_aliases(from_level)[0];
+    let main = if main == "p" { "s" } else { main };
+    finish_select(dialect, sql, binds, &format!("{main}.pk, p.pk"), query)
+}
+
+/// Appends the order, limit and offset, and numbers the placeholders.
+fn finish_select(dialect: Dialect, mut sql: String, mut binds: Vec<Value>, order_by: &str, query: &Query) -> Statement {
+    sql.push_str(&format!(" ORDER BY {order_by}"));
     match query.limit {
         Some(limit) => {
             sql.push_str(" LIMIT ?");
@@ -339,7 +441,7 @@ mod tests {
             offset: 5,
             fuzzy: false,
         };
-        let (statement, _) = find_statement(Dialect::Sqlite, "east", &query);
+        let (statement, _) = find_statement(Dialect::Sqlite, Scope::Own("east"), &query);
         let (_, where_clause) = statement.sql.split_once("ON p.pk = s.patient_pk WHERE ").expect("where clause");
         assert_eq!(
             where_clause,
@@ -376,7 +478,7 @@ mod tests {
             offset: 0,
             fuzzy: false,
         };
-        let (statement, _) = find_statement(Dialect::Sqlite, "east", &query);
+        let (statement, _) = find_statement(Dialect::Sqlite, Scope::Own("east"), &query);
         assert!(!statement.sql.contains("OR 1=1"));
         assert!(statement.binds.contains(&Value::Text("x' OR 1=1 --".into())));
     }
@@ -390,7 +492,7 @@ mod tests {
             offset: 3,
             fuzzy: false,
         };
-        let statement = retrieve_statement(Dialect::Sqlite, "east", &query);
+        let statement = retrieve_statement(Dialect::Sqlite, Scope::Own("east"), &query);
         assert!(statement.sql.contains("FROM instance i JOIN series se"));
         // Found from the series down, never by scanning the facility's instances.
         assert!(
@@ -422,7 +524,7 @@ mod postgres_tests {
             offset: 4,
             fuzzy: false,
         };
-        let (statement, _) = find_statement(Dialect::Postgres, "east", &query);
+        let (statement, _) = find_statement(Dialect::Postgres, Scope::Own("east"), &query);
         assert!(statement.sql.contains("WHERE se.facility_id = $1 AND s.facility_id = $2 AND p.facility_id = $3"));
         assert!(statement.sql.ends_with("AND se.series_uid = $4 AND p.patient_id = $5 ORDER BY se.pk OFFSET $6"));
         assert!(!statement.sql.contains('?'));
@@ -432,8 +534,8 @@ mod postgres_tests {
     #[test]
     fn modalities_in_study_aggregate_per_dialect() {
         let query = Query { level: QueryLevel::Study, keys: Vec::new(), limit: Some(2), offset: 0, fuzzy: false };
-        let (sqlite, _) = find_statement(Dialect::Sqlite, "east", &query);
-        let (postgres, _) = find_statement(Dialect::Postgres, "east", &query);
+        let (sqlite, _) = find_statement(Dialect::Sqlite, Scope::Own("east"), &query);
+        let (postgres, _) = find_statement(Dialect::Postgres, Scope::Own("east"), &query);
         assert!(sqlite.sql.contains("group_concat(m, '\\')"));
         assert!(postgres.sql.contains("string_agg(m, '\\' ORDER BY m)"));
         assert!(sqlite.sql.ends_with("ORDER BY s.pk LIMIT ?"));
@@ -443,7 +545,7 @@ mod postgres_tests {
     #[test]
     fn sqlite_offsets_without_a_limit_say_so() {
         let query = Query { level: QueryLevel::Patient, keys: Vec::new(), limit: None, offset: 2, fuzzy: false };
-        let (statement, _) = find_statement(Dialect::Sqlite, "east", &query);
+        let (statement, _) = find_statement(Dialect::Sqlite, Scope::Own("east"), &query);
         assert!(statement.sql.ends_with("ORDER BY p.pk LIMIT -1 OFFSET ?"));
     }
 }

@@ -6,11 +6,13 @@ use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::sharing::{BreakGlass, NewBreakGlass, NewPublication, Publication, SharedAccess};
 use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
 
-use crate::{Sql, mpi, now_unix};
+use crate::query::Scope;
+use crate::{Sql, mpi, now_unix, sharing};
 
 /// A transaction of a backend: statements run in it until it is committed. Dropped
 /// uncommitted, it rolls back.
@@ -93,11 +95,11 @@ impl<B: SqlBackend> InstanceStore for SqlStore<B> {
     }
 
     async fn find(&self, facility: &FacilityId, query: &Query) -> Result<Vec<QueryMatch>, StoreError> {
-        crate::find(&mut *self.0.reader(), facility, query).await
+        crate::find(&mut *self.0.reader(), Scope::Own(facility.as_str()), query).await
     }
 
     async fn retrieve(&self, facility: &FacilityId, query: &Query) -> Result<Vec<StoredInstance>, StoreError> {
-        crate::retrieve(&mut *self.0.reader(), facility, query).await
+        crate::retrieve(&mut *self.0.reader(), Scope::Own(facility.as_str()), query).await
     }
 
     async fn stats(&self) -> Result<Vec<FacilityStats>, StoreError> {
@@ -232,5 +234,71 @@ impl<B: SqlBackend> MpiStore for SqlStore<B> {
 
     async fn mpi_stats(&self) -> Result<MpiStats, StoreError> {
         mpi::mpi_stats(&mut *self.0.reader()).await
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> SharingStore for SqlStore<B> {
+    async fn publish(&self, publication: &NewPublication, now: i64) -> Result<Publication, StoreError> {
+        let mut tx = self.0.transaction().await?;
+        let published = sharing::publish(&mut *tx, publication, now).await?;
+        tx.commit().await?;
+        Ok(published)
+    }
+
+    async fn revoke(&self, id: i64, facility: Option<&FacilityId>, by: &Actor, now: i64) -> Result<(), StoreError> {
+        sharing::revoke(&mut *self.0.reader(), id, facility, by, now).await
+    }
+
+    async fn publications(&self, facility: Option<&FacilityId>, limit: u32) -> Result<Vec<Publication>, StoreError> {
+        sharing::publications(&mut *self.0.reader(), facility, limit).await
+    }
+
+    async fn open_break_glass(&self, access: &NewBreakGlass) -> Result<BreakGlass, StoreError> {
+        let mut tx = self.0.transaction().await?;
+        let opened = sharing::open_break_glass(&mut *tx, access).await?;
+        tx.commit().await?;
+        Ok(opened)
+    }
+
+    async fn break_glasses(
+        &self,
+        facility: Option<&FacilityId>,
+        unreviewed: bool,
+        limit: u32,
+    ) -> Result<Vec<BreakGlass>, StoreError> {
+        sharing::break_glasses(&mut *self.0.reader(), facility, unreviewed, limit).await
+    }
+
+    async fn review_break_glass(&self, id: i64, by: &Actor, now: i64) -> Result<(), StoreError> {
+        sharing::review_break_glass(&mut *self.0.reader(), id, by, now).await
+    }
+
+    async fn find_shared(&self, facility: &FacilityId, query: &Query, now: i64) -> Result<Vec<QueryMatch>, StoreError> {
+        crate::find(&mut *self.0.reader(), Scope::SharedWith { facility: facility.as_str(), now }, query).await
+    }
+
+    async fn retrieve_shared(
+        &self,
+        facility: &FacilityId,
+        query: &Query,
+        now: i64,
+    ) -> Result<Vec<StoredInstance>, StoreError> {
+        crate::retrieve(&mut *self.0.reader(), Scope::SharedWith { facility: facility.as_str(), now }, query).await
+    }
+
+    async fn record_shared_accesses(&self, accesses: &[SharedAccess]) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction().await?;
+        sharing::record_shared_accesses(&mut *tx, accesses).await?;
+        tx.commit().await
+    }
+
+    async fn shared_accesses(
+        &self,
+        facility: Option<&FacilityId>,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<SharedAccess>, StoreError> {
+        sharing::shared_accesses(&mut *self.0.reader(), facility, since, limit).await
     }
 }

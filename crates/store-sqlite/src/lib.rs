@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, sql: include_str!("../migrations/0002_tokens.sql"), compatible_from: 1 },
     Migration { version: 3, sql: include_str!("../migrations/0003_tiers.sql"), compatible_from: 1 },
     Migration { version: 4, sql: include_str!("../migrations/0004_mpi.sql"), compatible_from: 1 },
+    Migration { version: 5, sql: include_str!("../migrations/0005_sharing.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.

@@ -5,6 +5,7 @@
 //! - [`TokenStore`]: API tokens, held only as hashes.
 //! - [`TierStore`]: which blobs are cold, lifecycle candidates, access records, job leases.
 //! - [`MpiStore`]: the master patient index: records, blocking keys, links and persons.
+//! - [`SharingStore`]: publications, break-glass accesses, what they show, and their audit.
 //! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
 //!   through [`store_test_suite!`].
 //!
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
+use renkei_domain::sharing::{BreakGlass, NewBreakGlass, NewPublication, Publication, SharedAccess};
 use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId};
 
@@ -160,6 +162,52 @@ pub trait MpiStore: Send + Sync {
     async fn model(&self) -> Result<Option<String>, StoreError>;
     async fn save_model(&self, model: &str, now: i64) -> Result<(), StoreError>;
     async fn mpi_stats(&self) -> Result<MpiStats, StoreError>;
+}
+
+/// Sharing between facilities: publications, break-glass accesses, what they let a facility
+/// see, and the audit of every such access. Times are Unix seconds.
+#[async_trait]
+pub trait SharingStore: Send + Sync {
+    /// Records a publication. The patient, and the study if one is named, must be the
+    /// publishing facility's: otherwise not found.
+    async fn publish(&self, publication: &NewPublication, now: i64) -> Result<Publication, StoreError>;
+    /// Revokes a publication that is not revoked yet, if it is `facility`'s (any facility's
+    /// when `None`); otherwise not found.
+    async fn revoke(&self, id: i64, facility: Option<&FacilityId>, by: &Actor, now: i64) -> Result<(), StoreError>;
+    /// Publications by `facility` (every one when `None`), newest first.
+    async fn publications(&self, facility: Option<&FacilityId>, limit: u32) -> Result<Vec<Publication>, StoreError>;
+    /// Records a break-glass access; the patient must be the facility's, otherwise not found.
+    async fn open_break_glass(&self, access: &NewBreakGlass) -> Result<BreakGlass, StoreError>;
+    /// Break-glass accesses of `facility` (every one when `None`), newest first; only those
+    /// no administrator has reviewed when `unreviewed`.
+    async fn break_glasses(
+        &self,
+        facility: Option<&FacilityId>,
+        unreviewed: bool,
+        limit: u32,
+    ) -> Result<Vec<BreakGlass>, StoreError>;
+    /// Marks a break-glass access reviewed; not found if there is no such unreviewed access.
+    async fn review_break_glass(&self, id: i64, by: &Actor, now: i64) -> Result<(), StoreError>;
+    /// What other facilities share with `facility` at `now` and the query matches (study level
+    /// and below), under the facility's own patients. A study the facility itself holds under
+    /// the same UID is not repeated.
+    async fn find_shared(&self, facility: &FacilityId, query: &Query, now: i64) -> Result<Vec<QueryMatch>, StoreError>;
+    /// The instances under what [`find_shared`](Self::find_shared) would find.
+    async fn retrieve_shared(
+        &self,
+        facility: &FacilityId,
+        query: &Query,
+        now: i64,
+    ) -> Result<Vec<StoredInstance>, StoreError>;
+    async fn record_shared_accesses(&self, accesses: &[SharedAccess]) -> Result<(), StoreError>;
+    /// Accesses by `facility` or to its studies (every one when `None`) since `since`, newest
+    /// first.
+    async fn shared_accesses(
+        &self,
+        facility: Option<&FacilityId>,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<SharedAccess>, StoreError>;
 }
 
 /// Wraps a pattern of DICOM wildcards (`*`, `?`) as a SQL `LIKE` pattern with `\` as the

@@ -9,11 +9,15 @@ use renkei_domain::tier::{Access, AgeBucket, BlobRef, ColdRule, Tier};
 
 use renkei_domain::mpi::{Actor, LinkKind, MatchOutcome, NewLink, PersonAssignment, RecordId};
 
-use crate::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
+use renkei_domain::sharing::{
+    AccessKind, Audience, Consent, Grant, NewBreakGlass, NewPublication, PatientRef, Published, SharedAccess,
+};
+
+use crate::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
 
 /// What a backend under test must offer.
-pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore {}
-impl<T: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore> Store for T {}
+pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore {}
+impl<T: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore> Store for T {}
 
 /// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
 /// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
@@ -24,7 +28,8 @@ macro_rules! store_test_suite {
             facilities_and_ae_titles, nodes, record_outcomes, facilities_are_isolated,
             find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
             tokens, tiers_and_availability, idle_studies_and_the_access_report, leases,
-            patients_are_pending_until_matched, matching_writes_keys_links_and_persons, decisions_keep_history);
+            patients_are_pending_until_matched, matching_writes_keys_links_and_persons, decisions_keep_history,
+            sharing_follows_links_publications_and_break_glass);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -630,4 +635,146 @@ pub async fn decisions_keep_history(store: &dyn Store) {
     let history = store.link_history(&[a, b]).await.expect("history");
     assert!(history.iter().all(|l| l.retired.is_some()));
     assert_eq!(history[1].retired.as_ref().map(|r| r.by.why.as_str()), Some("wrong chart"));
+}
+
+fn patient_ref(facility_id: &str, patient_id: &str) -> PatientRef {
+    PatientRef { facility: facility(facility_id), patient_id: patient_id.into(), issuer: String::new() }
+}
+
+fn publication(published: Published, audience: Audience, starts_at: i64, ends_at: i64) -> NewPublication {
+    NewPublication {
+        patient: patient_ref("east", "E1"),
+        published,
+        audience,
+        starts_at,
+        ends_at,
+        consent: Consent { given_by: "the patient".into(), given_at: 90, scope: "referral to west".into() },
+        created_by: "dr.tanaka".into(),
+    }
+}
+
+pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Store) {
+    for id in ["east", "west", "north"] {
+        add_facility(store, id, &[&id.to_uppercase()]).await;
+    }
+    let e1 = patient(store, "east", "E1", "Yamada^Hanako", "19800102", 1).await;
+    record(store, &[instance("east", "E1", "1.2.9", "1.2.9.1", "1.2.9.1.1", "e")]).await;
+    let w1 = patient(store, "west", "W1", "Yamada^Hana", "19800102", 2).await;
+    let n1 = patient(store, "north", "N1", "Yamada^Hanako", "19800102", 3).await;
+    let studies = Query::new(QueryLevel::Study, Vec::new());
+    let shared_uids = |found: Vec<renkei_domain::query::QueryMatch>| -> Vec<String> {
+        found.iter().map(|m| m.values[&Attribute::StudyInstanceUid].clone()).collect()
+    };
+    let west = facility("west");
+
+    // Published, but west's patient is not linked to east's yet: nothing to see.
+    let to_west = Audience::Facilities(vec![facility("west")]);
+    let study = Published::Study { study_uid: "1.2.1".into() };
+    let published = store.publish(&publication(study.clone(), to_west.clone(), 100, 200), 95).await.expect("publish");
+    assert!(store.find_shared(&west, &studies, 150).await.expect("find").is_empty(), "not linked");
+
+    let outcome = MatchOutcome {
+        persons: vec![PersonAssignment { person: None, records: vec![e1, w1, n1] }],
+        ..Default::default()
+    };
+    store.apply_matching(&outcome, 96).await.expect("link");
+    let found = store.find_shared(&west, &studies, 150).await.expect("find");
+    assert_eq!(shared_uids(found.clone()), ["1.2.1"]);
+    let seen = found[0].shared.as_ref().expect("marked shared");
+    assert_eq!((seen.origin.as_str(), seen.origin_patient_id.as_str()), ("east", "E1"));
+    assert_eq!(seen.grant, Grant::Publication(published.id));
+    assert_eq!(found[0].values[&Attribute::PatientId], "W1", "under west's own patient");
+    assert_eq!(seen.local.name, "Yamada^Hana");
+    let by_local_id = Query::new(
+        QueryLevel::Series,
+        vec![QueryKey { attribute: Attribute::PatientId, matcher: Matcher::Exact("W1".into()) }],
+    );
+    assert_eq!(store.find_shared(&west, &by_local_id, 150).await.expect("find").len(), 1);
+    let by_origin_id = Query::new(
+        QueryLevel::Study,
+        vec![QueryKey { attribute: Attribute::PatientId, matcher: Matcher::Exact("E1".into()) }],
+    );
+    assert!(store.find_shared(&west, &by_origin_id, 150).await.expect("find").is_empty());
+    let instances = store.retrieve_shared(&west, &studies, 150).await.expect("retrieve");
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].shared.as_ref().map(|s| s.local.patient_id.as_str()), Some("W1"));
+    assert_eq!(shared_uids(store.find(&west, &studies).await.expect("own")), ["1.2.2"], "own queries stay own");
+
+    // Only inside its period, and only for its audience.
+    for outside in [99, 200] {
+        assert!(store.find_shared(&west, &studies, outside).await.expect("find").is_empty(), "at {outside}");
+    }
+    assert!(store.find_shared(&facility("north"), &studies, 150).await.expect("find").is_empty());
+
+    // Revoked: gone at once, and only its own facility can revoke it.
+    let revoker = Actor { who: "dr.tanaka".into(), why: "consent withdrawn".into() };
+    let not_mine = store.revoke(published.id, Some(&west), &revoker, 160).await;
+    assert!(matches!(not_mine, Err(StoreError::NotFound(_))));
+    store.revoke(published.id, Some(&facility("east")), &revoker, 160).await.expect("revoke");
+    assert!(store.find_shared(&west, &studies, 161).await.expect("find").is_empty());
+    assert!(matches!(store.revoke(published.id, None, &revoker, 162).await, Err(StoreError::NotFound(_))));
+    let listed = store.publications(Some(&facility("east")), 10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].publication.audience, to_west);
+    assert_eq!(listed[0].revoked.as_ref().map(|r| (r.by.clone(), r.at)), Some((revoker, 160)));
+    assert!(store.publications(Some(&west), 10).await.expect("list").is_empty());
+
+    // Every study of the patient, to the whole group.
+    let all = store.publish(&publication(Published::Patient, Audience::Group, 100, 300), 170).await.expect("publish");
+    let mut uids = shared_uids(store.find_shared(&facility("north"), &studies, 180).await.expect("find"));
+    uids.sort();
+    assert_eq!(uids, ["1.2.1", "1.2.9"]);
+    store.revoke(all.id, None, &Actor { who: "admin".into(), why: "test".into() }, 190).await.expect("revoke");
+
+    // Break-glass: north sees every study of the person at every facility, flagged, until it
+    // ends.
+    let access = NewBreakGlass {
+        patient: patient_ref("north", "N1"),
+        opened_by: Actor { who: "dr.kato".into(), why: "stroke transfer, unconscious".into() },
+        starts_at: 200,
+        ends_at: 400,
+    };
+    let opened = store.open_break_glass(&access).await.expect("break glass");
+    let found = store.find_shared(&facility("north"), &studies, 250).await.expect("find");
+    assert_eq!(shared_uids(found.clone()), ["1.2.1", "1.2.9", "1.2.2"], "east's and west's");
+    assert!(found.iter().all(|m| m.shared.as_ref().map(|s| s.grant) == Some(Grant::BreakGlass(opened.id))));
+    assert!(store.find_shared(&facility("north"), &studies, 400).await.expect("find").is_empty(), "ended");
+    assert!(store.find_shared(&west, &studies, 250).await.expect("find").is_empty(), "north's access only");
+    let unknown = NewBreakGlass { patient: patient_ref("north", "nobody"), ..access.clone() };
+    assert!(matches!(store.open_break_glass(&unknown).await, Err(StoreError::NotFound(_))));
+
+    let flagged = store.break_glasses(None, true, 10).await.expect("flagged");
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].access, access);
+    let reviewer = Actor { who: "admin".into(), why: "confirmed with the ER log".into() };
+    store.review_break_glass(opened.id, &reviewer, 500).await.expect("review");
+    assert!(store.break_glasses(None, true, 10).await.expect("flagged").is_empty());
+    assert!(matches!(store.review_break_glass(opened.id, &reviewer, 501).await, Err(StoreError::NotFound(_))));
+    let all_accesses = store.break_glasses(Some(&facility("north")), false, 10).await.expect("all");
+    assert_eq!(all_accesses[0].reviewed.as_ref().map(|r| r.by.clone()), Some(reviewer));
+
+    // A facility's own copy of a study is not repeated as shared.
+    record(store, &[instance("north", "N1", "1.2.9", "1.2.9.2", "1.2.9.2.1", "f")]).await;
+    let found = store.find_shared(&facility("north"), &studies, 250).await.expect("find");
+    assert_eq!(shared_uids(found), ["1.2.1", "1.2.2"]);
+
+    // A study must be the publishing patient's.
+    let foreign = Published::Study { study_uid: "1.2.2".into() };
+    let refused = store.publish(&publication(foreign, Audience::Group, 0, 10), 10).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))));
+
+    let access = |at, facility_id: &str, grant| SharedAccess {
+        at,
+        facility: facility(facility_id),
+        via: "AE NORTH".into(),
+        origin: facility("east"),
+        study_uid: "1.2.1".into(),
+        kind: AccessKind::Retrieve,
+        grant,
+    };
+    let log = [access(250, "north", Grant::BreakGlass(opened.id)), access(260, "west", Grant::Publication(all.id))];
+    store.record_shared_accesses(&log).await.expect("audit");
+    assert_eq!(store.shared_accesses(None, 0, 10).await.expect("audit"), [log[1].clone(), log[0].clone()]);
+    assert_eq!(store.shared_accesses(Some(&facility("north")), 0, 10).await.expect("audit"), [log[0].clone()]);
+    assert_eq!(store.shared_accesses(Some(&facility("east")), 255, 10).await.expect("audit"), [log[1].clone()]);
 }

@@ -5,6 +5,7 @@
 //!   capturing the top-level elements asked for. It is how ingest rejects truncated or garbled
 //!   data, and how identifiers are read.
 //! - [`write`]: encodes elements, for identifiers, command sets and generated test data.
+//! - [`relabel`]: a stored data set written out with some top-level elements replaced.
 //! - [`extract`]: the index record of a received instance.
 //! - [`charset`]: Specific Character Set: ISO 2022 code extensions (Japanese above all), decode and encode.
 //! - [`text`]: values that are ASCII by definition (UIDs, code strings, AE titles).
@@ -14,6 +15,7 @@
 pub mod charset;
 pub mod dictionary;
 pub mod extract;
+pub mod relabel;
 pub mod syntax;
 pub mod tags;
 pub mod text;

@@ -115,9 +115,31 @@ pub fn walk(
     capture: &dyn Fn(u32) -> bool,
     max_value: u32,
 ) -> Result<Vec<Element>, WalkError> {
-    let mut walker = Walker { source, offset: 0, capture, max_value, captured: Vec::new(), tree: None };
+    let mut walker = Walker { source, offset: 0, capture, max_value, captured: Vec::new(), tree: None, extents: None };
     walker.dataset(syntax, End::Input, 0)?;
     Ok(walker.captured)
+}
+
+/// Where a top-level element lies in a data set: its tag, and the byte range from its
+/// header to the end of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub tag: u32,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Walks a whole data set like [`walk`], and also says where each top-level element lies.
+pub fn walk_extents(
+    source: &mut dyn Source,
+    syntax: Syntax,
+    capture: &dyn Fn(u32) -> bool,
+    max_value: u32,
+) -> Result<(Vec<Element>, Vec<Extent>), WalkError> {
+    let mut walker =
+        Walker { source, offset: 0, capture, max_value, captured: Vec::new(), tree: None, extents: Some(Vec::new()) };
+    walker.dataset(syntax, End::Input, 0)?;
+    Ok((walker.captured, walker.extents.unwrap_or_default()))
 }
 
 /// Reads a whole data set as a tree: every element at every depth, values up to
@@ -136,6 +158,7 @@ pub fn tree(
         max_value: max_inline,
         captured: Vec::new(),
         tree: Some(implicit_vr),
+        extents: None,
     };
     walker.dataset(syntax, End::Input, 0)
 }
@@ -201,6 +224,8 @@ struct Walker<'a> {
     captured: Vec<Element>,
     /// In tree mode: the VR of an implicit-VR element, by tag.
     tree: Option<&'a dyn Fn(u32) -> [u8; 2]>,
+    /// Where each top-level element lies, when asked for.
+    extents: Option<Vec<Extent>>,
 }
 
 /// One element of a data set tree.
@@ -285,6 +310,7 @@ impl Walker<'_> {
                 End::At(limit) if self.offset > limit => return Err(self.fail("element overruns its item")),
                 _ => {}
             }
+            let element_start = self.offset;
             let tag = self.tag(syntax)?;
             if tag == ITEM_DELIMITATION {
                 self.u32(syntax)?;
@@ -335,6 +361,7 @@ impl Walker<'_> {
                 if wanted {
                     self.captured.push(Element { tag, vr: Some(*b"SQ"), value: Vec::new() });
                 }
+                self.note_extent(depth, tag, element_start);
                 continue;
             }
             if let End::At(limit) = end
@@ -364,6 +391,13 @@ impl Walker<'_> {
             } else {
                 self.skip(length as u64)?;
             }
+            self.note_extent(depth, tag, element_start);
+        }
+    }
+
+    fn note_extent(&mut self, depth: usize, tag: u32, start: u64) {
+        if let (0, Some(extents)) = (depth, &mut self.extents) {
+            extents.push(Extent { tag, start, end: self.offset });
         }
     }
 

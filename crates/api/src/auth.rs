@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use renkei_domain::FacilityId;
 use renkei_domain::model::Principal;
+use renkei_service::Reader;
 
 use crate::AppState;
 use crate::problem::Problem;
@@ -29,6 +30,13 @@ pub async fn require_token(
     let principal = state.archive.authenticate(token).await?.ok_or_else(unauthorized)?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// A facility's principal as a reader of what other facilities share with it; `None` for
+/// an administrator, who sees every facility's own data instead.
+pub(crate) fn reader(principal: &Principal) -> Option<Reader> {
+    let facility = principal.facility.clone()?;
+    Some(Reader { facility, via: format!("DICOMweb ({} token)", principal.role.as_str()) })
 }
 
 /// The facilities whose data `principal` may see: its own, or every one for an administrator.

@@ -7,7 +7,8 @@
 //! - `/fhir/...`: HL7 FHIR over the master patient index ([`fhir`]): `Patient/$match` and
 //!   `Patient` read, behind the same tokens; errors there are `OperationOutcome`s.
 //! - `/api/...`: the administrators' JSON API ([`admin`]): the patient index's review queue,
-//!   person view and decisions.
+//!   person view and decisions; and sharing between facilities ([`sharing`]): publications,
+//!   break-glass access and the access audit, for facilities' and administrators' tokens.
 //! - [`problem`]: every other error is an `application/problem+json` body.
 //! - [`json`]: DICOM JSON.
 
@@ -21,6 +22,7 @@ mod multipart;
 pub mod problem;
 pub mod qido;
 pub mod rendered;
+pub mod sharing;
 pub mod stow;
 pub mod wado;
 
@@ -78,6 +80,11 @@ pub fn router(state: AppState) -> Router {
         .route("/mpi/review", get(admin::review))
         .route("/mpi/records/{id}", get(admin::person))
         .route("/mpi/decisions", axum::routing::post(admin::decide))
+        .route("/sharing/publications", get(sharing::publications).post(sharing::publish))
+        .route("/sharing/publications/{id}/revoke", axum::routing::post(sharing::revoke))
+        .route("/sharing/break-glass", get(sharing::break_glasses).post(sharing::break_glass))
+        .route("/sharing/break-glass/{id}/review", axum::routing::post(sharing::review))
+        .route("/sharing/accesses", get(sharing::accesses))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))

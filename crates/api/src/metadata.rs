@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::multipart;
 use crate::problem::Problem;
 use crate::wado::{instances_under, visible_instance};
+use renkei_domain::sharing::Shared;
 
 /// Values larger than this become BulkDataURIs.
 const MAX_INLINE: u32 = 1024;
@@ -139,7 +140,32 @@ fn instance_json(instance: &StoredInstance, path: &std::path::Path, host: &str) 
         .unwrap_or_default();
     let base = instance_url(instance, host);
     let context = Context { charset, big_endian: syntax.big_endian, base };
-    Ok(object(&nodes, &context))
+    let mut json = object(&nodes, &context);
+    if let (Some(shared), Value::Object(members)) = (&instance.shared, &mut json) {
+        seen_under_local_patient(members, shared);
+    }
+    Ok(json)
+}
+
+/// A shared instance's metadata as the receiving facility sees it: under its own patient,
+/// with the origin's ID and issuer in Other Patient IDs (as the relabelled object has them).
+fn seen_under_local_patient(members: &mut Map<String, Value>, shared: &Shared) {
+    let local = &shared.local;
+    let text = |vr: &str, value: &str| {
+        if value.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": [value] }) }
+    };
+    members.insert("00100010".into(), json!({ "vr": "PN", "Value": [crate::json::person_name(&local.name)] }));
+    members.insert("00100020".into(), text("LO", &local.patient_id));
+    members.insert("00100021".into(), text("LO", &local.issuer));
+    members.insert("00100030".into(), text("DA", &local.birth_date));
+    members.insert("00100040".into(), text("CS", &local.sex));
+    let issuer = if shared.origin_issuer.is_empty() { shared.origin.as_str() } else { &shared.origin_issuer };
+    let other = json!({
+        "00100020": text("LO", &shared.origin_patient_id),
+        "00100021": text("LO", issuer),
+        "00100022": text("CS", "TEXT"),
+    });
+    members.insert("00101002".into(), json!({ "vr": "SQ", "Value": [other] }));
 }
 
 struct Context {

@@ -8,7 +8,7 @@ use renkei_domain::model::Principal;
 use renkei_domain::query::{Attribute, MatchKind, Matcher, Query, QueryKey, QueryLevel, QueryMatch};
 
 use crate::AppState;
-use crate::auth::visible_facilities;
+use crate::auth::{reader, visible_facilities};
 use crate::json;
 use crate::problem::Problem;
 
@@ -154,6 +154,22 @@ fn retrieve_url(headers: &HeaderMap, level: QueryLevel, found: &QueryMatch) -> O
     Some(url)
 }
 
+/// What `principal` finds: a facility's own data and what others share with it, or, for an
+/// administrator, every facility's own data. Across facilities each is asked for everything
+/// up to the end of the page, and the page is cut from the results in facility order.
+async fn find(state: &AppState, principal: &Principal, query: &Query) -> Result<Vec<QueryMatch>, Problem> {
+    if let Some(reader) = reader(principal) {
+        return Ok(state.archive.find_as(&reader, query).await?);
+    }
+    let to_page_end = Query { limit: query.limit.map(|l| l.saturating_add(query.offset)), offset: 0, ..query.clone() };
+    let mut results = Vec::new();
+    for facility in &visible_facilities(state, principal).await? {
+        results.extend(state.archive.find(facility, &to_page_end).await?);
+    }
+    let page = results.into_iter().skip(query.offset as usize);
+    Ok(page.take(query.limit.map_or(usize::MAX, |l| l as usize)).collect())
+}
+
 async fn search(
     state: &AppState,
     principal: &Principal,
@@ -167,38 +183,21 @@ async fn search(
     }
     let scoped_study = scope.first().map(|(_, uid)| uid.clone());
     let query = build_query(level, scope, params)?;
-    let facilities = visible_facilities(state, principal).await?;
     if let Some(study) = scoped_study {
         // A study the principal cannot see is a study that does not exist.
         let key =
             Matcher::parse(Attribute::StudyInstanceUid, &study).map_err(|e| Problem::bad_request(e.to_string()))?;
         let probe =
             Query::new(QueryLevel::Study, vec![QueryKey { attribute: Attribute::StudyInstanceUid, matcher: key }]);
-        let mut visible = false;
-        for facility in &facilities {
-            visible |= !state.archive.find(facility, &probe).await?.is_empty();
-        }
-        if !visible {
+        if find(state, principal, &probe).await?.is_empty() {
             return Err(Problem::not_found());
         }
     }
-    // Across several facilities (an administrator), each is asked for everything up to the
-    // end of the page, and the page is cut from the results in facility order.
-    let (per_facility, offset) = match facilities.len() {
-        1 => (query.clone(), 0),
-        _ => (
-            Query { limit: query.limit.map(|l| l.saturating_add(query.offset)), offset: 0, ..query.clone() },
-            query.offset,
-        ),
-    };
-    let mut results = Vec::new();
-    for facility in &facilities {
-        for found in state.archive.find(facility, &per_facility).await? {
-            results.push(json::dataset(&found, retrieve_url(headers, level, &found)));
-        }
-    }
-    let results: Vec<_> =
-        results.into_iter().skip(offset as usize).take(query.limit.map_or(usize::MAX, |l| l as usize)).collect();
+    let results: Vec<_> = find(state, principal, &query)
+        .await?
+        .iter()
+        .map(|found| json::dataset(found, retrieve_url(headers, level, found)))
+        .collect();
     let mut response = serde_json::Value::Array(results).to_string().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom+json"));
     Ok(response)

@@ -13,11 +13,12 @@ use renkei_dicom::syntax::EXPLICIT_VR_LE;
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_imaging::transcode::{self, Transcoding};
+use renkei_service::Transcoder;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::auth::visible_facilities;
+use crate::auth::{reader, visible_facilities};
 use crate::multipart::{self, Chunk};
 use crate::problem::Problem;
 
@@ -176,8 +177,12 @@ pub(crate) async fn instances_under(
         query.keys.push(QueryKey { attribute: *attribute, matcher });
     }
     let mut instances = Vec::new();
-    for facility in &visible_facilities(state, principal).await? {
-        instances.extend(state.archive.retrieve(facility, &query).await?);
+    if let Some(reader) = reader(principal) {
+        instances = state.archive.retrieve_as(&reader, &query).await?;
+    } else {
+        for facility in &visible_facilities(state, principal).await? {
+            instances.extend(state.archive.retrieve(facility, &query).await?);
+        }
     }
     if instances.is_empty() {
         return Err(Problem::not_found());
@@ -245,6 +250,19 @@ async fn stream_instances(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for (instance, delivery) in deliveries {
         let stored = instance.transfer_syntax_uid.to_string();
+        if instance.shared.is_some() {
+            // Another facility's study goes out relabelled, from a scratch file.
+            let target = match delivery {
+                Delivery::AsStored => None,
+                Delivery::Native(target) => Some(target),
+            };
+            let transcoder: Transcoder = |path, stored, target, out| Ok(transcode::transcode(path, stored, target, out)?);
+            let (file, _) = archive.outgoing(&instance, target.map(|target| (target, transcoder))).await?;
+            send_part(&instance, target.unwrap_or(&stored), sender).await?;
+            send_file(file, sender).await?;
+            sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;
+            continue;
+        }
         // A transcoding is prepared (data set read, frame 1 decoded) before its part begins:
         // an object that cannot be decoded after all then goes as stored, if the client
         // named no syntax, rather than cutting the whole response off.
@@ -263,15 +281,9 @@ async fn stream_instances(
             }
         };
         let ts = transcoding.as_ref().map_or(stored.as_str(), |(_, target)| target);
-        let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
-        head.extend(renkei_dicom::write::part10_header(
-            instance.sop_class_uid.as_str(),
-            instance.sop_instance_uid.as_str(),
-            ts,
-        ));
-        sender.send(Ok(Bytes::from(head))).await?;
+        send_part(&instance, ts, sender).await?;
         match transcoding {
-            None => send_stored(archive, &instance, sender).await?,
+            None => send_file(archive.open_instance(&instance).await?, sender).await?,
             Some((transcoding, _)) => {
                 let mut writer = ChannelWriter { sender: sender.clone() };
                 tokio::task::spawn_blocking(move || transcoding.write(&mut writer)).await??;
@@ -283,12 +295,22 @@ async fn stream_instances(
     Ok(())
 }
 
-async fn send_stored(
-    archive: &renkei_service::Archive,
+/// A part's head and the Part-10 header of its instance, in transfer syntax `ts`.
+async fn send_part(
     instance: &StoredInstance,
+    ts: &str,
     sender: &mpsc::Sender<Chunk>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut file = archive.open_instance(instance).await?;
+    let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
+    head.extend(renkei_dicom::write::part10_header(instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str(), ts));
+    sender.send(Ok(Bytes::from(head))).await?;
+    Ok(())
+}
+
+async fn send_file(
+    mut file: tokio::fs::File,
+    sender: &mpsc::Sender<Chunk>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     loop {
         let mut chunk = vec![0u8; CHUNK];
         let read = file.read(&mut chunk).await?;

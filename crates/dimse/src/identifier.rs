@@ -54,6 +54,7 @@ pub struct IdentifierError(pub String);
 
 /// Identifier values longer than this are not keys anyone sends; they are skipped.
 const MAX_KEY_VALUE: u32 = 64 * 1024;
+const INSTITUTION_NAME: u32 = tag(0x0008, 0x0080);
 
 /// Reads the identifier of a C-FIND, C-MOVE or C-GET request.
 pub fn parse(bytes: &[u8], syntax: Syntax, model: Model) -> Result<Identifier, IdentifierError> {
@@ -176,6 +177,14 @@ impl Identifier {
         }
         if !out.iter().any(|(t, _, _)| *t == QUERY_RETRIEVE_LEVEL) {
             out.push((QUERY_RETRIEVE_LEVEL, *b"CS", self.level.as_str().into()));
+        }
+        // What another facility shares is marked with that facility's name, asked for or not.
+        let institution = Attribute::InstitutionName;
+        if let (Some(name), Some(_)) = (found.values.get(&institution), &found.shared)
+            && !out.iter().any(|(t, _, _)| *t == INSTITUTION_NAME)
+        {
+            non_ascii |= !name.is_ascii();
+            out.push((INSTITUTION_NAME, *b"LO", charset.encode(name, TextKind::MultiValued).ok()?));
         }
         if (non_ascii || self.specific_character_set.is_some()) && !charset.is_default() {
             out.push((SPECIFIC_CHARACTER_SET, *b"CS", charset.value().as_bytes().to_vec()));

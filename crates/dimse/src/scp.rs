@@ -15,7 +15,7 @@ use renkei_dicom::Syntax;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
 use renkei_imaging::transcode;
-use renkei_service::{Archive, Expected, IngestError, ServiceError};
+use renkei_service::{Archive, Expected, IngestError, Reader, ServiceError, Transcoder};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -187,6 +187,11 @@ fn failure_status(error: &ServiceError) -> u16 {
 }
 
 impl Session {
+    /// This association's facility, as a reader of what other facilities share.
+    fn reader(&self) -> Reader {
+        Reader { facility: self.facility.clone(), via: format!("DICOM {}", self.calling_ae) }
+    }
+
     async fn run(mut self, shutdown: CancellationToken) {
         debug!("association established");
         loop {
@@ -369,7 +374,7 @@ impl Session {
             Err(error) => return self.respond(context_id, final_failure(status::DOES_NOT_MATCH, error.0), None).await,
         };
         query.fuzzy = command.affected_sop_class.as_deref().is_some_and(|class| self.fuzzy_matching_agreed(class));
-        let matches = match self.archive.find(&self.facility, &query).await {
+        let matches = match self.archive.find_as(&self.reader(), &query).await {
             Ok(matches) => matches,
             Err(error) => {
                 return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await;
@@ -418,7 +423,7 @@ impl Session {
                 }
             }
         }
-        let instances = match self.archive.retrieve(&self.facility, &query).await {
+        let instances = match self.archive.retrieve_as(&self.reader(), &query).await {
             Ok(instances) => instances,
             Err(error) => {
                 return self.respond(context_id, final_failure(failure_status(&error), error.message), None).await;
@@ -649,31 +654,17 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// The stored data set, or, with a `target` syntax, the data set transcoded into a
-    /// scratch file on the blocking pool (a decoded multi-frame object can be hundreds of MB).
+    /// The data set as it goes out: as stored, or transcoded to `target` (see
+    /// [`Archive::outgoing`]).
     async fn of(archive: &Arc<Archive>, instance: &StoredInstance, target: Option<&'static str>) -> Option<Self> {
-        let Some(target) = target else {
-            let file = archive.open_instance(instance).await.ok()?;
-            return Some(Self { file, size: instance.size });
-        };
-        let (archive, path, stored) =
-            (archive.clone(), archive.local_path(instance).await.ok()?, instance.transfer_syntax_uid.to_string());
-        let transcoded = tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-            let mut out = std::io::BufWriter::new(archive.scratch_file()?);
-            transcode::transcode(&path, &stored, target, &mut out)?;
-            let mut scratch = out.into_inner().map_err(|e| e.into_error())?;
-            let size = std::io::Seek::stream_position(&mut scratch)?;
-            std::io::Seek::rewind(&mut scratch)?;
-            Ok((scratch, size))
-        })
-        .await;
-        match transcoded {
-            Ok(Ok((file, size))) => Some(Self { file: tokio::fs::File::from_std(file), size }),
-            Ok(Err(error)) => {
-                warn!(%error, "transcoding for a retrieve failed");
+        let transcoder: Transcoder = |path, stored, target, out| Ok(transcode::transcode(path, stored, target, out)?);
+        let transcoding = target.map(|target| (target, transcoder));
+        match archive.outgoing(instance, transcoding).await {
+            Ok((file, size)) => Some(Self { file, size }),
+            Err(error) => {
+                warn!(%error, "cannot prepare an instance for a retrieve");
                 None
             }
-            Err(_) => None,
         }
     }
 }

@@ -11,11 +11,14 @@
 //! - `tiers`: the lifecycle mover (hot → cold), prefetch of cold priors, the retrieval log.
 //!   Reads recall cold blobs transparently through [`Archive::local_path`].
 //! - `mpi`: the master patient index (名寄せ): the matcher, rebuilds, people's decisions.
+//! - `sharing`: what facilities publish to each other, break-glass access, the access
+//!   audit, and shared objects relabelled on their way out.
 //! - [`ServiceError`]: the transport-neutral error each protocol maps.
 
 mod commit;
 mod import;
 mod mpi;
+mod sharing;
 mod tiers;
 mod tokens;
 
@@ -29,12 +32,13 @@ use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
-use renkei_store::{FacilityStore, InstanceStore, MpiStore, StoreError, TierStore, TokenStore};
+use renkei_store::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
 
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
 pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, ReviewTask, thresholds};
 pub use renkei_matching::Record as Demographics;
 pub use renkei_matching::model::{Explanation, Grade};
+pub use sharing::{BREAK_GLASS_DEFAULT_HOURS, BREAK_GLASS_LONGEST_HOURS, Reader, Transcoder};
 pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport};
 
 /// A failure with the kind each protocol maps and a message that is safe to show a client.
@@ -130,6 +134,7 @@ pub struct Archive {
     tokens: Arc<dyn TokenStore>,
     tiers: Arc<dyn TierStore>,
     mpi: Arc<dyn MpiStore>,
+    sharing: Arc<dyn SharingStore>,
     blobs: Arc<BlobStore>,
     committer: commit::Committer,
     /// This process, as a lease holder.
@@ -152,18 +157,22 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     pub tiers: Arc<dyn TierStore>,
     pub mpi: Arc<dyn MpiStore>,
+    pub sharing: Arc<dyn SharingStore>,
 }
 
 impl Stores {
     /// Every store from one backend.
-    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + 'static>(store: S) -> Stores {
+    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore + 'static>(
+        store: S,
+    ) -> Stores {
         let shared = Arc::new(store);
         Stores {
             facilities: shared.clone(),
             instances: shared.clone(),
             tokens: shared.clone(),
             tiers: shared.clone(),
-            mpi: shared,
+            mpi: shared.clone(),
+            sharing: shared,
         }
     }
 }
@@ -190,7 +199,7 @@ impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio
     /// runtime. `prefetch` warms a patient's cold priors when a new study arrives.
     pub fn new(stores: Stores, blobs: Arc<BlobStore>, prefetch: bool) -> Self {
-        let Stores { facilities, instances, tokens, tiers, mpi } = stores;
+        let Stores { facilities, instances, tokens, tiers, mpi, sharing } = stores;
         let committer = commit::Committer::start(instances.clone());
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
@@ -203,6 +212,7 @@ impl Archive {
             tokens,
             tiers,
             mpi,
+            sharing,
             blobs,
             committer,
             node,

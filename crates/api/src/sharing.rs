@@ -42,7 +42,9 @@ fn acting_facility(principal: &Principal, named: Option<&str>) -> Result<Facilit
     match (&principal.facility, named) {
         (Some(own), None) => Ok(own.clone()),
         (Some(own), Some(named)) if named == own.as_str() => Ok(own.clone()),
-        (Some(_), Some(_)) => Err(Problem::new(StatusCode::FORBIDDEN, "a facility's token acts for that facility only")),
+        (Some(_), Some(_)) => {
+            Err(Problem::new(StatusCode::FORBIDDEN, "a facility's token acts for that facility only"))
+        }
         (None, Some(named)) => FacilityId::new(named).map_err(|e| Problem::bad_request(e.to_string())),
         (None, None) => Err(Problem::bad_request("an administrator names the facility")),
     }

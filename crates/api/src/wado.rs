@@ -256,7 +256,8 @@ async fn stream_instances(
                 Delivery::AsStored => None,
                 Delivery::Native(target) => Some(target),
             };
-            let transcoder: Transcoder = |path, stored, target, out| Ok(transcode::transcode(path, stored, target, out)?);
+            let transcoder: Transcoder =
+                |path, stored, target, out| Ok(transcode::transcode(path, stored, target, out)?);
             let (file, _) = archive.outgoing(&instance, target.map(|target| (target, transcoder))).await?;
             send_part(&instance, target.unwrap_or(&stored), sender).await?;
             send_file(file, sender).await?;
@@ -302,7 +303,11 @@ async fn send_part(
     sender: &mpsc::Sender<Chunk>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut head = multipart::part_head(BOUNDARY, &format!("application/dicom; transfer-syntax={ts}")).into_bytes();
-    head.extend(renkei_dicom::write::part10_header(instance.sop_class_uid.as_str(), instance.sop_instance_uid.as_str(), ts));
+    head.extend(renkei_dicom::write::part10_header(
+        instance.sop_class_uid.as_str(),
+        instance.sop_instance_uid.as_str(),
+        ts,
+    ));
     sender.send(Ok(Bytes::from(head))).await?;
     Ok(())
 }

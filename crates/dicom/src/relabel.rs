@@ -199,7 +199,8 @@ mod tests {
 
     #[test]
     fn replaces_and_inserts_in_tag_order_and_copies_the_rest() {
-        for syntax in [Syntax::EXPLICIT_LE, Syntax::IMPLICIT_LE, Syntax::from_uid(crate::syntax::EXPLICIT_VR_BE).unwrap()]
+        for syntax in
+            [Syntax::EXPLICIT_LE, Syntax::IMPLICIT_LE, Syntax::from_uid(crate::syntax::EXPLICIT_VR_BE).unwrap()]
         {
             let out = relabelled(syntax);
             assert_eq!(value(&out, syntax, ID).as_deref(), Some(&b"W-901 "[..]), "padded to even length");

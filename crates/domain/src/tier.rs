@@ -171,6 +171,15 @@ pub fn years_before(now: i64, years: u32) -> String {
     format!("{year:04}{month:02}{day:02}")
 }
 
+/// The Unix time at which a `YYYYMMDD` or `YYYY-MM-DD` day ends in Japan Standard Time
+/// (UTC+9, which has no daylight saving): how people give a publication's last day.
+pub fn end_of_day_in_japan(date: &str) -> Option<i64> {
+    const JST: i64 = 9 * 3600;
+    let key: String = date.chars().filter(|c| *c != '-').collect();
+    let dashes_ok = date.len() == 8 || (date.len() == 10 && &date[4..5] == "-" && &date[7..8] == "-");
+    Some((day_number(&key).filter(|_| dashes_ok)? + 1) * 86_400 - JST)
+}
+
 /// Days from a study date key to a Unix time; `None` for a missing or invalid date.
 pub fn age_days(study_date_key: Option<&str>, now: i64) -> Option<i64> {
     let study = day_number(study_date_key?)?;
@@ -183,6 +192,15 @@ mod tests {
 
     /// 2026-11-21T12:00:00Z.
     const NOW: i64 = 1_795_262_400;
+
+    #[test]
+    fn days_end_in_japan() {
+        // 2026-11-22 24:00 JST is 2026-11-22 15:00 UTC.
+        assert_eq!(end_of_day_in_japan("2026-11-22"), Some(1_795_359_600));
+        assert_eq!(end_of_day_in_japan("20261122"), Some(1_795_359_600));
+        assert_eq!(end_of_day_in_japan("2026-02-30"), None);
+        assert_eq!(end_of_day_in_japan("2026/11/22"), None);
+    }
 
     #[test]
     fn dates_round_trip_through_day_numbers() {

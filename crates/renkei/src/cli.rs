@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use renkei_domain::model::{Facility, Node, Principal, Role, StoreOutcome};
 use renkei_domain::mpi::{Actor, RecordId};
-use renkei_domain::tier::{AgeBucket, Tier};
+use renkei_domain::sharing::{Audience, Consent, Grant, NewPublication, PatientRef, Published};
+use renkei_domain::tier::{AgeBucket, Tier, end_of_day_in_japan};
 use renkei_domain::{AeTitle, FacilityId};
 use renkei_service::{Archive, Decision, ImportOutcome, LifecyclePolicy, LifecycleRun, MatcherRun, PersonView};
 use tokio_util::sync::CancellationToken;
@@ -62,6 +63,83 @@ enum Command {
     /// facilities.
     #[command(subcommand)]
     Mpi(MpiCommand),
+    /// Sharing studies between facilities (公開設定): publications with the patient's
+    /// consent, break-glass access, and the audit of every cross-facility access.
+    #[command(subcommand)]
+    Share(ShareCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShareCommand {
+    /// Publish a patient's study (or, without --study, every study of the patient, later
+    /// ones too) to other facilities. They see it once their own patient is linked to the
+    /// same person, under their own patient ID and name.
+    Publish {
+        /// The publishing facility's patient, as FACILITY/PATIENT_ID.
+        patient: String,
+        #[arg(long, default_value = "")]
+        issuer: String,
+        /// One study; otherwise every study of the patient.
+        #[arg(long)]
+        study: Option<String>,
+        /// Facility ids, comma-separated, or `group` for every other facility.
+        #[arg(long)]
+        to: String,
+        /// The last day it is visible, YYYY-MM-DD (to its end, Japan time).
+        #[arg(long)]
+        until: String,
+        /// Who consented: the patient, or a proxy and in what capacity.
+        #[arg(long)]
+        consent_by: String,
+        /// What the consent covers, as on the consent form.
+        #[arg(long)]
+        consent_scope: String,
+        /// Who publishes (default: the operating-system user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Publications, newest first, with whether each is current.
+    List {
+        /// Only this facility's.
+        #[arg(long)]
+        facility: Option<String>,
+    },
+    /// Revoke a publication: access through it ends at once.
+    Revoke {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Open an emergency access for a facility's patient (FACILITY/PATIENT_ID): the facility
+    /// sees every study of the linked person at every facility, flagged for review.
+    BreakGlass {
+        patient: String,
+        #[arg(long, default_value = "")]
+        issuer: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value_t = renkei_service::BREAK_GLASS_DEFAULT_HOURS)]
+        hours: u32,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Break-glass accesses no administrator has reviewed yet.
+    Flagged,
+    /// Mark a break-glass access reviewed.
+    Review {
+        id: i64,
+        #[arg(long)]
+        note: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Cross-facility accesses of the last days, newest first.
+    Audit {
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +324,7 @@ impl Cli {
                 with_archive(&config, |archive| access_report(archive, days)).await
             }
             Command::Mpi(command) => with_archive(&config, |archive| mpi(archive, command)).await,
+            Command::Share(command) => with_archive(&config, |archive| share(archive, command)).await,
         }
     }
 }
@@ -534,13 +613,9 @@ async fn mpi(archive: Arc<Archive>, command: MpiCommand) -> anyhow::Result<()> {
             print_person(&archive.person_view(&record).await?);
         }
         MpiCommand::Decide { decision, a, b, reason, by } => {
-            let record = |given: &str| {
-                let (facility, patient_id) = given.split_once('/').context("give a patient as FACILITY/PATIENT_ID")?;
-                anyhow::Ok((FacilityId::new(facility)?, patient_id.to_owned()))
-            };
-            let ((fa, pa), (fb, pb)) = (record(&a)?, record(&b)?);
+            let ((fa, pa), (fb, pb)) = (facility_patient(&a)?, facility_patient(&b)?);
             let (a, b) = (archive.mpi_record(&fa, &pa, "").await?, archive.mpi_record(&fb, &pb, "").await?);
-            let who = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+            let who = operator(by);
             let decision = match decision {
                 DecisionArg::Same => Decision::Same,
                 DecisionArg::Different => Decision::Different,
@@ -556,6 +631,118 @@ async fn mpi(archive: Arc<Archive>, command: MpiCommand) -> anyhow::Result<()> {
             println!("persons                    {}", stats.persons);
             println!("persons across facilities  {}", stats.persons_across_facilities);
             println!("review candidates          {}", stats.candidates);
+        }
+    }
+    Ok(())
+}
+
+/// A patient given as FACILITY/PATIENT_ID.
+fn facility_patient(given: &str) -> anyhow::Result<(FacilityId, String)> {
+    let (facility, patient_id) = given.split_once('/').context("give a patient as FACILITY/PATIENT_ID")?;
+    Ok((FacilityId::new(facility)?, patient_id.to_owned()))
+}
+
+/// Who runs a command: as given, or the operating-system user.
+fn operator(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<()> {
+    match command {
+        ShareCommand::Publish { patient, issuer, study, to, until, consent_by, consent_scope, by } => {
+            let (facility, patient_id) = facility_patient(&patient)?;
+            let audience = if to == "group" {
+                Audience::Group
+            } else {
+                Audience::Facilities(to.split(',').map(|f| FacilityId::new(f.trim())).collect::<Result<_, _>>()?)
+            };
+            let ends_at = end_of_day_in_japan(&until).context("--until is a date, YYYY-MM-DD")?;
+            let now = unix_now();
+            let publication = NewPublication {
+                patient: PatientRef { facility, patient_id, issuer },
+                published: study.map_or(Published::Patient, |study_uid| Published::Study { study_uid }),
+                audience,
+                starts_at: now,
+                ends_at,
+                consent: Consent { given_by: consent_by, given_at: now, scope: consent_scope },
+                created_by: operator(by),
+            };
+            let published = archive.publish(&publication).await?;
+            println!("publication {} recorded", published.id);
+        }
+        ShareCommand::List { facility } => {
+            let facility = facility.as_deref().map(FacilityId::new).transpose()?;
+            let now = unix_now();
+            for p in archive.publications(facility.as_ref(), 1000).await? {
+                let n = &p.publication;
+                let what = match &n.published {
+                    Published::Study { study_uid } => format!("study {study_uid}"),
+                    Published::Patient => "every study".to_owned(),
+                };
+                let to = match &n.audience {
+                    Audience::Group => "the group".to_owned(),
+                    Audience::Facilities(ids) => ids.iter().map(FacilityId::as_str).collect::<Vec<_>>().join(","),
+                };
+                let state = match (&p.revoked, p.is_current(now)) {
+                    (Some(r), _) => format!("revoked by {} ({})", r.by.who, r.by.why),
+                    (None, true) => "current".to_owned(),
+                    (None, false) => "not current".to_owned(),
+                };
+                println!(
+                    "{:>5}  {}/{}  {what} → {to}  until {}  consent: {} ({})  {state}",
+                    p.id,
+                    n.patient.facility,
+                    n.patient.patient_id,
+                    renkei_domain::tier::date_key(n.ends_at - 1 + 9 * 3600),
+                    n.consent.given_by,
+                    n.consent.scope
+                );
+            }
+        }
+        ShareCommand::Revoke { id, reason, by } => {
+            archive.revoke_publication(id, None, &Actor { who: operator(by), why: reason }).await?;
+            println!("revoked; access through publication {id} has ended");
+        }
+        ShareCommand::BreakGlass { patient, issuer, reason, hours, by } => {
+            let (facility, patient_id) = facility_patient(&patient)?;
+            let by = Actor { who: operator(by), why: reason };
+            let opened = archive.break_glass(PatientRef { facility, patient_id, issuer }, &by, hours).await?;
+            println!("break-glass access {} open for {hours} h, flagged for review", opened.id);
+        }
+        ShareCommand::Flagged => {
+            for b in archive.break_glasses(None, true, 1000).await? {
+                let a = &b.access;
+                println!(
+                    "{:>5}  {}/{}  by {}: {}",
+                    b.id, a.patient.facility, a.patient.patient_id, a.opened_by.who, a.opened_by.why
+                );
+            }
+        }
+        ShareCommand::Review { id, note, by } => {
+            archive.review_break_glass(id, &Actor { who: operator(by), why: note }).await?;
+            println!("break-glass access {id} reviewed");
+        }
+        ShareCommand::Audit { days } => {
+            let since = unix_now() - i64::from(days) * 86_400;
+            for a in archive.shared_accesses(None, since, 10_000).await? {
+                let grant = match a.grant {
+                    Grant::Publication(id) => format!("publication {id}"),
+                    Grant::BreakGlass(id) => format!("BREAK-GLASS {id}"),
+                };
+                println!(
+                    "{}  {} ← {}  study {}  {}  via {}  ({grant})",
+                    a.at,
+                    a.facility,
+                    a.origin,
+                    a.study_uid,
+                    a.kind.as_str(),
+                    a.via
+                );
+            }
         }
     }
     Ok(())

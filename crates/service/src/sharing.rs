@@ -8,6 +8,7 @@ use renkei_dicom::charset::{SpecificCharacterSet, TextKind};
 use renkei_dicom::relabel::{Replacements, relabel};
 use renkei_dicom::tags::{SPECIFIC_CHARACTER_SET, tag};
 use renkei_dicom::{Syntax, relabel::RelabelError};
+use renkei_domain::FacilityId;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::mpi::Actor;
 use renkei_domain::names::PersonName;
@@ -15,18 +16,13 @@ use renkei_domain::query::{Attribute, Query, QueryLevel, QueryMatch};
 use renkei_domain::sharing::{
     AccessKind, Audience, BreakGlass, NewBreakGlass, NewPublication, PatientRef, Publication, Shared, SharedAccess,
 };
-use renkei_domain::FacilityId;
 
 use crate::tiers::now_unix;
 use crate::{Archive, ServiceError};
 
 /// Transcodes a stored data set (path, stored syntax, target syntax) into a writer.
-pub type Transcoder = fn(
-    &std::path::Path,
-    &str,
-    &str,
-    &mut dyn std::io::Write,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type Transcoder =
+    fn(&std::path::Path, &str, &str, &mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// The longest a break-glass access may last, and how long it lasts unless asked otherwise.
 pub const BREAK_GLASS_LONGEST_HOURS: u32 = 72;
@@ -61,7 +57,13 @@ impl Archive {
                 found.values.insert(Attribute::InstitutionName, name);
             }
         }
-        self.audit(reader, AccessKind::Query, shared.iter().filter_map(|m| Some((m.shared.as_ref()?, m.values.get(&Attribute::StudyInstanceUid)?.as_str()))));
+        self.audit(
+            reader,
+            AccessKind::Query,
+            shared
+                .iter()
+                .filter_map(|m| Some((m.shared.as_ref()?, m.values.get(&Attribute::StudyInstanceUid)?.as_str()))),
+        );
         let mut found = self.find(&reader.facility, &page_end).await?;
         found.extend(shared);
         let page = found.into_iter().skip(query.offset as usize);
@@ -77,9 +79,12 @@ impl Archive {
             return Ok(instances);
         }
         let own: HashSet<_> = instances.iter().map(|i| i.sop_instance_uid.clone()).collect();
-        let shared: Vec<StoredInstance> =
-            shared.into_iter().filter(|i| !own.contains(&i.sop_instance_uid)).collect();
-        self.audit(reader, AccessKind::Retrieve, shared.iter().filter_map(|i| Some((i.shared.as_ref()?, i.study_uid.as_str()))));
+        let shared: Vec<StoredInstance> = shared.into_iter().filter(|i| !own.contains(&i.sop_instance_uid)).collect();
+        self.audit(
+            reader,
+            AccessKind::Retrieve,
+            shared.iter().filter_map(|i| Some((i.shared.as_ref()?, i.study_uid.as_str()))),
+        );
         let mut by_origin: HashMap<&FacilityId, Vec<StoredInstance>> = HashMap::new();
         for instance in &shared {
             if let Some(from) = &instance.shared {
@@ -168,7 +173,11 @@ impl Archive {
         Ok(())
     }
 
-    pub async fn publications(&self, facility: Option<&FacilityId>, limit: u32) -> Result<Vec<Publication>, ServiceError> {
+    pub async fn publications(
+        &self,
+        facility: Option<&FacilityId>,
+        limit: u32,
+    ) -> Result<Vec<Publication>, ServiceError> {
         Ok(self.sharing.publications(facility, limit).await?)
     }
 
@@ -183,7 +192,8 @@ impl Archive {
             )));
         }
         let now = now_unix();
-        let access = NewBreakGlass { patient, opened_by: by.clone(), starts_at: now, ends_at: now + i64::from(hours) * 3600 };
+        let access =
+            NewBreakGlass { patient, opened_by: by.clone(), starts_at: now, ends_at: now + i64::from(hours) * 3600 };
         let opened = self.sharing.open_break_glass(&access).await?;
         tracing::warn!(break_glass = opened.id, facility = %opened.access.patient.facility, "break-glass access opened");
         Ok(opened)
@@ -235,8 +245,7 @@ impl Archive {
                     let mut out = std::io::BufWriter::new(scratch);
                     transcode(&path, &stored, target, &mut out)
                         .map_err(|e| ServiceError::internal("transcoding for a retrieve failed", &*e))?;
-                    let mut file =
-                        out.into_inner().map_err(|e| ServiceError::internal("scratch file", e.error()))?;
+                    let mut file = out.into_inner().map_err(|e| ServiceError::internal("scratch file", e.error()))?;
                     (rewound(&mut file).map(|size| (file, size))?, target)
                 }
                 None => {
@@ -277,7 +286,8 @@ fn relabel_into(
             RelabelError::Walk(error) => ServiceError::internal("a stored object is not well formed", &error),
             RelabelError::Io(error) => ServiceError::internal("cannot write a relabelled object", &error),
         })?;
-    let mut file = out.into_inner().map_err(|e| ServiceError::internal("cannot write a relabelled object", e.error()))?;
+    let mut file =
+        out.into_inner().map_err(|e| ServiceError::internal("cannot write a relabelled object", e.error()))?;
     let size = rewound(&mut file)?;
     Ok((file, size))
 }
@@ -323,7 +333,8 @@ fn patient_elements(shared: &Shared, charset: &SpecificCharacterSet, out: &mut R
     };
     for (tag, vr, kind, text) in texts {
         let encoded = charset.encode(text, kind).or_else(|_| {
-            let alphabetic = if kind == TextKind::PersonName { PersonName::parse(text).alphabetic } else { String::new() };
+            let alphabetic =
+                if kind == TextKind::PersonName { PersonName::parse(text).alphabetic } else { String::new() };
             charset.encode(&alphabetic, kind)
         });
         out.element(tag, vr, &encoded.unwrap_or_default());
@@ -335,8 +346,18 @@ fn patient_elements(shared: &Shared, charset: &SpecificCharacterSet, out: &mut R
     out.sequence(
         OTHER_PATIENT_IDS_SEQUENCE,
         &[vec![
-            (PATIENT_ID, *b"LO", charset.encode(&shared.origin_patient_id, TextKind::MultiValued).unwrap_or_else(|_| ascii(&shared.origin_patient_id))),
-            (ISSUER_OF_PATIENT_ID, *b"LO", charset.encode(origin_issuer, TextKind::MultiValued).unwrap_or_else(|_| ascii(origin_issuer))),
+            (
+                PATIENT_ID,
+                *b"LO",
+                charset
+                    .encode(&shared.origin_patient_id, TextKind::MultiValued)
+                    .unwrap_or_else(|_| ascii(&shared.origin_patient_id)),
+            ),
+            (
+                ISSUER_OF_PATIENT_ID,
+                *b"LO",
+                charset.encode(origin_issuer, TextKind::MultiValued).unwrap_or_else(|_| ascii(origin_issuer)),
+            ),
             (TYPE_OF_PATIENT_ID, *b"CS", b"TEXT".to_vec()),
         ]],
     );

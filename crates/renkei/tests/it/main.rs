@@ -9,3 +9,4 @@ mod import;
 mod mpi;
 mod scale;
 mod serve;
+mod sharing;

@@ -4,7 +4,7 @@
 use crate::harness::*;
 
 /// A one-slice study of a patient, as a Part-10 file.
-fn study_of(
+pub(crate) fn study_of(
     dir: &std::path::Path,
     n: u64,
     patient_id: &str,
@@ -31,7 +31,7 @@ fn study_of(
     path
 }
 
-fn store(hub: &Hub, calling: &str, file: &std::path::Path) {
+pub(crate) fn store(hub: &Hub, calling: &str, file: &std::path::Path) {
     let path = file.to_str().expect("utf-8");
     let output = python("send_raw.py", &["127.0.0.1", &hub.port(), calling, "RENKEI", path]);
     assert!(text(&output).contains("\"status\": 0"), "{}", text(&output));
@@ -39,7 +39,7 @@ fn store(hub: &Hub, calling: &str, file: &std::path::Path) {
 
 /// East's patient; west's record of her in half-width kana with 髙 for 高; her twin at west;
 /// and a west record under her married name. All female, born 1980-01-02.
-const PATIENTS: [(u64, &str, &str, &str); 4] = [
+pub(crate) const PATIENTS: [(u64, &str, &str, &str); 4] = [
     (1, "EASTPY", "E-001", "Takada^Hanako=高田^花子=タカダ^ハナコ"),
     (2, "WESTSCU", "W-901", "TAKADA^HANAKO=髙田^花子=ﾀｶﾀﾞ^ﾊﾅｺ"),
     (3, "WESTSCU", "W-902", "Takada^Momoko=高田^桃子=タカダ^モモコ"),
@@ -56,7 +56,7 @@ fn store_patients(fixture: &Fixture, hub: &Hub, ids: &[&str]) {
 }
 
 /// Waits until the server's matcher has matched every record.
-fn matched(fixture: &Fixture) {
+pub(crate) fn matched(fixture: &Fixture) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let status = fixture.admin(&["mpi", "status"]);
@@ -68,12 +68,12 @@ fn matched(fixture: &Fixture) {
     }
 }
 
-fn person_of(fixture: &Fixture, facility: &str, patient_id: &str) -> String {
+pub(crate) fn person_of(fixture: &Fixture, facility: &str, patient_id: &str) -> String {
     fixture.admin(&["mpi", "show", facility, patient_id])
 }
 
 /// The records listed under a person (facility, patient ID).
-fn members(shown: &str) -> Vec<(String, String)> {
+pub(crate) fn members(shown: &str) -> Vec<(String, String)> {
     shown
         .lines()
         .take_while(|l| *l != "links")

@@ -1,5 +1,7 @@
-// Renkei's web console: search studies, browse series, view images; for administrators,
-// the patient index's review queue and person view. It speaks only the public DICOMweb and
+// Renkei's web console: search studies (other facilities' shared ones marked), browse
+// series, view images, publish studies to other facilities and open emergency access; for
+// administrators, the patient index's review queue and person view, flagged emergency
+// accesses and the cross-facility access log. It speaks only the public DICOMweb and
 // admin APIs with the user's bearer token, so it can do nothing the token cannot.
 
 const TEXT = {
@@ -17,6 +19,15 @@ const TEXT = {
     weight: "重み", needReason: "確認者と理由を入力してください。", retired: "取消",
     grades: { certain: "確実", probable: "可能性高", possible: "可能性あり" },
     kinds: { auto: "自動", manual: "手動", candidate: "確認待ち", different: "別人" },
+    sharing: "共有", origin: "提供元", sharedFrom: "共有", publish: "他施設へ公開", publishTo: "公開先",
+    wholeGroup: "グループ全体", until: "公開期限", consentBy: "同意者", consentScope: "同意の範囲", publisher: "公開者",
+    published: "公開しました", publications: "公開設定", revoke: "公開を取り消す", revoked: "取消済み", current: "公開中",
+    notCurrent: "期間外", whole: "この患者の全検査", thisStudy: "この検査のみ", breakGlass: "緊急閲覧（ブレークグラス）",
+    breakGlassHint: "自施設の患者に名寄せされた他施設の全検査を、理由を記録して閲覧します。すべての閲覧は記録され、管理者が確認します。",
+    open: "緊急閲覧を開始", opened: "緊急閲覧を開始しました", hours: "時間", flagged: "確認待ちの緊急閲覧",
+    reviewNote: "確認メモ", reviewed: "確認済み", markReviewed: "確認済みにする", accesses: "他施設データへのアクセス記録",
+    viewer: "閲覧施設", study: "検査", kind: "種別", via: "経路", grant: "根拠", when: "日時", noneYet: "ありません。",
+    needFields: "すべての項目を入力してください。", state: "状態", operator: "担当者",
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
     levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
       "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
@@ -34,6 +45,16 @@ const TEXT = {
     recorded: "Recorded", noTasks: "Nothing waits for review.", probability: "Match probability", person: "Person",
     links: "Link history", facility: "Facility", birthDate: "Birth date", sex: "Sex", field: "Field", level: "Comparison",
     weight: "Weight", needReason: "Enter the reviewer and a reason.", retired: "retired", grades: {}, kinds: {},
+    sharing: "Sharing", origin: "From", sharedFrom: "Shared", publish: "Publish to other facilities", publishTo: "Publish to",
+    wholeGroup: "The whole group", until: "Visible until", consentBy: "Consent given by", consentScope: "Consent covers",
+    publisher: "Published by", published: "Published", publications: "Publications", revoke: "Revoke", revoked: "revoked",
+    current: "current", notCurrent: "not current", whole: "Every study of this patient", thisStudy: "This study only",
+    breakGlass: "Emergency access (break-glass)",
+    breakGlassHint: "See every study, at every facility, of the person your patient is linked to. State why: every access is recorded and reviewed by an administrator.",
+    open: "Open emergency access", opened: "Emergency access open", hours: "Hours", flagged: "Emergency accesses to review",
+    reviewNote: "Review note", reviewed: "reviewed", markReviewed: "Mark reviewed", accesses: "Cross-facility accesses",
+    viewer: "Viewer", study: "Study", kind: "Kind", via: "Via", grant: "Grant", when: "When", noneYet: "None.",
+    needFields: "Fill in every field.", state: "State", operator: "Your name",
     fields: {}, levels: {},
   },
 };
@@ -92,6 +113,7 @@ function renderChrome() {
   document.getElementById("language").textContent = t("language");
   document.getElementById("logout").hidden = !token;
   document.getElementById("review").hidden = !(token && administrator);
+  document.getElementById("sharing").hidden = !token;
 }
 
 // Whether the token is an administrator's: only they may see the admin API.
@@ -143,7 +165,7 @@ async function studiesView() {
   });
   const body = element("tbody", { "data-testid": "studies" });
   view.replaceChildren(element("h2", { text: t("studies") }), form, element("table", {},
-    element("thead", {}, element("tr", {}, ...["patientName", "patientId", "date", "modality", "description", "images"].map((k) => element("th", { text: t(k) })))),
+    element("thead", {}, element("tr", {}, ...["patientName", "patientId", "date", "modality", "description", "images", "origin"].map((k) => element("th", { text: t(k) })))),
     body));
   renderChrome();
   const query = new URLSearchParams();
@@ -158,7 +180,7 @@ async function studiesView() {
   }
   query.set("limit", "200");
   const studies = await (await api(`/dicom-web/studies?${query}`)).json();
-  if (studies.length === 0) body.append(element("tr", {}, element("td", { colspan: "6", class: "muted", text: t("noStudies") })));
+  if (studies.length === 0) body.append(element("tr", {}, element("td", { colspan: "7", class: "muted", text: t("noStudies") })));
   for (const study of studies) {
     const uid = first(study, "0020000D");
     body.append(element("tr", { "data-testid": "study-row", onclick: () => { location.hash = `#/study/${uid}`; } },
@@ -167,7 +189,11 @@ async function studiesView() {
       element("td", { text: formatDate(first(study, "00080020")) }),
       element("td", { text: values(study, "00080061").join(", ") }),
       element("td", { text: first(study, "00081030") }),
-      element("td", { text: String(first(study, "00201208")) })));
+      element("td", { text: String(first(study, "00201208")) }),
+      // Another facility's study, shown under this facility's patient, says whose it is.
+      element("td", {}, first(study, "00080080")
+        ? element("span", { class: "badge", "data-testid": "shared-from", text: `${t("sharedFrom")}: ${first(study, "00080080")}` })
+        : null)));
   }
 }
 
@@ -176,6 +202,8 @@ async function studyView(study) {
   view.replaceChildren(element("p", {}, element("button", { onclick: () => history.back(), text: t("back") })),
     element("h2", { text: t("series") }), grid);
   renderChrome();
+  const [found] = await (await api(`/dicom-web/studies?StudyInstanceUID=${study}`)).json();
+  if (found && !first(found, "00080080") && !administrator) view.append(await publishForm(study, first(found, "00100020")));
   const series = await (await api(`/dicom-web/studies/${study}/series`)).json();
   series.sort((a, b) => Number(first(a, "00200011")) - Number(first(b, "00200011")));
   for (const item of series) {
@@ -234,6 +262,154 @@ async function viewerView(study, series) {
   slider.max = String(Math.max(0, frames.length - 1));
   stage.focus();
   await show();
+}
+
+const json = (body) => ({ method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+const formatTime = (unix) => new Date(unix * 1000).toLocaleString(language === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo" });
+// The end of a day in Japan time, as Unix seconds.
+const endOfDayInJapan = (date) => Date.parse(`${date}T23:59:59+09:00`) / 1000 + 1;
+const labelled = (label, input) => element("label", {}, t(label), input);
+
+// Publishing one of this facility's studies (or all its patient's) to other facilities,
+// with the patient's consent.
+async function publishForm(study, patientId) {
+  const facilities = await (await api("/api/sharing/facilities", "application/json")).json();
+  const targets = element("div", { class: "targets" },
+    element("label", {}, element("input", { type: "checkbox", value: "group", "data-testid": "publish-group" }), t("wholeGroup")),
+    ...facilities.map((f) => element("label", {},
+      element("input", { type: "checkbox", value: f.id, "data-testid": `publish-to-${f.id}` }), `${f.name} (${f.id})`)));
+  const scope = element("select", { "data-testid": "publish-scope" },
+    element("option", { value: "study", text: t("thisStudy") }), element("option", { value: "patient", text: t("whole") }));
+  const until = element("input", { type: "date", "data-testid": "publish-until" });
+  const consentBy = element("input", { "data-testid": "consent-by" });
+  const consentScope = element("input", { "data-testid": "consent-scope" });
+  const by = element("input", { "data-testid": "publisher", value: sessionStorage.getItem("renkei.reviewer") || "" });
+  const message = element("p", { "data-testid": "publish-message" });
+  const form = element("form", { class: "panel", "data-testid": "publish" },
+    element("h3", { text: t("publish") }), element("div", {}, t("publishTo"), targets),
+    element("div", { class: "fields" }, labelled("study", scope), labelled("until", until), labelled("consentBy", consentBy),
+      labelled("consentScope", consentScope), labelled("publisher", by)),
+    element("button", { class: "primary", type: "submit", "data-testid": "publish-submit", text: t("publish") }), message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = [...targets.querySelectorAll("input:checked")].map((box) => box.value);
+    if (!chosen.length || !until.value || !consentBy.value.trim() || !consentScope.value.trim() || !by.value.trim()) {
+      message.className = "error";
+      message.textContent = t("needFields");
+      return;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const body = {
+      patient_id: patientId, study_uid: scope.value === "study" ? study : null,
+      to: chosen.includes("group") ? "group" : chosen, starts_at: now, ends_at: endOfDayInJapan(until.value),
+      consent: { given_by: consentBy.value, given_at: now, scope: consentScope.value }, by: by.value,
+    };
+    try {
+      const published = await (await api("/api/sharing/publications", "application/json", json(body))).json();
+      message.className = "muted";
+      message.textContent = `${t("published")} (#${published.id})`;
+    } catch (error) {
+      message.className = "error";
+      message.textContent = error.message;
+    }
+  });
+  return form;
+}
+
+function table(testid, headings, rows) {
+  return element("table", { "data-testid": testid },
+    element("thead", {}, element("tr", {}, ...headings.map((k) => element("th", { text: t(k) })))),
+    element("tbody", {}, ...(rows.length ? rows : [element("tr", {}, element("td", { colspan: String(headings.length), class: "muted", text: t("noneYet") }))])));
+}
+
+// Sharing: this facility's publications (revocable), emergency access for a facility's
+// clinicians, and for administrators the flagged emergency accesses and the access log.
+async function sharingView() {
+  const operator = element("input", { "data-testid": "operator", value: sessionStorage.getItem("renkei.reviewer") || "" });
+  operator.addEventListener("change", () => sessionStorage.setItem("renkei.reviewer", operator.value));
+  // Who acts: recorded with every revocation and review.
+  const actor = (input) => {
+    if (operator.value.trim() && input.value.trim()) return operator.value.trim();
+    (operator.value.trim() ? input : operator).focus();
+    return null;
+  };
+  view.replaceChildren(element("h2", { text: t("sharing") }), element("label", { class: "reviewer" }, t("operator"), operator));
+  renderChrome();
+  const publications = await (await api("/api/sharing/publications", "application/json")).json();
+  const rows = publications.map((p) => {
+    const reason = element("input", { "data-testid": "revoke-reason", placeholder: t("reason") });
+    const cell = p.revoked
+      ? element("td", { text: `${t("revoked")}: ${p.revoked.by.who} (${p.revoked.by.why})` })
+      : element("td", {}, reason, element("button", { "data-testid": "revoke", text: t("revoke"), onclick: async () => {
+        const by = actor(reason);
+        if (!by) return;
+        await api(`/api/sharing/publications/${p.id}/revoke`, "application/json", json({ by, reason: reason.value }));
+        route();
+      } }));
+    const what = p.published.kind === "study" ? p.published.study_uid : t("whole");
+    const to = p.audience === "group" ? t("wholeGroup") : p.audience.facilities.join(", ");
+    return element("tr", { "data-testid": "publication" },
+      element("td", { text: `${p.patient.facility}/${p.patient.patient_id}` }), element("td", { text: what }),
+      element("td", { text: to }), element("td", { text: formatTime(p.ends_at) }),
+      element("td", { text: `${p.consent.given_by} — ${p.consent.scope}` }),
+      element("td", { text: p.revoked ? t("revoked") : p.current ? t("current") : t("notCurrent") }), cell);
+  });
+  view.append(element("h3", { text: t("publications") }),
+    table("publications", ["patientId", "study", "publishTo", "until", "consentBy", "state", "revoke"], rows));
+  if (!administrator) view.append(breakGlassForm());
+  const flagged = await (await api(`/api/sharing/break-glass${administrator ? "?unreviewed=true" : ""}`, "application/json")).json();
+  view.append(element("h3", { text: t("flagged") }), table("break-glasses", ["when", "patientId", "reviewer", "reason", "reviewed"],
+    flagged.map((b) => {
+      const note = element("input", { "data-testid": "review-note", placeholder: t("reviewNote") });
+      const action = b.reviewed
+        ? element("td", { text: `${t("reviewed")}: ${b.reviewed.by.who}` })
+        : element("td", {}, administrator ? note : null, administrator ? element("button", { "data-testid": "mark-reviewed", text: t("markReviewed"), onclick: async () => {
+          const by = actor(note);
+          if (!by) return;
+          await api(`/api/sharing/break-glass/${b.id}/review`, "application/json", json({ by, note: note.value }));
+          route();
+        } }) : null);
+      return element("tr", { "data-testid": "break-glass" }, element("td", { text: formatTime(b.starts_at) }),
+        element("td", { text: `${b.patient.facility}/${b.patient.patient_id}` }), element("td", { text: b.opened_by.who }),
+        element("td", { text: b.opened_by.why }), action);
+    })));
+  const accesses = await (await api("/api/sharing/accesses?limit=200", "application/json")).json();
+  view.append(element("h3", { text: t("accesses") }), table("accesses", ["when", "viewer", "origin", "study", "kind", "via", "grant"],
+    accesses.map((a) => element("tr", { "data-testid": "access", class: a.grant.kind === "break_glass" ? "flagged" : "" },
+      element("td", { text: formatTime(a.at) }), element("td", { text: a.facility }), element("td", { text: a.origin }),
+      element("td", { text: a.study_uid }), element("td", { text: a.kind }), element("td", { text: a.via }),
+      element("td", { text: `${t(a.grant.kind === "break_glass" ? "breakGlass" : "publications")} #${a.grant.id}` })))));
+}
+
+function breakGlassForm() {
+  const patient = element("input", { "data-testid": "break-glass-patient" });
+  const reason = element("input", { "data-testid": "break-glass-reason" });
+  const by = element("input", { "data-testid": "break-glass-by", value: sessionStorage.getItem("renkei.reviewer") || "" });
+  const hours = element("input", { type: "number", min: "1", max: "72", value: "24", "data-testid": "break-glass-hours" });
+  const message = element("p", { "data-testid": "break-glass-message" });
+  const form = element("form", { class: "panel", "data-testid": "break-glass-form" },
+    element("h3", { text: t("breakGlass") }), element("p", { class: "muted", text: t("breakGlassHint") }),
+    element("div", { class: "fields" }, labelled("patientId", patient), labelled("reason", reason),
+      labelled("reviewer", by), labelled("hours", hours)),
+    element("button", { class: "danger", type: "submit", "data-testid": "break-glass-open", text: t("open") }), message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!patient.value.trim() || !reason.value.trim() || !by.value.trim()) {
+      message.className = "error";
+      message.textContent = t("needFields");
+      return;
+    }
+    const body = { patient_id: patient.value.trim(), reason: reason.value, by: by.value, hours: Number(hours.value) };
+    try {
+      const opened = await (await api("/api/sharing/break-glass", "application/json", json(body))).json();
+      message.className = "muted";
+      message.textContent = `${t("opened")} (#${opened.id}, ${formatTime(opened.ends_at)})`;
+    } catch (error) {
+      message.className = "error";
+      message.textContent = error.message;
+    }
+  });
+  return form;
 }
 
 function recordCells(record) {
@@ -309,6 +485,7 @@ async function route() {
     if (!token) return loginView();
     const [, page, ...rest] = location.hash.split("?")[0].split("/");
     if (page === "review") return await reviewView();
+    if (page === "sharing") return await sharingView();
     if (page === "person") return await personView(rest[0]);
     if (page === "study") return await studyView(rest[0]);
     if (page === "viewer") return await viewerView(rest[0], rest[1]);
@@ -336,5 +513,6 @@ document.getElementById("logout").addEventListener("click", () => {
   route();
 });
 document.getElementById("review").addEventListener("click", () => { location.hash = "#/review"; });
+document.getElementById("sharing").addEventListener("click", () => { location.hash = "#/sharing"; });
 window.addEventListener("hashchange", route);
 if (token) checkAdministrator().then(route); else route();

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/mpi/review", get(admin::review))
         .route("/mpi/records/{id}", get(admin::person))
         .route("/mpi/decisions", axum::routing::post(admin::decide))
+        .route("/sharing/facilities", get(sharing::facilities))
         .route("/sharing/publications", get(sharing::publications).post(sharing::publish))
         .route("/sharing/publications/{id}/revoke", axum::routing::post(sharing::revoke))
         .route("/sharing/break-glass", get(sharing::break_glasses).post(sharing::break_glass))

@@ -50,6 +50,20 @@ fn acting_facility(principal: &Principal, named: Option<&str>) -> Result<Facilit
     }
 }
 
+/// `GET /api/sharing/facilities`: the facilities a publication may name (every other one).
+pub async fn facilities(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, Problem> {
+    let facilities = state.archive.facilities().await?;
+    let others: Vec<_> = facilities
+        .iter()
+        .filter(|f| principal.facility.as_ref() != Some(&f.id))
+        .map(|f| json!({ "id": f.id.as_str(), "name": f.name }))
+        .collect();
+    Ok(Json(others).into_response())
+}
+
 #[derive(Deserialize)]
 pub struct PublicationRequest {
     /// For an administrator's token: the publishing facility.

@@ -763,6 +763,7 @@ mod tests {
             blob: BlobHash(String::new()),
             size: 0,
             study_date: None,
+            shared: None,
         };
         let (ct, video) = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.77.1.4.1");
         let contexts = super::proposed_contexts(&[

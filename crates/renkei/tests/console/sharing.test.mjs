@@ -1,0 +1,88 @@
+// Drives the console's sharing pages in Debian's headless Chromium: east publishes a study
+// to west, west sees it under its own patient, east revokes it, west opens emergency
+// access, and an administrator reviews that access.
+//
+// usage: node sharing.test.mjs BASE_URL EAST_TOKEN SCREENSHOT_DIR WEST_TOKEN ADMIN_TOKEN STUDY_UID
+import { check, launch } from "./browser.mjs";
+
+const [base, east, shots, west, admin, study] = process.argv.slice(2);
+
+const browser = await launch();
+try {
+  // Each page is its own browser context: its own session, its own token.
+  const login = async (token) => {
+    const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1300, height: 900 } });
+    page.setDefaultTimeout(15000);
+    await page.goto(`${base}/`);
+    await page.fill("[data-testid=token]", token);
+    await page.click("[data-testid=login] button[type=submit]");
+    await page.waitForSelector("[data-testid=study-row]");
+    return page;
+  };
+  const sharedRows = async (page) => {
+    await page.goto(`${base}/#/studies?r=${Date.now()}`);
+    await page.waitForSelector("[data-testid=study-row]");
+    return page.locator("[data-testid=study-row]", { has: page.locator("[data-testid=shared-from]") });
+  };
+
+  // East publishes the study to west, with the patient's consent.
+  const eastPage = await login(east);
+  await eastPage.goto(`${base}/#/study/${study}`);
+  await eastPage.waitForSelector("[data-testid=publish]");
+  await eastPage.click("[data-testid=publish-submit]");
+  check((await eastPage.textContent("[data-testid=publish-message]")).includes("すべての項目"), "every field is required");
+  await eastPage.check("[data-testid=publish-to-west]");
+  const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+  await eastPage.fill("[data-testid=publish-until]", tomorrow);
+  await eastPage.fill("[data-testid=consent-by]", "本人");
+  await eastPage.fill("[data-testid=consent-scope]", "紹介先への画像共有");
+  await eastPage.fill("[data-testid=publisher]", "dr.tanaka");
+  await eastPage.click("[data-testid=publish-submit]");
+  await eastPage.waitForSelector("[data-testid=publish-message]:has-text('公開しました')");
+  await eastPage.screenshot({ path: `${shots}/publish.png` });
+
+  // West sees it among its studies, under its own patient, marked as east's.
+  const westPage = await login(west);
+  const shared = await sharedRows(westPage);
+  await shared.first().waitFor();
+  const row = await shared.first().textContent();
+  check(row.includes("W-901") && row.includes("East Hospital") && !row.includes("E-001"), `under west's patient: ${row}`);
+  await westPage.screenshot({ path: `${shots}/shared.png` });
+
+  // East revokes it (a reason is required); west no longer sees it.
+  await eastPage.click("[data-testid=nav-sharing]");
+  const publication = eastPage.locator("[data-testid=publication]").first();
+  check((await publication.textContent()).includes("公開中"), "the publication is current");
+  await eastPage.fill("[data-testid=operator]", "dr.tanaka");
+  await publication.locator("[data-testid=revoke-reason]").fill("同意撤回");
+  await publication.locator("[data-testid=revoke]").click();
+  await eastPage.waitForSelector("[data-testid=publication]:has-text('取消済み')");
+  check((await (await sharedRows(westPage)).count()) === 0, "revoked → invisible");
+
+  // West's clinician opens emergency access for its patient: east's study is back, flagged.
+  await westPage.click("[data-testid=nav-sharing]");
+  await westPage.fill("[data-testid=break-glass-patient]", "W-901");
+  await westPage.fill("[data-testid=break-glass-by]", "dr.kato");
+  await westPage.click("[data-testid=break-glass-open]");
+  check((await westPage.textContent("[data-testid=break-glass-message]")).includes("すべての項目"), "a reason is required");
+  await westPage.fill("[data-testid=break-glass-reason]", "脳卒中で救急搬送");
+  await westPage.click("[data-testid=break-glass-open]");
+  await westPage.waitForSelector("[data-testid=break-glass-message]:has-text('緊急閲覧を開始しました')");
+  await westPage.screenshot({ path: `${shots}/break-glass.png` });
+  await (await sharedRows(westPage)).first().waitFor();
+
+  // The administrator sees the flagged access and its trail, and marks it reviewed.
+  const adminPage = await login(admin);
+  await adminPage.click("[data-testid=nav-sharing]");
+  const flagged = adminPage.locator("[data-testid=break-glass]", { hasText: "脳卒中で救急搬送" });
+  await flagged.waitFor();
+  await adminPage.waitForSelector("[data-testid=access].flagged");
+  await adminPage.screenshot({ path: `${shots}/audit.png` });
+  await adminPage.fill("[data-testid=operator]", "security officer");
+  await flagged.locator("[data-testid=review-note]").fill("救急記録と照合済み");
+  await flagged.locator("[data-testid=mark-reviewed]").click();
+  await adminPage.waitForSelector("[data-testid=break-glass]", { state: "detached" });
+  console.log("sharing ok");
+} finally {
+  await browser.close();
+}

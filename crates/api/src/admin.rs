@@ -1,6 +1,6 @@
 //! The administrators' JSON API under `/api`: the master patient index's review queue,
-//! person view and decisions. Every route needs an administrator's token; a facility's
-//! token gets 403.
+//! person view and decisions. Every route but decisions needs an administrator's token; a
+//! facility's token gets 403, and may decide only about its own records.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::token_kind;
 use crate::problem::Problem;
 
 fn admin_only(principal: &Principal) -> Result<(), Problem> {
@@ -133,15 +134,18 @@ pub struct DecisionRequest {
 }
 
 /// `POST /api/mpi/decisions`: a person's decision about two records. Answers 202: the
-/// matcher recomputes the persons within a second.
+/// matcher recomputes the persons within a second. An administrator decides about any two
+/// records; a facility's token about one of its own and another it may see (its own, or one
+/// shared with it): that is how a receiving facility links its patient to a referral.
 pub async fn decide(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    admin_only(&principal)?;
     let request: DecisionRequest =
         serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("not a decision: {e}")))?;
+    let (a, b) = (RecordId(request.a), RecordId(request.b));
+    state.archive.may_decide(&principal, a, b).await?;
     let decision = match request.decision.as_str() {
         "same" => Decision::Same,
         "different" => Decision::Different,
@@ -151,7 +155,7 @@ pub async fn decide(
     if request.reason.trim().is_empty() || request.reviewer.trim().is_empty() {
         return Err(Problem::bad_request("a decision needs a reviewer and a reason"));
     }
-    let by = Actor { who: format!("{} (administrator's token)", request.reviewer.trim()), why: request.reason };
-    state.archive.decide(RecordId(request.a), RecordId(request.b), decision, by).await?;
+    let by = Actor { who: format!("{} ({})", request.reviewer.trim(), token_kind(&principal)), why: request.reason };
+    state.archive.decide(a, b, decision, by).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "recorded" }))).into_response())
 }

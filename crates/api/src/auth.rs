@@ -32,11 +32,20 @@ pub async fn require_token(
     Ok(next.run(request).await)
 }
 
+/// What kind of token a principal holds, for audit trails: `east viewer token`,
+/// `administrator's token`. (Tokens carry no person's name.)
+pub(crate) fn token_kind(principal: &Principal) -> String {
+    match &principal.facility {
+        Some(facility) => format!("{facility} {} token", principal.role.as_str()),
+        None => "administrator's token".to_owned(),
+    }
+}
+
 /// A facility's principal as a reader of what other facilities share with it; `None` for
 /// an administrator, who sees every facility's own data instead.
 pub(crate) fn reader(principal: &Principal) -> Option<Reader> {
     let facility = principal.facility.clone()?;
-    Some(Reader { facility, via: format!("DICOMweb ({} token)", principal.role.as_str()) })
+    Some(Reader { facility, via: format!("DICOMweb ({})", token_kind(principal)) })
 }
 
 /// The facilities whose data `principal` may see: its own, or every one for an administrator.

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::token_kind;
 use crate::problem::Problem;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Problem> {
@@ -29,11 +30,7 @@ fn actor(principal: &Principal, who: &str, why: String) -> Result<Actor, Problem
     if who.trim().is_empty() || why.trim().is_empty() {
         return Err(Problem::bad_request("say who you are (by) and why"));
     }
-    let token = match &principal.facility {
-        Some(facility) => format!("{facility} {} token", principal.role.as_str()),
-        None => "administrator's token".to_owned(),
-    };
-    Ok(Actor { who: format!("{} ({token})", who.trim()), why })
+    Ok(Actor { who: format!("{} ({})", who.trim(), token_kind(principal)), why })
 }
 
 /// The facility a request acts for: the token's own, or, for an administrator, the one

@@ -176,19 +176,23 @@ impl Archive {
         let mut found: Vec<(f64, PatientRecord)> = best.into_values().collect();
         found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
         if let Some(facility) = &principal.facility {
-            // Show each person by this facility's own record of them.
+            // Show each person by this facility's own record of them or, for a person
+            // another facility shares with it, by the shared record.
             let persons: Vec<PersonId> = found.iter().filter_map(|(_, r)| r.person).collect();
-            let theirs = self.mpi.records_of_persons(&persons).await?;
+            let mut theirs = self.mpi.records_of_persons(&persons).await?;
+            theirs.extend(found.iter().filter(|(_, r)| r.person.is_none()).map(|(_, r)| r.clone()));
+            let ids: Vec<RecordId> = theirs.iter().map(|r| r.id).collect();
+            let published = self.sharing.published_to(facility, &ids, crate::tiers::now_unix()).await?;
+            let same_person =
+                |a: &PatientRecord, b: &PatientRecord| a.id == b.id || (a.person.is_some() && a.person == b.person);
             found = found
                 .into_iter()
                 .filter_map(|(weight, record)| {
-                    if &record.facility == facility {
-                        return Some((weight, record));
-                    }
-                    let own = theirs
-                        .iter()
-                        .find(|r| r.person == record.person && record.person.is_some() && &r.facility == facility)?;
-                    Some((weight, own.clone()))
+                    let of_person = || theirs.iter().filter(|r| same_person(r, &record));
+                    let shown = of_person()
+                        .find(|r| &r.facility == facility)
+                        .or_else(|| of_person().find(|r| published.contains(&r.id)))?;
+                    Some((weight, shown.clone()))
                 })
                 .collect();
         }
@@ -210,14 +214,35 @@ impl Archive {
         Ok(matches)
     }
 
-    /// A patient record by its id, if `principal` may see it.
+    /// A patient record by its id, if `principal` may see it: its own facility's, or one a
+    /// current publication shares with that facility.
     pub async fn patient_record(&self, principal: &Principal, id: RecordId) -> Result<PatientRecord, ServiceError> {
-        self.mpi
-            .records(&[id])
-            .await?
-            .into_iter()
-            .find(|r| principal.sees(&r.facility))
-            .ok_or_else(|| ServiceError::not_found("patient"))
+        let record = self.mpi.records(&[id]).await?.into_iter().next();
+        let record = record.ok_or_else(|| ServiceError::not_found("patient"))?;
+        if principal.sees(&record.facility) {
+            return Ok(record);
+        }
+        match &principal.facility {
+            Some(facility)
+                if !self.sharing.published_to(facility, &[id], crate::tiers::now_unix()).await?.is_empty() =>
+            {
+                Ok(record)
+            }
+            _ => Err(ServiceError::not_found("patient")),
+        }
+    }
+
+    /// Checks that `principal` may decide about two records: an administrator about any, a
+    /// facility about one of its own records and another it may see (its own, or shared
+    /// with it), as when it links its patient to a referring facility's.
+    pub async fn may_decide(&self, principal: &Principal, a: RecordId, b: RecordId) -> Result<(), ServiceError> {
+        let (a, b) = (self.patient_record(principal, a).await?, self.patient_record(principal, b).await?);
+        match &principal.facility {
+            Some(facility) if &a.facility != facility && &b.facility != facility => {
+                Err(ServiceError::invalid("one of the two records must be this facility's own"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The other records of `record`'s person that `principal` may see.

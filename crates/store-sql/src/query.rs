@@ -197,7 +197,7 @@ pub(crate) const SHARED_COLUMNS: [ColumnType; 5] =
 
 /// A current publication `pub` that the facility (bound by the caller after `now` twice) is
 /// in the audience of.
-const PUBLISHED_TO: &str = "pub.revoked_at IS NULL AND pub.starts_at <= ? AND ? < pub.ends_at \
+pub(crate) const PUBLISHED_TO: &str = "pub.revoked_at IS NULL AND pub.starts_at <= ? AND ? < pub.ends_at \
      AND (pub.to_group = 1 OR EXISTS (SELECT 1 FROM publication_target t WHERE t.publication_pk = pub.pk \
      AND t.facility_id = ?))";
 

@@ -2,13 +2,14 @@
 //! What they let a facility see is read by `query` (`Scope::SharedWith`).
 
 use renkei_domain::FacilityId;
-use renkei_domain::mpi::Actor;
+use renkei_domain::mpi::{Actor, RecordId};
 use renkei_domain::sharing::{
     AccessKind, Audience, BreakGlass, Consent, Grant, NewBreakGlass, NewPublication, PatientRef, Publication,
     Published, Review, Revocation, SharedAccess,
 };
 use renkei_store::StoreError;
 
+use crate::query::PUBLISHED_TO;
 use crate::{ColumnType, Sql, Statement, Value, corrupt};
 
 /// Rows per multi-row insert.
@@ -293,6 +294,27 @@ pub(crate) async fn review_break_glass(sql: &mut dyn Sql, id: i64, by: &Actor, n
         0 => Err(StoreError::NotFound("unreviewed break-glass access".into())),
         _ => Ok(()),
     }
+}
+
+pub(crate) async fn published_to(
+    sql: &mut dyn Sql,
+    facility: &FacilityId,
+    records: &[RecordId],
+    now: i64,
+) -> Result<Vec<RecordId>, StoreError> {
+    let mut published = Vec::new();
+    for chunk in records.chunks(CHUNK) {
+        let text = format!(
+            "SELECT DISTINCT pub.patient_pk FROM publication pub WHERE pub.patient_pk IN ({}) AND {PUBLISHED_TO}",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let statement = chunk.iter().fold(sql.statement(&text), |s, r| s.int(r.0));
+        let statement = statement.int(now).int(now).text(facility.as_str());
+        for row in sql.fetch_all(&statement, &[ColumnType::Int]).await? {
+            published.push(RecordId(row.first().and_then(Value::as_int).ok_or_else(|| corrupt("patient key"))?));
+        }
+    }
+    Ok(published)
 }
 
 pub(crate) async fn record_shared_accesses(tx: &mut dyn Sql, accesses: &[SharedAccess]) -> Result<(), StoreError> {

@@ -287,6 +287,15 @@ impl<B: SqlBackend> SharingStore for SqlStore<B> {
         crate::retrieve(&mut *self.0.reader(), Scope::SharedWith { facility: facility.as_str(), now }, query).await
     }
 
+    async fn published_to(
+        &self,
+        facility: &FacilityId,
+        records: &[RecordId],
+        now: i64,
+    ) -> Result<Vec<RecordId>, StoreError> {
+        sharing::published_to(&mut *self.0.reader(), facility, records, now).await
+    }
+
     async fn record_shared_accesses(&self, accesses: &[SharedAccess]) -> Result<(), StoreError> {
         let mut tx = self.0.transaction().await?;
         sharing::record_shared_accesses(&mut *tx, accesses).await?;

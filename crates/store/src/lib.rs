@@ -199,6 +199,13 @@ pub trait SharingStore: Send + Sync {
         query: &Query,
         now: i64,
     ) -> Result<Vec<StoredInstance>, StoreError>;
+    /// Those of `records` that a current publication at `now` shares with `facility`.
+    async fn published_to(
+        &self,
+        facility: &FacilityId,
+        records: &[RecordId],
+        now: i64,
+    ) -> Result<Vec<RecordId>, StoreError>;
     async fn record_shared_accesses(&self, accesses: &[SharedAccess]) -> Result<(), StoreError>;
     /// Accesses by `facility` or to its studies (every one when `None`) since `since`, newest
     /// first.

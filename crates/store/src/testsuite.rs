@@ -695,6 +695,8 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
         vec![QueryKey { attribute: Attribute::PatientId, matcher: Matcher::Exact("E1".into()) }],
     );
     assert!(store.find_shared(&west, &by_origin_id, 150).await.expect("find").is_empty());
+    assert_eq!(store.published_to(&west, &[e1, w1, n1], 150).await.expect("published"), [e1]);
+    assert!(store.published_to(&facility("north"), &[e1], 150).await.expect("published").is_empty());
     let instances = store.retrieve_shared(&west, &studies, 150).await.expect("retrieve");
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0].shared.as_ref().map(|s| s.local.patient_id.as_str()), Some("W1"));

@@ -247,3 +247,85 @@ fn sharing_works_in_the_console() {
     let audit = fixture.admin(&["share", "audit"]);
     assert!(audit.lines().any(|l| l.starts_with(char::is_numeric) && l.contains("BREAK-GLASS")), "{audit}");
 }
+
+/// The referral as the issue tells it: east publishes, west finds her with `$match` among
+/// the patients shared with it, links its own record to hers, and sees her studies.
+#[test]
+fn a_receiving_facility_finds_a_referral_and_links_it() {
+    let fixture = Fixture::new();
+    let hub = fixture.serve(&fixture.data_dir);
+    let dir = fixture.root.path().join("referral");
+    let married = PATIENTS.iter().find(|p| p.2 == "W-903").expect("W-903");
+    store(&hub, "EASTPY", &study_of(&dir, PATIENTS[0].0, "E-001", PATIENTS[0].3, "19800102", "F"));
+    store(&hub, "WESTSCU", &study_of(&dir, married.0, "W-903", married.3, "19800102", "F"));
+    matched(&fixture);
+    let east_study = study_uid(PATIENTS[0].0);
+    let east = api(&fixture, &hub, &["--facility", "east"]);
+    let west = api(&fixture, &hub, &["--facility", "west"]);
+
+    // West's clerk looks for its patient (married name) among the patients it may see.
+    let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+    let wanted = serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{ "name": "resource", "resource": {
+            "resourceType": "Patient",
+            "name": [
+                { "extension": [{ "url": representation, "valueCode": "IDE" }], "family": "佐藤", "given": ["花子"] },
+                { "extension": [{ "url": representation, "valueCode": "SYL" }], "family": "サトウ", "given": ["ハナコ"] },
+            ],
+            "birthDate": "1980-01-02",
+            "gender": "female",
+        }}],
+    });
+    let candidates = || {
+        let (status, bundle) = west.post("/fhir/Patient/$match", wanted.clone());
+        assert_eq!(status, 200, "{bundle}");
+        bundle["entry"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["resource"]["identifier"][0]["value"].as_str().unwrap_or("").to_owned(),
+                            e["resource"]["id"].clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let found = candidates();
+    assert!(found.iter().all(|(id, _)| id != "E-001"), "east's patient is not shared with west yet: {found:?}");
+
+    let (status, body) =
+        east.post("/api/sharing/publications", publication(None, serde_json::json!(["west"]), now() + 3600));
+    assert_eq!(status, 201, "{body}");
+    let found = candidates();
+    let record = |wanted: &str| {
+        let id = found.iter().find(|(id, _)| id == wanted).map(|(_, record)| record.clone());
+        id.unwrap_or_else(|| panic!("{wanted} among {found:?}"))
+            .as_str()
+            .and_then(|id| id.parse::<i64>().ok())
+            .expect("id")
+    };
+    let (own, referred) = (record("W-903"), record("E-001"));
+    let (status, _, body) =
+        request(&hub, "GET", &format!("/fhir/Patient/{referred}"), &[("Authorization", west.bearer.as_str())], &[]);
+    assert_eq!(status, 200, "a shared patient can be read: {body}");
+    assert!(seen(&studies_seen(&hub, "WESTSCU"), &east_study).is_none(), "published, but not linked yet");
+
+    // West links its record to hers (not two records neither of which is its own).
+    let decision = |a: i64, b: i64| serde_json::json!({ "a": a, "b": b, "decision": "same", "reason": "紹介状で本人確認（旧姓 高田）", "reviewer": "clerk" });
+    let (status, body) = west.post("/api/mpi/decisions", decision(referred, referred));
+    assert!(matches!(status, 400 | 403), "neither record is west's: {status} {body}");
+    let (status, body) = west.post("/api/mpi/decisions", decision(own, referred));
+    assert_eq!(status, 202, "{body}");
+    matched(&fixture);
+    let shown = person_of(&fixture, "east", "E-001");
+    assert!(members(&shown).contains(&("west".into(), "W-903".into())), "{shown}");
+    assert!(shown.contains("clerk (west viewer token)"), "the link says who made it: {shown}");
+    let responses = studies_seen(&hub, "WESTSCU");
+    let shared = seen(&responses, &east_study).expect("linked and published → visible");
+    assert!(shared.contains("[W-903") && shared.contains("佐藤"), "under west's patient: {shared}");
+}

@@ -24,6 +24,8 @@ CREATE TABLE publication (
 );
 CREATE INDEX publication_by_facility ON publication(facility_id, pk);
 CREATE INDEX publication_current ON publication(ends_at) WHERE revoked_at IS NULL;
+CREATE INDEX publication_by_study ON publication(study_pk) WHERE study_pk IS NOT NULL;
+CREATE INDEX publication_by_patient ON publication(patient_pk);
 
 -- The named facilities of a publication not for the whole group.
 CREATE TABLE publication_target (

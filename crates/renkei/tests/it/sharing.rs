@@ -149,6 +149,37 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
     let east_own = studies_seen(&hub, "EASTPY");
     assert!(seen(&east_own, &east_study).is_some_and(|r| r.contains("[E-001") && !r.contains("East Hospital")));
 
+    // C-MOVE to a west workstation that takes Implicit VR Little Endian only: transcoded,
+    // then relabelled.
+    let moved = fixture.root.path().join("moved-west");
+    std::fs::create_dir_all(&moved).expect("dir");
+    let port = free_port();
+    let mut storescp = std::process::Command::new("/usr/bin/storescp")
+        .args(["-aet", "WESTVIEW", "+xi", "-od"])
+        .arg(&moved)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp starts");
+    fixture.admin(&[
+        "node",
+        "add",
+        "WESTVIEW",
+        "--facility",
+        "west",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ]);
+    let output =
+        movescu(&hub, "WESTSCU", "WESTVIEW", &["QueryRetrieveLevel=STUDY", &format!("StudyInstanceUID={east_study}")]);
+    let _ = storescp.kill();
+    let _ = storescp.wait();
+    assert!(output.status.success(), "{}", text(&output));
+    let received = std::fs::read_dir(&moved).expect("dir").next().expect("one object").expect("entry").path();
+    let dump = text(&dcmtk("dcmdump", &[received.to_str().expect("utf-8")]));
+    assert!(dump.contains("(0010,0020) LO [W-901]") && dump.contains("=LittleEndianImplicit"), "{dump}");
+
     // The same over DICOMweb, with dicomweb-client.
     let bearer = west.bearer.trim_start_matches("Bearer ").to_owned();
     let output = python("shared_dicomweb.py", &[&format!("http://{}", hub.http), &bearer]);

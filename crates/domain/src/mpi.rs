@@ -156,6 +156,8 @@ pub struct MatchOutcome {
     pub matched: Vec<(RecordId, i64)>,
     /// The blocking keys of each matched record, replacing its old ones.
     pub keys: Vec<(RecordId, Vec<String>)>,
+    /// Set by a rebuild: `keys` holds every record's, and replaces every key there is.
+    pub all_keys: bool,
     /// Links to retire, by id.
     pub retire: Vec<i64>,
     pub retired_by: Option<Actor>,

@@ -413,6 +413,7 @@ impl Archive {
         Ok(MatchOutcome {
             matched: vec![(record.id, state)],
             keys: vec![(record.id, blocking)],
+            all_keys: false,
             retire,
             retired_by: Some(Actor::matcher("no longer scores as it did")),
             add,
@@ -553,6 +554,7 @@ impl Archive {
         let outcome = MatchOutcome {
             matched: all.iter().map(|(r, state)| (r.id, *state)).collect(),
             keys: all.iter().map(|(r, _)| r.id).zip(blocking).collect(),
+            all_keys: true,
             retire,
             retired_by: Some(Actor::matcher("rebuild: no longer scores as it did")),
             add,

@@ -532,6 +532,7 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     let outcome = MatchOutcome {
         matched: store.pending_records(10).await.expect("pending").into_iter().map(|(r, s)| (r.id, s)).collect(),
         keys: vec![(a, vec!["d:19800102".into(), "n:ヤマダ^ハナコ".into()]), (b, vec!["d:19800102".into()])],
+        all_keys: false,
         retire: vec![],
         retired_by: None,
         add: vec![
@@ -595,6 +596,25 @@ pub async fn matching_writes_keys_links_and_persons(store: &dyn Store) {
     assert_eq!(store.model().await.expect("model").as_deref(), Some("{\"v\":2}"));
     assert_eq!(store.all_records().await.expect("all").len(), 3);
     assert_eq!(store.all_current_links().await.expect("all").len(), 2);
+
+    // A rebuild's outcome replaces every key there is, and, big enough, takes the bulk path
+    // (on SQLite: secondary indexes dropped and built again); everything reads as before.
+    let mut matched: Vec<(RecordId, i64)> = (1_000_000..1_010_001).map(|pk| (RecordId(pk), 1)).collect();
+    matched.push((b, 0));
+    let rebuilt = MatchOutcome {
+        matched,
+        keys: vec![(b, vec!["y:ヤマダ^ハナコ^1980".into()])],
+        all_keys: true,
+        add: vec![NewLink::between(b, c, LinkKind::Candidate, Some(2.0), matcher.clone())],
+        persons: vec![PersonAssignment { person: Some(person), records: vec![a, b, c] }],
+        ..Default::default()
+    };
+    store.apply_matching(&rebuilt, 102).await.expect("apply");
+    assert!(store.records_by_keys(&["d:19800102".into()], 10).await.expect("by key").is_empty(), "all replaced");
+    let by_year = store.records_by_keys(&["y:ヤマダ^ハナコ^1980".into()], 10).await.expect("by key");
+    assert_eq!(by_year.iter().map(|r| r.id).collect::<Vec<_>>(), [b]);
+    assert_eq!(store.current_links(&[c]).await.expect("links").len(), 2);
+    assert_eq!(store.records_of_persons(&[person]).await.expect("person").len(), 3);
 }
 
 pub async fn decisions_keep_history(store: &dyn Store) {

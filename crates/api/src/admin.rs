@@ -1,6 +1,6 @@
 //! The administrators' JSON API under `/api`: the master patient index's review queue,
 //! person view and decisions. Every route but decisions needs an administrator's token; a
-//! facility's token gets 403, and may decide only about its own records.
+//! facility's token gets 403, and may only link its own patient to a referral.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
@@ -135,8 +135,9 @@ pub struct DecisionRequest {
 
 /// `POST /api/mpi/decisions`: a person's decision about two records. Answers 202: the
 /// matcher recomputes the persons within a second. An administrator decides about any two
-/// records; a facility's token about one of its own and another it may see (its own, or one
-/// shared with it): that is how a receiving facility links its patient to a referral.
+/// records; a facility's uploader token only links one of its own records to one another
+/// facility publishes to it (see `Archive::may_decide`): that is how a receiving
+/// facility links its patient to a referral.
 pub async fn decide(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -144,14 +145,17 @@ pub async fn decide(
 ) -> Result<Response, Problem> {
     let request: DecisionRequest =
         serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("not a decision: {e}")))?;
-    let (a, b) = (RecordId(request.a), RecordId(request.b));
-    state.archive.may_decide(&principal, a, b).await?;
     let decision = match request.decision.as_str() {
         "same" => Decision::Same,
         "different" => Decision::Different,
         "withdraw" => Decision::Withdraw,
         _ => return Err(Problem::bad_request("decision must be same, different or withdraw")),
     };
+    if principal.role == Role::Viewer {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "a viewer's token may not link patients"));
+    }
+    let (a, b) = (RecordId(request.a), RecordId(request.b));
+    state.archive.may_decide(&principal, a, b, decision).await?;
     if request.reason.trim().is_empty() || request.reviewer.trim().is_empty() {
         return Err(Problem::bad_request("a decision needs a reviewer and a reason"));
     }

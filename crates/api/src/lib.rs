@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sharing/publications", get(sharing::publications).post(sharing::publish))
         .route("/sharing/publications/{id}/revoke", axum::routing::post(sharing::revoke))
         .route("/sharing/break-glass", get(sharing::break_glasses).post(sharing::break_glass))
+        .route("/sharing/break-glass/{id}/close", axum::routing::post(sharing::close_break_glass))
         .route("/sharing/break-glass/{id}/review", axum::routing::post(sharing::review))
         .route("/sharing/accesses", get(sharing::accesses))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));

@@ -263,6 +263,13 @@ fn value(vr: &str, bytes: &[u8], context: &Context) -> Option<(&'static str, Val
     Some(("Value", value))
 }
 
+/// Whether a byte range of a stored data set touches its patient module (group 0010).
+fn overlaps_patient_module(path: &std::path::Path, syntax: Syntax, offset: u64, length: u64) -> std::io::Result<bool> {
+    let mut file = std::fs::File::open(path)?;
+    let extents = renkei_dicom::walk::extents_file(&mut file, syntax).map_err(std::io::Error::other)?;
+    Ok(extents.iter().filter(|e| e.tag >> 16 == 0x0010).any(|e| offset < e.end && e.start < offset + length))
+}
+
 /// `/bulkdata/{offset}-{length}` of an instance: a range of its data set, as
 /// `multipart/related; type="application/octet-stream"`.
 pub async fn bulkdata(
@@ -280,10 +287,18 @@ pub async fn bulkdata(
     }
     let syntax = Syntax::from_uid(stored.transfer_syntax_uid.as_str()).unwrap_or(Syntax::EXPLICIT_LE);
     let path = state.archive.local_path(&stored).await?;
-    let bytes = tokio::task::spawn_blocking(move || renkei_imaging::read_range(&path, syntax, offset, length))
-        .await
-        .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?
-        .map_err(|_| Problem::not_found())?;
+    let shared = stored.shared.is_some();
+    let bytes = tokio::task::spawn_blocking(move || {
+        // A shared object goes out under the viewer's patient: none of its stored patient
+        // module may be read around that.
+        if shared && overlaps_patient_module(&path, syntax, offset, length)? {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        renkei_imaging::read_range(&path, syntax, offset, length)
+    })
+    .await
+    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bulk data task failed"))?
+    .map_err(|_| Problem::not_found())?;
     let part = ("application/octet-stream".to_owned(), bytes);
     Ok(multipart::response("application/octet-stream", "renkei-bulk-boundary", [part]))
 }

@@ -1,9 +1,10 @@
 //! Sharing between facilities under `/api/sharing`: publications, break-glass access and
 //! the access audit. Times are Unix seconds.
 //!
-//! A facility's token publishes and revokes its own facility's studies, opens break-glass
-//! access for its own patients, and reads its own publications and accesses. An
-//! administrator's token reads everything and reviews break-glass accesses.
+//! A facility's uploader token publishes and revokes its own facility's studies; any of its
+//! tokens opens (and closes) break-glass access for its own patients, and reads its own
+//! publications and accesses. An administrator's token reads everything, closes and
+//! reviews break-glass accesses.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
@@ -31,6 +32,15 @@ fn actor(principal: &Principal, who: &str, why: String) -> Result<Actor, Problem
         return Err(Problem::bad_request("say who you are (by) and why"));
     }
     Ok(Actor { who: format!("{} ({})", who.trim(), token_kind(principal)), why })
+}
+
+/// Publishing and revoking disclose or withhold a facility's patients: not for a viewer's
+/// token.
+fn may_publish(principal: &Principal) -> Result<(), Problem> {
+    match principal.role {
+        Role::Viewer => Err(Problem::new(StatusCode::FORBIDDEN, "a viewer's token may not publish or revoke")),
+        Role::Uploader | Role::Admin => Ok(()),
+    }
 }
 
 /// The facility a request acts for: the token's own, or, for an administrator, the one
@@ -84,6 +94,7 @@ pub async fn publish(
     Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
+    may_publish(&principal)?;
     let request: PublicationRequest = parse(&body, "a publication")?;
     let facility = acting_facility(&principal, request.facility.as_deref())?;
     let audience = match &request.to {
@@ -157,6 +168,7 @@ pub async fn revoke(
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
+    may_publish(&principal)?;
     let request: Reasoned = parse(&body, "a revocation")?;
     let by = actor(&principal, &request.by, request.reason)?;
     state.archive.revoke_publication(id, principal.facility.as_ref(), &by).await?;
@@ -188,6 +200,20 @@ pub async fn break_glass(
     let patient = PatientRef { facility, patient_id: request.patient_id, issuer: request.issuer };
     let opened = state.archive.break_glass(patient, &by, request.hours.unwrap_or(BREAK_GLASS_DEFAULT_HOURS)).await?;
     Ok((StatusCode::CREATED, Json(opened)).into_response())
+}
+
+/// `POST /api/sharing/break-glass/{id}/close`: ends a break-glass access now (the
+/// facility's own, or any for an administrator).
+pub async fn close_break_glass(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let request: Reasoned = parse(&body, "a closing")?;
+    let by = actor(&principal, &request.by, request.reason)?;
+    state.archive.close_break_glass(id, principal.facility.as_ref(), &by).await?;
+    Ok(Json(json!({ "status": "closed" })).into_response())
 }
 
 /// `GET /api/sharing/break-glass[?unreviewed=true]`: break-glass accesses, newest first.

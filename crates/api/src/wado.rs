@@ -258,7 +258,16 @@ async fn stream_instances(
             };
             let transcoder: Transcoder =
                 |path, stored, target, out| Ok(transcode::transcode(path, stored, target, out)?);
-            let (file, _) = archive.outgoing(&instance, target.map(|target| (target, transcoder))).await?;
+            let (file, target) = match archive.outgoing(&instance, target.map(|target| (target, transcoder))).await {
+                Ok((file, _)) => (file, target),
+                // As for the facility's own objects: one that cannot be decoded goes as
+                // stored, if the client named no syntax.
+                Err(error) if target.is_some() && or_as_stored => {
+                    tracing::warn!(%error, "cannot transcode; sending the object as stored");
+                    (archive.outgoing(&instance, None).await?.0, None)
+                }
+                Err(error) => return Err(error.into()),
+            };
             send_part(&instance, target.unwrap_or(&stored), sender).await?;
             send_file(file, sender).await?;
             sender.send(Ok(Bytes::from_static(b"\r\n"))).await?;

@@ -11,8 +11,8 @@ use crate::tags::SPECIFIC_CHARACTER_SET;
 use crate::walk::{Extent, SeekSource, WalkError, walk_extents};
 use crate::write::DatasetWriter;
 
-/// Top-level elements to write in place of a data set's own (or in addition to them),
-/// encoded in the data set's layout.
+/// Top-level elements to write in place of a data set's own (or in addition to them, or to
+/// leave out), encoded in the data set's layout.
 pub struct Replacements {
     syntax: Syntax,
     elements: Vec<(u32, Vec<u8>)>,
@@ -44,6 +44,11 @@ impl Replacements {
         self.put(tag, writer.into_bytes());
     }
 
+    /// Leaves an element out.
+    pub fn remove(&mut self, tag: u32) {
+        self.put(tag, Vec::new());
+    }
+
     fn put(&mut self, tag: u32, encoded: Vec<u8>) {
         self.elements.retain(|(t, _)| *t != tag);
         self.elements.push((tag, encoded));
@@ -57,7 +62,12 @@ pub enum RelabelError {
     Walk(#[from] WalkError),
     #[error("writing the relabelled data set failed")]
     Io(#[from] io::Error),
+    #[error("the deflated data set inflates to more than {MAX_INFLATED} bytes")]
+    TooLarge,
 }
+
+/// The most a deflated data set may inflate to for relabelling.
+pub const MAX_INFLATED: u64 = 256 << 20;
 
 /// Writes the data set read from `input` (from its current position to its end) to `out`,
 /// with the top-level elements `replace` sets in place of its own. `replace` is given the
@@ -71,14 +81,18 @@ pub fn relabel<R: Read + Seek>(
 ) -> Result<(), RelabelError> {
     if syntax.deflated {
         let mut plain = Vec::new();
-        flate2::read::DeflateDecoder::new(io::BufReader::new(input)).read_to_end(&mut plain).map_err(|error| {
-            match error.kind() {
-                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
-                    RelabelError::Walk(WalkError::Garbled { offset: 0, reason: "corrupt deflate stream" })
-                }
-                _ => RelabelError::Io(error),
+        let inflating = flate2::read::DeflateDecoder::new(io::BufReader::new(input));
+        // A deflated data set is inflated in memory, so only up to a bound: a small stored
+        // object must not inflate into all of the node's memory.
+        inflating.take(MAX_INFLATED + 1).read_to_end(&mut plain).map_err(|error| match error.kind() {
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+                RelabelError::Walk(WalkError::Garbled { offset: 0, reason: "corrupt deflate stream" })
             }
+            _ => RelabelError::Io(error),
         })?;
+        if plain.len() as u64 > MAX_INFLATED {
+            return Err(RelabelError::TooLarge);
+        }
         let mut deflated = flate2::write::DeflateEncoder::new(out, flate2::Compression::default());
         let inflated = Syntax { deflated: false, ..syntax };
         relabel(io::Cursor::new(plain), inflated, replace, &mut deflated)?;

@@ -187,6 +187,13 @@ pub fn tree_file(
     over(buffered, syntax, |source| tree(source, syntax, max_inline, implicit_vr))
 }
 
+/// Where each top-level element of a data set stored in a file lies, from its current
+/// position (in the inflated data set, for a deflated syntax).
+pub fn extents_file(file: &mut std::fs::File, syntax: Syntax) -> Result<Vec<Extent>, WalkError> {
+    let buffered = io::BufReader::with_capacity(64 * 1024, file);
+    over(buffered, syntax, |source| Ok(walk_extents(source, syntax, &|_| false, 0)?.1))
+}
+
 /// Walks a dataset held in memory. Deflated syntaxes are inflated on the way.
 pub fn walk_bytes(
     bytes: &[u8],

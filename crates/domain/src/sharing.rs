@@ -105,6 +105,15 @@ pub struct BreakGlass {
     #[serde(flatten)]
     pub access: NewBreakGlass,
     pub reviewed: Option<Review>,
+    /// Ended before its time (its `ends_at` is then when).
+    pub closed: Option<Revocation>,
+}
+
+impl BreakGlass {
+    /// Whether it grants access at `now`.
+    pub fn is_open(&self, now: i64) -> bool {
+        self.access.starts_at <= now && now < self.access.ends_at
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

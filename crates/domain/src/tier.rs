@@ -175,6 +175,9 @@ pub fn years_before(now: i64, years: u32) -> String {
 /// (UTC+9, which has no daylight saving): how people give a publication's last day.
 pub fn end_of_day_in_japan(date: &str) -> Option<i64> {
     const JST: i64 = 9 * 3600;
+    if !date.is_ascii() {
+        return None;
+    }
     let key: String = date.chars().filter(|c| *c != '-').collect();
     let dashes_ok = date.len() == 8 || (date.len() == 10 && &date[4..5] == "-" && &date[7..8] == "-");
     Some((day_number(&key).filter(|_| dashes_ok)? + 1) * 86_400 - JST)
@@ -200,6 +203,7 @@ mod tests {
         assert_eq!(end_of_day_in_japan("20261122"), Some(1_795_359_600));
         assert_eq!(end_of_day_in_japan("2026-02-30"), None);
         assert_eq!(end_of_day_in_japan("2026/11/22"), None);
+        assert_eq!(end_of_day_in_japan("2026－112"), None, "10 bytes, not ASCII");
     }
 
     #[test]

@@ -125,6 +125,14 @@ enum ShareCommand {
         #[arg(long)]
         by: Option<String>,
     },
+    /// End a break-glass access now.
+    Close {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Break-glass accesses no administrator has reviewed yet.
     Flagged,
     /// Mark a break-glass access reviewed.
@@ -712,6 +720,10 @@ async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<(
             let by = Actor { who: operator(by), why: reason };
             let opened = archive.break_glass(PatientRef { facility, patient_id, issuer }, &by, hours).await?;
             println!("break-glass access {} open for {hours} h, flagged for review", opened.id);
+        }
+        ShareCommand::Close { id, reason, by } => {
+            archive.close_break_glass(id, None, &Actor { who: operator(by), why: reason }).await?;
+            println!("break-glass access {id} closed");
         }
         ShareCommand::Flagged => {
             for b in archive.break_glasses(None, true, 1000).await? {

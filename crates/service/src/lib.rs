@@ -145,6 +145,8 @@ pub struct Archive {
     prefetched: tiers::RecentlySeen,
     /// Studies whose retrieval this node logged lately.
     retrieved: tiers::RecentlySeen,
+    /// Shared studies whose access this node recorded lately.
+    audited: tiers::RecentlySeen,
     mpi_model: mpi::ModelCache,
     /// The hub's own matching thresholds, over whatever model is in use.
     mpi_thresholds: Option<renkei_matching::model::Thresholds>,
@@ -205,7 +207,7 @@ impl Archive {
         let _ = getrandom::fill(&mut random);
         let node = format!("{}-{:08x}", std::process::id(), u32::from_le_bytes(random));
         let prefetch = prefetch && blobs.cold().is_some();
-        let (prefetched, retrieved) = Default::default();
+        let (prefetched, retrieved, audited) = Default::default();
         Self {
             facilities,
             instances,
@@ -219,6 +221,7 @@ impl Archive {
             prefetch,
             prefetched,
             retrieved,
+            audited,
             mpi_model: Default::default(),
             mpi_thresholds: None,
         }

@@ -232,17 +232,40 @@ impl Archive {
         }
     }
 
-    /// Checks that `principal` may decide about two records: an administrator about any, a
-    /// facility about one of its own records and another it may see (its own, or shared
-    /// with it), as when it links its patient to a referring facility's.
-    pub async fn may_decide(&self, principal: &Principal, a: RecordId, b: RecordId) -> Result<(), ServiceError> {
-        let (a, b) = (self.patient_record(principal, a).await?, self.patient_record(principal, b).await?);
-        match &principal.facility {
-            Some(facility) if &a.facility != facility && &b.facility != facility => {
-                Err(ServiceError::invalid("one of the two records must be this facility's own"))
-            }
-            _ => Ok(()),
+    /// Checks that `principal` may make `decision` about two records. An administrator
+    /// decides about any. A facility only links one of its own records, not yet linked to
+    /// another facility's, to a record another facility currently publishes to it: the
+    /// referral it receives. Anything that could join or split other facilities' persons is
+    /// an administrator's to decide.
+    pub async fn may_decide(
+        &self,
+        principal: &Principal,
+        a: RecordId,
+        b: RecordId,
+        decision: Decision,
+    ) -> Result<(), ServiceError> {
+        let Some(facility) = &principal.facility else { return Ok(()) };
+        if decision != Decision::Same {
+            return Err(ServiceError::invalid("a facility only links its patient to a referral; ask an administrator"));
         }
+        let (a, b) = (self.patient_record(principal, a).await?, self.patient_record(principal, b).await?);
+        let (own, referred) = match (&a.facility == facility, &b.facility == facility) {
+            (true, false) => (a, b),
+            (false, true) => (b, a),
+            _ => return Err(ServiceError::invalid("link one of this facility's records to one shared with it")),
+        };
+        if self.sharing.published_to(facility, &[referred.id], now_unix()).await?.is_empty() {
+            return Err(ServiceError::not_found("patient"));
+        }
+        if let Some(person) = own.person {
+            let linked = self.mpi.records_of_persons(&[person]).await?;
+            if linked.iter().any(|r| &r.facility != facility) {
+                return Err(ServiceError::invalid(
+                    "this facility's record is already linked to another facility's; ask an administrator",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The other records of `record`'s person that `principal` may see.

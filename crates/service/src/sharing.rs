@@ -24,6 +24,10 @@ use crate::{Archive, ServiceError};
 pub type Transcoder =
     fn(&std::path::Path, &str, &str, &mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The same access (facility, way in, study, kind, grant) is recorded once per this long
+/// per node.
+const AUDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The longest a break-glass access may last, and how long it lasts unless asked otherwise.
 pub const BREAK_GLASS_LONGEST_HOURS: u32 = 72;
 pub const BREAK_GLASS_DEFAULT_HOURS: u32 = 24;
@@ -57,17 +61,18 @@ impl Archive {
                 found.values.insert(Attribute::InstitutionName, name);
             }
         }
-        self.audit(
-            reader,
-            AccessKind::Query,
-            shared
-                .iter()
-                .filter_map(|m| Some((m.shared.as_ref()?, m.values.get(&Attribute::StudyInstanceUid)?.as_str()))),
-        );
         let mut found = self.find(&reader.facility, &page_end).await?;
         found.extend(shared);
-        let page = found.into_iter().skip(query.offset as usize);
-        Ok(page.take(query.limit.map_or(usize::MAX, |l| l as usize)).collect())
+        let page: Vec<QueryMatch> = found
+            .into_iter()
+            .skip(query.offset as usize)
+            .take(query.limit.map_or(usize::MAX, |l| l as usize))
+            .collect();
+        let seen = page
+            .iter()
+            .filter_map(|m| Some((m.shared.as_ref()?, m.values.get(&Attribute::StudyInstanceUid)?.as_str())));
+        self.audit(reader, AccessKind::Query, seen).await?;
+        Ok(page)
     }
 
     /// The facility's own instances under the query's matches, then those other facilities
@@ -78,13 +83,15 @@ impl Archive {
         if shared.is_empty() {
             return Ok(instances);
         }
-        let own: HashSet<_> = instances.iter().map(|i| i.sop_instance_uid.clone()).collect();
-        let shared: Vec<StoredInstance> = shared.into_iter().filter(|i| !own.contains(&i.sop_instance_uid)).collect();
+        let mut sent: HashSet<_> = instances.iter().map(|i| i.sop_instance_uid.clone()).collect();
+        let shared: Vec<StoredInstance> =
+            shared.into_iter().filter(|i| sent.insert(i.sop_instance_uid.clone())).collect();
         self.audit(
             reader,
             AccessKind::Retrieve,
             shared.iter().filter_map(|i| Some((i.shared.as_ref()?, i.study_uid.as_str()))),
-        );
+        )
+        .await?;
         let mut by_origin: HashMap<&FacilityId, Vec<StoredInstance>> = HashMap::new();
         for instance in &shared {
             if let Some(from) = &instance.shared {
@@ -99,31 +106,42 @@ impl Archive {
         Ok(instances)
     }
 
-    /// Records each shared study once per access, off the request's path.
-    fn audit<'a>(&self, reader: &Reader, kind: AccessKind, seen: impl Iterator<Item = (&'a Shared, &'a str)>) {
+    /// Records each shared study seen before it is served: an access that cannot be
+    /// recorded is refused. A viewer fetching frame after frame of one study is one access
+    /// per window, not hundreds of records.
+    async fn audit<'a>(
+        &self,
+        reader: &Reader,
+        kind: AccessKind,
+        seen: impl Iterator<Item = (&'a Shared, &'a str)>,
+    ) -> Result<(), ServiceError> {
         let at = now_unix();
         let studies: BTreeSet<(&FacilityId, &str, _)> = seen.map(|(s, study)| (&s.origin, study, s.grant)).collect();
-        let accesses: Vec<SharedAccess> = studies
-            .into_iter()
-            .map(|(origin, study, grant)| SharedAccess {
-                at,
-                facility: reader.facility.clone(),
-                via: reader.via.clone(),
-                origin: origin.clone(),
-                study_uid: study.to_owned(),
-                kind,
-                grant,
-            })
-            .collect();
-        for access in accesses.iter().filter(|a| a.grant.is_break_glass()) {
-            tracing::warn!(facility = %access.facility, origin = %access.origin, via = %access.via, "break-glass access to a shared study");
-        }
-        let sharing = self.sharing.clone();
-        tokio::spawn(async move {
-            if let Err(error) = sharing.record_shared_accesses(&accesses).await {
-                tracing::error!(%error, "cannot record cross-facility accesses");
+        let mut remembered = Vec::new();
+        let mut accesses = Vec::new();
+        for (origin, study, grant) in studies {
+            let key = format!("{}|{}|{origin}|{study}|{}|{grant:?}", reader.facility, reader.via, kind.as_str());
+            if !self.audited.first_in(key.clone(), AUDIT_WINDOW) {
+                continue;
             }
-        });
+            remembered.push(key);
+            if grant.is_break_glass() {
+                tracing::warn!(facility = %reader.facility, %origin, via = %reader.via, "break-glass access to a shared study");
+            }
+            let (origin, study_uid, via) = (origin.clone(), study.to_owned(), reader.via.clone());
+            accesses.push(SharedAccess { at, facility: reader.facility.clone(), via, origin, study_uid, kind, grant });
+        }
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.sharing.record_shared_accesses(&accesses).await {
+            for key in &remembered {
+                self.audited.forget(key);
+            }
+            tracing::error!(%error, "cannot record cross-facility accesses; refusing them");
+            return Err(error.into());
+        }
+        Ok(())
     }
 
     async fn facility_names(&self) -> Result<HashMap<FacilityId, String>, ServiceError> {
@@ -132,7 +150,7 @@ impl Archive {
 
     /// Publishes a facility's study, or all its patient's studies, to other facilities.
     pub async fn publish(&self, publication: &NewPublication) -> Result<Publication, ServiceError> {
-        let NewPublication { patient, audience, starts_at, ends_at, consent, created_by, .. } = publication;
+        let NewPublication { patient, starts_at, ends_at, consent, created_by, .. } = publication;
         if ends_at <= starts_at {
             return Err(ServiceError::invalid("a publication must end after it starts"));
         }
@@ -142,7 +160,10 @@ impl Archive {
         if created_by.trim().is_empty() {
             return Err(ServiceError::invalid("say who publishes"));
         }
-        if let Audience::Facilities(targets) = audience {
+        let mut publication = publication.clone();
+        if let Audience::Facilities(targets) = &mut publication.audience {
+            targets.sort();
+            targets.dedup();
             let known = self.facility_names().await?;
             if targets.is_empty() {
                 return Err(ServiceError::invalid("name the facilities to publish to, or publish to the group"));
@@ -154,7 +175,7 @@ impl Archive {
                 return Err(ServiceError::invalid("a facility does not publish to itself"));
             }
         }
-        let published = self.sharing.publish(publication, now_unix()).await?;
+        let published = self.sharing.publish(&publication, now_unix()).await?;
         tracing::info!(publication = published.id, facility = %patient.facility, "published");
         Ok(published)
     }
@@ -208,6 +229,19 @@ impl Archive {
         Ok(self.sharing.break_glasses(facility, unreviewed, limit).await?)
     }
 
+    /// Ends a break-glass access now. With `facility`, only that facility's own.
+    pub async fn close_break_glass(
+        &self,
+        id: i64,
+        facility: Option<&FacilityId>,
+        by: &Actor,
+    ) -> Result<(), ServiceError> {
+        require_reason(by)?;
+        self.sharing.close_break_glass(id, facility, by, now_unix()).await?;
+        tracing::info!(break_glass = id, "break-glass access closed");
+        Ok(())
+    }
+
     /// An administrator's review of a break-glass access, which clears its flag.
     pub async fn review_break_glass(&self, id: i64, by: &Actor) -> Result<(), ServiceError> {
         require_reason(by)?;
@@ -254,8 +288,9 @@ impl Archive {
                     ((file, 0), stored.as_str())
                 }
             };
-            let syntax = Syntax::from_uid(syntax)
-                .ok_or_else(|| ServiceError::invalid("stored in a transfer syntax that cannot be relabelled"))?;
+            let syntax = Syntax::from_uid(syntax).ok_or_else(|| {
+                ServiceError::unavailable("stored in a private transfer syntax, which cannot be relabelled")
+            })?;
             match shared {
                 Some(shared) => relabel_into(&shared, data_set.0, syntax, relabelled),
                 None => Ok(data_set),
@@ -285,6 +320,7 @@ fn relabel_into(
         .map_err(|error| match error {
             RelabelError::Walk(error) => ServiceError::internal("a stored object is not well formed", &error),
             RelabelError::Io(error) => ServiceError::internal("cannot write a relabelled object", &error),
+            too_large @ RelabelError::TooLarge => ServiceError::internal("cannot relabel a shared object", &too_large),
         })?;
     let mut file =
         out.into_inner().map_err(|e| ServiceError::internal("cannot write a relabelled object", e.error()))?;
@@ -307,58 +343,82 @@ const TYPE_OF_PATIENT_ID: u32 = tag(0x0010, 0x0022);
 const PATIENT_BIRTH_DATE: u32 = tag(0x0010, 0x0030);
 const PATIENT_SEX: u32 = tag(0x0010, 0x0040);
 const OTHER_PATIENT_IDS_SEQUENCE: u32 = tag(0x0010, 0x1002);
+const ISSUER_QUALIFIERS_SEQUENCE: u32 = tag(0x0010, 0x0024);
+const OTHER_PATIENT_IDS: u32 = tag(0x0010, 0x1000);
+const OTHER_PATIENT_NAMES: u32 = tag(0x0010, 0x1001);
 
 /// The patient module of a shared object as the receiving facility sees it: its own
 /// patient's ID, issuer, name, birth date and sex, with the origin's ID and issuer kept in
-/// Other Patient IDs (the issuer being the origin facility when it named none).
+/// Other Patient IDs (the issuer being the origin facility when it named none). The origin's
+/// other identifiers (type and qualifiers of its ID, other IDs and names) are left out.
 ///
-/// Text is encoded in the object's character set. A name that set cannot carry goes out in
-/// UTF-8, declared as such, if the set is the default repertoire (of which UTF-8 is a
-/// superset, so the object's other text still reads the same); otherwise only its
-/// alphabetic group goes, or nothing.
+/// Text is encoded in the object's character set. When that set cannot carry the name and is
+/// the default repertoire (of which UTF-8 is a superset, so the object's other text still
+/// reads the same), everything goes in UTF-8, declared as such. Otherwise the name loses the
+/// component groups the set cannot carry, ideographic first.
 fn patient_elements(shared: &Shared, charset: &SpecificCharacterSet, out: &mut Replacements) {
     let local = &shared.local;
-    let texts = [
-        (PATIENT_ID, *b"LO", TextKind::MultiValued, local.patient_id.as_str()),
-        (ISSUER_OF_PATIENT_ID, *b"LO", TextKind::MultiValued, local.issuer.as_str()),
-        (PATIENT_NAME, *b"PN", TextKind::PersonName, local.name.as_str()),
-    ];
     let utf8 = SpecificCharacterSet::utf8();
-    let fits = |set: &SpecificCharacterSet| texts.iter().all(|(_, _, kind, text)| set.encode(text, *kind).is_ok());
+    let fits = |set: &SpecificCharacterSet| {
+        set.encode(&local.name, TextKind::PersonName).is_ok()
+            && [&local.patient_id, &local.issuer].iter().all(|t| set.encode(t, TextKind::MultiValued).is_ok())
+    };
     let charset = if !fits(charset) && charset.is_default() {
         out.element(SPECIFIC_CHARACTER_SET, *b"CS", utf8.value().as_bytes());
         &utf8
     } else {
         charset
     };
-    for (tag, vr, kind, text) in texts {
-        let encoded = charset.encode(text, kind).or_else(|_| {
-            let alphabetic =
-                if kind == TextKind::PersonName { PersonName::parse(text).alphabetic } else { String::new() };
-            charset.encode(&alphabetic, kind)
-        });
-        out.element(tag, vr, &encoded.unwrap_or_default());
-    }
+    // Whatever cannot be encoded goes as its ASCII characters: IDs and issuers are ASCII in
+    // practice, and the set holds ASCII whatever else it holds.
+    let text = |value: &str| {
+        charset
+            .encode(value, TextKind::MultiValued)
+            .unwrap_or_else(|_| value.chars().filter(char::is_ascii).collect::<String>().into_bytes())
+    };
+    out.element(PATIENT_ID, *b"LO", &text(&local.patient_id));
+    out.element(ISSUER_OF_PATIENT_ID, *b"LO", &text(&local.issuer));
+    out.element(PATIENT_NAME, *b"PN", &encodable_name(&local.name, charset));
     out.element(PATIENT_BIRTH_DATE, *b"DA", local.birth_date.as_bytes());
     out.element(PATIENT_SEX, *b"CS", local.sex.as_bytes());
+    for origin_only in [TYPE_OF_PATIENT_ID, ISSUER_QUALIFIERS_SEQUENCE, OTHER_PATIENT_IDS, OTHER_PATIENT_NAMES] {
+        out.remove(origin_only);
+    }
     let origin_issuer = if shared.origin_issuer.is_empty() { shared.origin.as_str() } else { &shared.origin_issuer };
-    let ascii = |text: &str| text.chars().filter(char::is_ascii).collect::<String>().into_bytes();
-    out.sequence(
-        OTHER_PATIENT_IDS_SEQUENCE,
-        &[vec![
-            (
-                PATIENT_ID,
-                *b"LO",
-                charset
-                    .encode(&shared.origin_patient_id, TextKind::MultiValued)
-                    .unwrap_or_else(|_| ascii(&shared.origin_patient_id)),
-            ),
-            (
-                ISSUER_OF_PATIENT_ID,
-                *b"LO",
-                charset.encode(origin_issuer, TextKind::MultiValued).unwrap_or_else(|_| ascii(origin_issuer)),
-            ),
-            (TYPE_OF_PATIENT_ID, *b"CS", b"TEXT".to_vec()),
-        ]],
-    );
+    let origin = vec![
+        (PATIENT_ID, *b"LO", text(&shared.origin_patient_id)),
+        (ISSUER_OF_PATIENT_ID, *b"LO", text(origin_issuer)),
+        (TYPE_OF_PATIENT_ID, *b"CS", b"TEXT".to_vec()),
+    ];
+    out.sequence(OTHER_PATIENT_IDS_SEQUENCE, &[origin]);
+}
+
+/// A person name encoded in `charset`, without the component groups it cannot carry
+/// (ideographic first, then phonetic).
+fn encodable_name(name: &str, charset: &SpecificCharacterSet) -> Vec<u8> {
+    let name = PersonName::parse(name);
+    let [a, i, p] = name.groups().map(str::to_owned);
+    let join = |groups: [&str; 3]| groups.join("=").trim_end_matches('=').to_owned();
+    [join([&a, &i, &p]), join([&a, "", &p]), join([&a, "", ""])]
+        .iter()
+        .find_map(|candidate| charset.encode(candidate, TextKind::PersonName).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_only_the_groups_the_set_cannot_carry() {
+        let jis = SpecificCharacterSet::parse("\\ISO 2022 IR 87");
+        // A character the set has not (here a Hangul one) takes the ideographic group with
+        // it; the phonetic one stays.
+        let encoded = encodable_name("TAKADA^HANAKO=한田^花子=タカダ^ハナコ", &jis);
+        let (decoded, _) = jis.decode_values(&encoded, TextKind::PersonName);
+        assert_eq!(decoded, ["TAKADA^HANAKO==タカダ^ハナコ"]);
+        assert_eq!(jis.decode_values(&encodable_name("高田^花子", &jis), TextKind::PersonName).0, ["高田^花子"]);
+        let latin = SpecificCharacterSet::parse("ISO_IR 100");
+        assert_eq!(encodable_name("Takada^Hanako=高田^花子=たかだ^はなこ", &latin), b"Takada^Hanako");
+    }
 }

@@ -32,7 +32,7 @@ pub(crate) struct RecentlySeen(std::sync::Mutex<HashMap<String, Instant>>);
 
 impl RecentlySeen {
     /// True if `key` was not seen within `window`; remembers it from now either way.
-    fn first_in(&self, key: String, window: Duration) -> bool {
+    pub(crate) fn first_in(&self, key: String, window: Duration) -> bool {
         let mut seen = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if seen.len() > 4096 {
             seen.retain(|_, at| at.elapsed() < window);
@@ -41,6 +41,11 @@ impl RecentlySeen {
             Some(at) => at.elapsed() >= window,
             None => true,
         }
+    }
+
+    /// Forgets `key`, so that it counts as first again.
+    pub(crate) fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
     }
 }
 /// Objects the mover copies at once, and cold objects recalled ahead of a reader: each

@@ -266,7 +266,8 @@ fn select_statement(dialect: Dialect, select: &str, from_level: QueryLevel, scop
 
 /// A select of what other facilities share with `facility`: their study, series and
 /// instance rows (`s`, `se`, `i`) under the facility's own patient `p`, linked to the same
-/// person as the origin's patient `op`. It starts from the few studies granted.
+/// person as the origin's patient `op` (the first such patient, if the facility has the
+/// person twice, so that nothing goes out twice). It starts from the few studies granted.
 fn shared_select_statement(
     dialect: Dialect,
     select: &str,
@@ -275,13 +276,12 @@ fn shared_select_statement(
     now: i64,
     query: &Query,
 ) -> Statement {
+    // No facility terms on the joins: they would let the planner walk all of the origin's
+    // instances by facility instead of down from the few granted studies.
     let from = match from_level {
         QueryLevel::Patient | QueryLevel::Study => "FROM study s",
-        QueryLevel::Series => "FROM series se JOIN study s ON s.pk = se.study_pk AND s.facility_id = se.facility_id",
-        QueryLevel::Image => {
-            "FROM instance i JOIN series se ON se.pk = i.series_pk AND se.facility_id = i.facility_id \
-             JOIN study s ON s.pk = se.study_pk AND s.facility_id = se.facility_id"
-        }
+        QueryLevel::Series => "FROM series se JOIN study s ON s.pk = se.study_pk",
+        QueryLevel::Image => "FROM instance i JOIN series se ON se.pk = i.series_pk JOIN study s ON s.pk = se.study_pk",
     };
     let text = |v: &str| Value::Text(v.to_owned());
     let mut binds = granted_binds(facility, now);
@@ -291,6 +291,8 @@ fn shared_select_statement(
         "SELECT {select}, s.facility_id, op.patient_id, op.issuer, {} {from} \
          JOIN patient op ON op.pk = s.patient_pk JOIN patient p ON p.person_pk = op.person_pk \
          WHERE s.pk IN ({}) AND p.facility_id = ? AND s.facility_id <> ? \
+         AND NOT EXISTS (SELECT 1 FROM patient dup WHERE dup.person_pk = p.person_pk AND dup.facility_id = p.facility_id \
+         AND dup.pk < p.pk) \
          AND NOT EXISTS (SELECT 1 FROM study own WHERE own.facility_id = ? AND own.study_uid = s.study_uid)",
         grant_columns(),
         granted_studies(),
@@ -300,10 +302,9 @@ fn shared_select_statement(
     for (attribute, matcher) in query.constraints() {
         push_constraint(&mut sql, &mut binds, *attribute, matcher, query.fuzzy);
     }
-    // Ordered by the shared row, then by which of the facility's patients it is shown under.
     let main = joined_aliases(from_level)[0];
     let main = if main == "p" { "s" } else { main };
-    finish_select(dialect, sql, binds, &format!("{main}.pk, p.pk"), query)
+    finish_select(dialect, sql, binds, &format!("{main}.pk"), query)
 }
 
 /// Appends the order, limit and offset, and numbers the placeholders.

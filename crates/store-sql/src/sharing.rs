@@ -221,7 +221,7 @@ pub(crate) async fn open_break_glass(tx: &mut dyn Sql, access: &NewBreakGlass) -
         .int(access.starts_at)
         .int(access.ends_at);
     let id = first_int(tx, &statement).await?.ok_or_else(|| corrupt("break-glass key"))?;
-    Ok(BreakGlass { id, access: access.clone(), reviewed: None })
+    Ok(BreakGlass { id, access: access.clone(), reviewed: None, closed: None })
 }
 
 pub(crate) async fn break_glasses(
@@ -241,7 +241,8 @@ pub(crate) async fn break_glasses(
     let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
     let text = format!(
         "SELECT b.pk, b.facility_id, pa.patient_id, pa.issuer, b.opened_by, b.reason, b.starts_at, b.ends_at, \
-         b.reviewed_by, b.reviewed_note, b.reviewed_at FROM break_glass b JOIN patient pa ON pa.pk = b.patient_pk\
+         b.reviewed_by, b.reviewed_note, b.reviewed_at, b.closed_by, b.closed_reason, b.closed_at \
+         FROM break_glass b JOIN patient pa ON pa.pk = b.patient_pk\
          {filter} ORDER BY b.pk DESC LIMIT ?"
     );
     let mut statement = sql.statement(&text);
@@ -249,12 +250,27 @@ pub(crate) async fn break_glasses(
         statement = statement.text(facility.as_str());
     }
     let statement = statement.int(i64::from(limit));
-    let types = [Int, Text, Text, Text, Text, Text, Int, Int, Text, Text, Int];
+    let types = [Int, Text, Text, Text, Text, Text, Int, Int, Text, Text, Int, Text, Text, Int];
     let mut accesses = Vec::new();
     for row in sql.fetch_all(&statement, &types).await? {
         let Ok(
-            [pk, facility, patient_id, issuer, opened_by, reason, starts_at, ends_at, reviewed_by, note, reviewed_at],
-        ) = <[Value; 11]>::try_from(row)
+            [
+                pk,
+                facility,
+                patient_id,
+                issuer,
+                opened_by,
+                reason,
+                starts_at,
+                ends_at,
+                reviewed_by,
+                note,
+                reviewed_at,
+                closed_by,
+                closed_reason,
+                closed_at,
+            ],
+        ) = <[Value; 14]>::try_from(row)
         else {
             return Err(corrupt("break-glass row"));
         };
@@ -275,9 +291,35 @@ pub(crate) async fn break_glasses(
             reviewed: reviewed_at
                 .as_int()
                 .map(|at| Review { by: Actor { who: text(reviewed_by), why: text(note) }, at }),
+            closed: closed_at
+                .as_int()
+                .map(|at| Revocation { by: Actor { who: text(closed_by), why: text(closed_reason) }, at }),
         });
     }
     Ok(accesses)
+}
+
+pub(crate) async fn close_break_glass(
+    sql: &mut dyn Sql,
+    id: i64,
+    facility: Option<&FacilityId>,
+    by: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut text = "UPDATE break_glass SET ends_at = ?, closed_by = ?, closed_reason = ?, closed_at = ? \
+                    WHERE pk = ? AND ends_at > ?"
+        .to_owned();
+    if facility.is_some() {
+        text.push_str(" AND facility_id = ?");
+    }
+    let mut statement = sql.statement(&text).int(now).text(&by.who).text(&by.why).int(now).int(id).int(now);
+    if let Some(facility) = facility {
+        statement = statement.text(facility.as_str());
+    }
+    match sql.execute(&statement).await? {
+        0 => Err(StoreError::NotFound("open break-glass access".into())),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) async fn review_break_glass(sql: &mut dyn Sql, id: i64, by: &Actor, now: i64) -> Result<(), StoreError> {

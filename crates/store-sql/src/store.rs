@@ -270,6 +270,16 @@ impl<B: SqlBackend> SharingStore for SqlStore<B> {
         sharing::break_glasses(&mut *self.0.reader(), facility, unreviewed, limit).await
     }
 
+    async fn close_break_glass(
+        &self,
+        id: i64,
+        facility: Option<&FacilityId>,
+        by: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sharing::close_break_glass(&mut *self.0.reader(), id, facility, by, now).await
+    }
+
     async fn review_break_glass(&self, id: i64, by: &Actor, now: i64) -> Result<(), StoreError> {
         sharing::review_break_glass(&mut *self.0.reader(), id, by, now).await
     }

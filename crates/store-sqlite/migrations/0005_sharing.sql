@@ -37,6 +37,7 @@ CREATE INDEX publication_target_by_facility ON publication_target(facility_id, p
 
 -- Emergency access: a facility sees every study of the person one of its patients is
 -- linked to, for a while, with a stated reason; flagged until an administrator reviews it.
+-- It can be closed early.
 CREATE TABLE break_glass (
     pk               INTEGER PRIMARY KEY,
     facility_id      TEXT NOT NULL,
@@ -47,7 +48,11 @@ CREATE TABLE break_glass (
     ends_at          INTEGER NOT NULL,
     reviewed_by      TEXT,
     reviewed_note    TEXT,
-    reviewed_at      INTEGER
+    reviewed_at      INTEGER,
+    -- Ended before its time: by whom, why, when (then also its ends_at).
+    closed_by        TEXT,
+    closed_reason    TEXT,
+    closed_at        INTEGER
 );
 CREATE INDEX break_glass_by_facility ON break_glass(facility_id, ends_at);
 
@@ -64,4 +69,6 @@ CREATE TABLE shared_access (
     break_glass_pk   INTEGER
 );
 CREATE INDEX shared_access_by_time ON shared_access(accessed_at);
+CREATE INDEX shared_access_by_facility ON shared_access(facility_id, pk);
+CREATE INDEX shared_access_by_origin ON shared_access(origin_id, pk);
 CREATE INDEX shared_access_by_break_glass ON shared_access(break_glass_pk) WHERE break_glass_pk IS NOT NULL;

@@ -186,6 +186,15 @@ pub trait SharingStore: Send + Sync {
         unreviewed: bool,
         limit: u32,
     ) -> Result<Vec<BreakGlass>, StoreError>;
+    /// Ends a break-glass access that is still open, if it is `facility`'s (any facility's
+    /// when `None`); otherwise not found.
+    async fn close_break_glass(
+        &self,
+        id: i64,
+        facility: Option<&FacilityId>,
+        by: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// Marks a break-glass access reviewed; not found if there is no such unreviewed access.
     async fn review_break_glass(&self, id: i64, by: &Actor, now: i64) -> Result<(), StoreError>;
     /// What other facilities share with `facility` at `now` and the query matches (study level

@@ -681,6 +681,8 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
     record(store, &[instance("east", "E1", "1.2.9", "1.2.9.1", "1.2.9.1.1", "e")]).await;
     let w1 = patient(store, "west", "W1", "Yamada^Hana", "19800102", 2).await;
     let n1 = patient(store, "north", "N1", "Yamada^Hanako", "19800102", 3).await;
+    // West has her twice (its own duplicate): what is shared goes out once, under the first.
+    let w1b = patient(store, "west", "W1b", "Yamada^Hanako", "19800102", 4).await;
     let studies = Query::new(QueryLevel::Study, Vec::new());
     let shared_uids = |found: Vec<renkei_domain::query::QueryMatch>| -> Vec<String> {
         found.iter().map(|m| m.values[&Attribute::StudyInstanceUid].clone()).collect()
@@ -694,7 +696,7 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
     assert!(store.find_shared(&west, &studies, 150).await.expect("find").is_empty(), "not linked");
 
     let outcome = MatchOutcome {
-        persons: vec![PersonAssignment { person: None, records: vec![e1, w1, n1] }],
+        persons: vec![PersonAssignment { person: None, records: vec![e1, w1, n1, w1b] }],
         ..Default::default()
     };
     store.apply_matching(&outcome, 96).await.expect("link");
@@ -715,12 +717,12 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
         vec![QueryKey { attribute: Attribute::PatientId, matcher: Matcher::Exact("E1".into()) }],
     );
     assert!(store.find_shared(&west, &by_origin_id, 150).await.expect("find").is_empty());
-    assert_eq!(store.published_to(&west, &[e1, w1, n1], 150).await.expect("published"), [e1]);
+    assert_eq!(store.published_to(&west, &[e1, w1, n1, w1b], 150).await.expect("published"), [e1]);
     assert!(store.published_to(&facility("north"), &[e1], 150).await.expect("published").is_empty());
     let instances = store.retrieve_shared(&west, &studies, 150).await.expect("retrieve");
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0].shared.as_ref().map(|s| s.local.patient_id.as_str()), Some("W1"));
-    assert_eq!(shared_uids(store.find(&west, &studies).await.expect("own")), ["1.2.2"], "own queries stay own");
+    assert_eq!(shared_uids(store.find(&west, &studies).await.expect("own")), ["1.2.2", "1.2.4"], "own stay own");
 
     // Only inside its period, and only for its audience.
     for outside in [99, 200] {
@@ -758,7 +760,7 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
     };
     let opened = store.open_break_glass(&access).await.expect("break glass");
     let found = store.find_shared(&facility("north"), &studies, 250).await.expect("find");
-    assert_eq!(shared_uids(found.clone()), ["1.2.1", "1.2.9", "1.2.2"], "east's and west's");
+    assert_eq!(shared_uids(found.clone()), ["1.2.1", "1.2.9", "1.2.2", "1.2.4"], "east's and west's");
     assert!(found.iter().all(|m| m.shared.as_ref().map(|s| s.grant) == Some(Grant::BreakGlass(opened.id))));
     assert!(store.find_shared(&facility("north"), &studies, 400).await.expect("find").is_empty(), "ended");
     assert!(store.find_shared(&west, &studies, 250).await.expect("find").is_empty(), "north's access only");
@@ -775,10 +777,20 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
     let all_accesses = store.break_glasses(Some(&facility("north")), false, 10).await.expect("all");
     assert_eq!(all_accesses[0].reviewed.as_ref().map(|r| r.by.clone()), Some(reviewer));
 
+    // Closed early (by its own facility or an administrator): gone from then on.
+    let closer = Actor { who: "admin".into(), why: "patient transferred back".into() };
+    let not_yours = store.close_break_glass(opened.id, Some(&west), &closer, 300).await;
+    assert!(matches!(not_yours, Err(StoreError::NotFound(_))));
+    store.close_break_glass(opened.id, Some(&facility("north")), &closer, 300).await.expect("close");
+    assert!(store.find_shared(&facility("north"), &studies, 310).await.expect("find").is_empty(), "closed");
+    assert!(matches!(store.close_break_glass(opened.id, None, &closer, 320).await, Err(StoreError::NotFound(_))));
+    let closed = store.break_glasses(Some(&facility("north")), false, 10).await.expect("all").remove(0);
+    assert_eq!((closed.access.ends_at, closed.closed.map(|c| c.by)), (300, Some(closer)));
+
     // A facility's own copy of a study is not repeated as shared.
     record(store, &[instance("north", "N1", "1.2.9", "1.2.9.2", "1.2.9.2.1", "f")]).await;
     let found = store.find_shared(&facility("north"), &studies, 250).await.expect("find");
-    assert_eq!(shared_uids(found), ["1.2.1", "1.2.2"]);
+    assert_eq!(shared_uids(found), ["1.2.1", "1.2.2", "1.2.4"]);
 
     // A study must be the publishing patient's.
     let foreign = Published::Study { study_uid: "1.2.2".into() };

@@ -96,8 +96,12 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
     store(&hub, "WESTSCU", &store_patient("W-902"));
     matched(&fixture);
 
-    // East publishes the study to west, with the patient's consent.
-    let east = api(&fixture, &hub, &["--facility", "east"]);
+    // East publishes the study to west, with the patient's consent (not with a viewer's
+    // token).
+    let viewer = api(&fixture, &hub, &["--facility", "east"]);
+    let asked = publication(Some(&east_study), serde_json::json!(["west"]), now() + 3600);
+    assert_eq!(viewer.post("/api/sharing/publications", asked).0, 403);
+    let east = api(&fixture, &hub, &["--facility", "east", "--role", "uploader"]);
     let (status, published) = east
         .post("/api/sharing/publications", publication(Some(&east_study), serde_json::json!(["west"]), now() + 3600));
     assert_eq!(status, 201, "{published}");
@@ -110,7 +114,7 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
         let (status, body) = east.post("/api/sharing/publications", bad);
         assert!(matches!(status, 400 | 404), "{why}: {status} {body}");
     }
-    let west = api(&fixture, &hub, &["--facility", "west"]);
+    let west = api(&fixture, &hub, &["--facility", "west", "--role", "uploader"]);
     let mut as_west = publication(Some(&east_study), serde_json::json!("group"), now() + 60);
     as_west["facility"] = "east".into();
     assert_eq!(west.post("/api/sharing/publications", as_west).0, 403, "west cannot publish east's studies");
@@ -189,6 +193,15 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
     assert_eq!((study["patient_id"].as_str(), study["institution"].as_str()), (Some("W-901"), Some("East Hospital")));
     assert_eq!(found["retrieved"][&east_study], serde_json::json!([["W-901", "E-001"]]), "{found}");
     assert_eq!(found["metadata"][&east_study], serde_json::json!(["W-901"]), "{found}");
+    let n = patient("E-001").0;
+    let (series, sop) = (renkei_testkit::generate::uid(7_000 + n, 1), renkei_testkit::generate::uid(7_000 + n, 2));
+    let bulk = |range: String| {
+        let path = format!("/dicom-web/studies/{east_study}/series/{series}/instances/{sop}/bulkdata/{range}");
+        request(&hub, "GET", &path, &[("Authorization", west.bearer.as_str())], &[]).0
+    };
+    assert_eq!(bulk("0-16".into()), 200, "bytes before the patient module");
+    let size = dataset_bytes(&east_file).len();
+    assert_eq!(bulk(format!("0-{size}")), 404, "the stored patient module cannot be read around the relabelling");
 
     // Every access is audited: who, how, which study, on what grant.
     let grant = format!("(publication {id})");
@@ -251,6 +264,14 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
     assert_eq!(fixture.admin(&["share", "flagged"]).trim(), "");
     let (_, accesses) = north.get("/api/sharing/accesses");
     assert!(accesses.as_array().is_some_and(|a| !a.is_empty()), "{accesses}");
+
+    // Reviewed is not closed: north still sees her studies until it closes the access.
+    assert!(seen(&studies_seen(&hub, "NORTHSCU"), &east_study).is_some());
+    let closing = serde_json::json!({ "by": "dr.kato", "reason": "patient stable, records received" });
+    let path = format!("/api/sharing/break-glass/{}/close", opened["id"]);
+    assert_eq!(west.post(&path, closing.clone()).0, 404, "not west's to close");
+    assert_eq!(north.post(&path, closing).0, 200);
+    assert!(seen(&studies_seen(&hub, "NORTHSCU"), &east_study).is_none(), "closed → invisible");
 }
 
 /// The console's sharing pages in Debian's headless Chromium: publish, see, revoke, break
@@ -265,7 +286,7 @@ fn sharing_works_in_the_console() {
     }
     matched(&fixture);
     let (east, west, admin) = (
-        token(&fixture, &["--facility", "east"]),
+        token(&fixture, &["--facility", "east", "--role", "uploader"]),
         token(&fixture, &["--facility", "west"]),
         token(&fixture, &["--admin"]),
     );
@@ -291,8 +312,8 @@ fn a_receiving_facility_finds_a_referral_and_links_it() {
     store(&hub, "WESTSCU", &study_of(&dir, married.0, "W-903", married.3, "19800102", "F"));
     matched(&fixture);
     let east_study = study_uid(PATIENTS[0].0);
-    let east = api(&fixture, &hub, &["--facility", "east"]);
-    let west = api(&fixture, &hub, &["--facility", "west"]);
+    let east = api(&fixture, &hub, &["--facility", "east", "--role", "uploader"]);
+    let west = api(&fixture, &hub, &["--facility", "west", "--role", "uploader"]);
 
     // West's clerk looks for its patient (married name) among the patients it may see.
     let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
@@ -349,13 +370,19 @@ fn a_receiving_facility_finds_a_referral_and_links_it() {
     // West links its record to hers (not two records neither of which is its own).
     let decision = |a: i64, b: i64| serde_json::json!({ "a": a, "b": b, "decision": "same", "reason": "紹介状で本人確認（旧姓 高田）", "reviewer": "clerk" });
     let (status, body) = west.post("/api/mpi/decisions", decision(referred, referred));
-    assert!(matches!(status, 400 | 403), "neither record is west's: {status} {body}");
+    assert_eq!(status, 400, "neither record is west's: {body}");
+    let mut different = decision(own, referred);
+    different["decision"] = "different".into();
+    let (status, body) = west.post("/api/mpi/decisions", different);
+    assert_eq!(status, 400, "unlinking is an administrator's: {body}");
+    let viewer = api(&fixture, &hub, &["--facility", "west"]);
+    assert_eq!(viewer.post("/api/mpi/decisions", decision(own, referred)).0, 403, "not with a viewer's token");
     let (status, body) = west.post("/api/mpi/decisions", decision(own, referred));
     assert_eq!(status, 202, "{body}");
     matched(&fixture);
     let shown = person_of(&fixture, "east", "E-001");
     assert!(members(&shown).contains(&("west".into(), "W-903".into())), "{shown}");
-    assert!(shown.contains("clerk (west viewer token)"), "the link says who made it: {shown}");
+    assert!(shown.contains("clerk (west uploader token)"), "the link says who made it: {shown}");
     let responses = studies_seen(&hub, "WESTSCU");
     let shared = seen(&responses, &east_study).expect("linked and published → visible");
     assert!(shared.contains("[W-903") && shared.contains("佐藤"), "under west's patient: {shared}");

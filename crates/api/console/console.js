@@ -27,7 +27,7 @@ const TEXT = {
     open: "緊急閲覧を開始", opened: "緊急閲覧を開始しました", hours: "時間", flagged: "確認待ちの緊急閲覧",
     reviewNote: "確認メモ", reviewed: "確認済み", markReviewed: "確認済みにする", accesses: "他施設データへのアクセス記録",
     viewer: "閲覧施設", study: "検査", kind: "種別", via: "経路", grant: "根拠", when: "日時", noneYet: "ありません。",
-    needFields: "すべての項目を入力してください。", state: "状態", operator: "担当者",
+    needFields: "すべての項目を入力してください。", state: "状態", operator: "担当者", close: "終了する",
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
     levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
       "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
@@ -54,7 +54,7 @@ const TEXT = {
     open: "Open emergency access", opened: "Emergency access open", hours: "Hours", flagged: "Emergency accesses to review",
     reviewNote: "Review note", reviewed: "reviewed", markReviewed: "Mark reviewed", accesses: "Cross-facility accesses",
     viewer: "Viewer", study: "Study", kind: "Kind", via: "Via", grant: "Grant", when: "When", noneYet: "None.",
-    needFields: "Fill in every field.", state: "State", operator: "Your name",
+    needFields: "Fill in every field.", state: "State", operator: "Your name", close: "Close",
     fields: {}, levels: {},
   },
 };
@@ -358,7 +358,7 @@ async function sharingView() {
     table("publications", ["patientId", "study", "publishTo", "until", "consentBy", "state", "revoke"], rows));
   if (!administrator) view.append(breakGlassForm());
   const flagged = await (await api(`/api/sharing/break-glass${administrator ? "?unreviewed=true" : ""}`, "application/json")).json();
-  view.append(element("h3", { text: t("flagged") }), table("break-glasses", ["when", "patientId", "reviewer", "reason", "reviewed"],
+  view.append(element("h3", { text: t("flagged") }), table("break-glasses", ["when", "patientId", "reviewer", "reason", "close", "reviewed"],
     flagged.map((b) => {
       const note = element("input", { "data-testid": "review-note", placeholder: t("reviewNote") });
       const action = b.reviewed
@@ -369,9 +369,17 @@ async function sharingView() {
           await api(`/api/sharing/break-glass/${b.id}/review`, "application/json", json({ by, note: note.value }));
           route();
         } }) : null);
+      const reason = element("input", { "data-testid": "close-reason", placeholder: t("reason") });
+      const open = Date.now() / 1000 < b.ends_at;
+      const close = open ? element("td", {}, reason, element("button", { "data-testid": "close", text: t("close"), onclick: async () => {
+        const by = actor(reason);
+        if (!by) return;
+        await api(`/api/sharing/break-glass/${b.id}/close`, "application/json", json({ by, reason: reason.value }));
+        route();
+      } })) : element("td", { text: `${t("until")} ${formatTime(b.ends_at)}` });
       return element("tr", { "data-testid": "break-glass" }, element("td", { text: formatTime(b.starts_at) }),
         element("td", { text: `${b.patient.facility}/${b.patient.patient_id}` }), element("td", { text: b.opened_by.who }),
-        element("td", { text: b.opened_by.why }), action);
+        element("td", { text: b.opened_by.why }), close, action);
     })));
   const accesses = await (await api("/api/sharing/accesses?limit=200", "application/json")).json();
   view.append(element("h3", { text: t("accesses") }), table("accesses", ["when", "viewer", "origin", "study", "kind", "via", "grant"],

@@ -82,6 +82,15 @@ try {
   await flagged.locator("[data-testid=review-note]").fill("救急記録と照合済み");
   await flagged.locator("[data-testid=mark-reviewed]").click();
   await adminPage.waitForSelector("[data-testid=break-glass]", { state: "detached" });
+
+  // West's clinician ends the emergency access: east's study is gone again.
+  await westPage.click("[data-testid=nav-sharing]");
+  const access = westPage.locator("[data-testid=break-glass]").first();
+  await westPage.fill("[data-testid=operator]", "dr.kato");
+  await access.locator("[data-testid=close-reason]").fill("転院完了");
+  await access.locator("[data-testid=close]").click();
+  await westPage.waitForSelector("[data-testid=break-glass] [data-testid=close]", { state: "detached" });
+  check((await (await sharedRows(westPage)).count()) === 0, "closed → invisible");
   console.log("sharing ok");
 } finally {
   await browser.close();

@@ -41,6 +41,8 @@ pub struct SqliteStore {
     /// The one connection that writes instances: SQLite has a single writer anyway, and a
     /// connection held for good keeps its page cache warm and costs no pool round trip.
     writer: std::sync::Arc<tokio::sync::Mutex<Writer>>,
+    /// Set when closing: the periodic checkpoint stops, so that the final one can run.
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The writing connection and what it remembers of its own upserts.
@@ -75,9 +77,10 @@ impl SqliteStore {
             .map_err(map_error)?;
         let connection = sqlx::ConnectOptions::connect(&options).await.map_err(map_error)?;
         let writer = Writer { connection, upserts: UpsertCache::default(), data_version: -1 };
-        let store = Self { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)) };
+        let closing = std::sync::Arc::default();
+        let store = Self { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(writer)), closing };
         store.migrate().await?;
-        tokio::spawn(checkpoint_every_second(store.pool.clone()));
+        tokio::spawn(checkpoint_every_second(store.pool.clone(), store.closing.clone()));
         Ok(store)
     }
 
@@ -89,21 +92,38 @@ impl SqliteStore {
     }
 
     /// Checkpoints the WAL fully and closes the pool, waiting for connections to be returned.
+    /// A checkpoint still running (after a rebuild's gigabyte of WAL, seconds) is waited
+    /// for, up to a minute: a WAL left that large slows every read of the next process.
     pub async fn close(&self) {
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
-            tracing::debug!(%error, "final checkpoint did not complete; the next open finishes it");
+        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            // The first column is 1 when the checkpoint could not complete (another one
+            // runs, or a reader is behind).
+            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await {
+                Ok(row) if row.get::<i64, _>(0) == 0 => break,
+                Ok(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                Ok(_) => {
+                    tracing::warn!("final checkpoint did not complete; the next open finishes it");
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "final checkpoint did not complete; the next open finishes it");
+                    break;
+                }
+            }
         }
         self.pool.close().await;
     }
 }
 
 /// Copies committed WAL frames into the database file every second, without waiting for
-/// readers or writers (`PASSIVE`), until the pool is closed.
-async fn checkpoint_every_second(pool: SqlitePool) {
+/// readers or writers (`PASSIVE`), until the store closes.
+async fn checkpoint_every_second(pool: SqlitePool, closing: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
         ticks.tick().await;
-        if pool.is_closed() {
+        if pool.is_closed() || closing.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {

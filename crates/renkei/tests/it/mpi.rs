@@ -159,26 +159,29 @@ fn patients_are_linked_across_facilities_and_people_decide_the_rest() {
     assert_eq!(numbers, ["0.5000", "0.3333", "1.0000", "1", "1"], "{report}");
 }
 
+/// The `Patient/$match` parameters for a woman born 1980-01-02, by her kanji and kana names
+/// (family, given), one JP Core `HumanName` each.
+pub(crate) fn match_parameters(kanji: (&str, &str), kana: (&str, &str)) -> serde_json::Value {
+    let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+    let name = |code: &str, (family, given): (&str, &str)| serde_json::json!({ "extension": [{ "url": representation, "valueCode": code }], "family": family, "given": [given] });
+    serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{ "name": "resource", "resource": {
+            "resourceType": "Patient",
+            "name": [name("IDE", kanji), name("SYL", kana)],
+            "birthDate": "1980-01-02",
+            "gender": "female",
+        }}],
+    })
+}
+
 /// FHIR `Patient/$match` and read, as each facility and an administrator see them.
 fn fhir_match_and_read(fixture: &Fixture, hub: &Hub) {
     use crate::dicomweb::{request, token};
     let east = format!("Bearer {}", token(fixture, &["--facility", "east"]));
     let west = format!("Bearer {}", token(fixture, &["--facility", "west"]));
     let admin = format!("Bearer {}", token(fixture, &["--admin"]));
-    let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
-    let wanted = serde_json::json!({
-        "resourceType": "Parameters",
-        "parameter": [{ "name": "resource", "resource": {
-            "resourceType": "Patient",
-            "name": [
-                { "extension": [{ "url": representation, "valueCode": "IDE" }], "family": "高田", "given": ["花子"] },
-                { "extension": [{ "url": representation, "valueCode": "SYL" }], "family": "タカダ", "given": ["ハナコ"] },
-            ],
-            "birthDate": "1980-01-02",
-            "gender": "female",
-        }}],
-    })
-    .to_string();
+    let wanted = match_parameters(("高田", "花子"), ("タカダ", "ハナコ")).to_string();
     let search = |bearer: &str| {
         let headers = [("Authorization", bearer), ("Content-Type", "application/fhir+json")];
         let (status, head, body) = request(hub, "POST", "/fhir/Patient/$match", &headers, wanted.as_bytes());

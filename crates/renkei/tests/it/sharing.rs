@@ -3,7 +3,7 @@
 
 use crate::dicomweb::{request, token};
 use crate::harness::*;
-use crate::mpi::{PATIENTS, matched, members, person_of, store, study_of};
+use crate::mpi::{PATIENTS, match_parameters, matched, members, person_of, store, study_of};
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
@@ -316,19 +316,7 @@ fn a_receiving_facility_finds_a_referral_and_links_it() {
     let west = api(&fixture, &hub, &["--facility", "west", "--role", "uploader"]);
 
     // West's clerk looks for its patient (married name) among the patients it may see.
-    let representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
-    let wanted = serde_json::json!({
-        "resourceType": "Parameters",
-        "parameter": [{ "name": "resource", "resource": {
-            "resourceType": "Patient",
-            "name": [
-                { "extension": [{ "url": representation, "valueCode": "IDE" }], "family": "佐藤", "given": ["花子"] },
-                { "extension": [{ "url": representation, "valueCode": "SYL" }], "family": "サトウ", "given": ["ハナコ"] },
-            ],
-            "birthDate": "1980-01-02",
-            "gender": "female",
-        }}],
-    });
+    let wanted = match_parameters(("佐藤", "花子"), ("サトウ", "ハナコ"));
     let candidates = || {
         let (status, bundle) = west.post("/fhir/Patient/$match", wanted.clone());
         assert_eq!(status, 200, "{bundle}");

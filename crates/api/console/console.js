@@ -28,6 +28,10 @@ const TEXT = {
     reviewNote: "確認メモ", reviewed: "確認済み", markReviewed: "確認済みにする", accesses: "他施設データへのアクセス記録",
     viewer: "閲覧施設", study: "検査", kind: "種別", via: "経路", grant: "根拠", when: "日時", noneYet: "ありません。",
     needFields: "すべての項目を入力してください。", state: "状態", operator: "担当者", close: "終了する",
+    referral: "紹介患者の名寄せ", familyKanji: "姓（漢字）", givenKanji: "名（漢字）", familyKana: "姓（カナ）",
+    givenKana: "名（カナ）", female: "女", male: "男", other: "その他", ownRecords: "自施設の患者",
+    referred: "他施設から公開された患者", linkThis: "選んだ自施設の患者と同一人物として名寄せ", linked: "名寄せしました",
+    chooseOwn: "自施設の患者を選んでください。", grade: "一致度", noCandidates: "候補はありません。",
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
     levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
       "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
@@ -55,6 +59,11 @@ const TEXT = {
     reviewNote: "Review note", reviewed: "reviewed", markReviewed: "Mark reviewed", accesses: "Cross-facility accesses",
     viewer: "Viewer", study: "Study", kind: "Kind", via: "Via", grant: "Grant", when: "When", noneYet: "None.",
     needFields: "Fill in every field.", state: "State", operator: "Your name", close: "Close",
+    referral: "Link a referral", familyKanji: "Family name (kanji)", givenKanji: "Given name (kanji)",
+    familyKana: "Family name (kana)", givenKana: "Given name (kana)", female: "Female", male: "Male", other: "Other",
+    ownRecords: "This facility's patients", referred: "Patients other facilities publish to you",
+    linkThis: "Link to the chosen patient of ours", linked: "Linked", chooseOwn: "Choose one of this facility's patients.",
+    grade: "Match", noCandidates: "No candidates.",
     fields: {}, levels: {},
   },
 };
@@ -114,6 +123,7 @@ function renderChrome() {
   document.getElementById("logout").hidden = !token;
   document.getElementById("review").hidden = !(token && administrator);
   document.getElementById("sharing").hidden = !token;
+  document.getElementById("referral").hidden = !(token && !administrator);
 }
 
 // Whether the token is an administrator's: only they may see the admin API.
@@ -420,6 +430,70 @@ function breakGlassForm() {
   return form;
 }
 
+// A receiving facility finds a referred patient with $match (published patients are among
+// the candidates) and links one of its own patients to them.
+async function referralView() {
+  const input = (testid, type = "text") => element("input", { type, "data-testid": testid });
+  const [familyKanji, givenKanji, familyKana, givenKana] = ["ref-family-kanji", "ref-given-kanji", "ref-family-kana", "ref-given-kana"].map((id) => input(id));
+  const birthDate = input("ref-birth-date", "date");
+  const sex = element("select", { "data-testid": "ref-sex" },
+    ...[["female", "female"], ["male", "male"], ["other", "other"]].map(([value, label]) => element("option", { value, text: t(label) })));
+  const results = element("div", { "data-testid": "ref-results" });
+  const form = element("form", { class: "search", "data-testid": "referral" },
+    labelled("familyKanji", familyKanji), labelled("givenKanji", givenKanji), labelled("familyKana", familyKana),
+    labelled("givenKana", givenKana), labelled("birthDate", birthDate), labelled("sex", sex),
+    element("button", { class: "primary", type: "submit", text: t("search") }));
+  view.replaceChildren(element("h2", { text: t("referral") }), form, results);
+  renderChrome();
+  const others = new Set((await (await api("/api/sharing/facilities", "application/json")).json()).map((f) => f.id));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+    const name = (code, family, given) => ({ extension: [{ url: representation, valueCode: code }], family: family.value, given: [given.value] });
+    const patient = { resourceType: "Patient", name: [name("IDE", familyKanji, givenKanji), name("SYL", familyKana, givenKana)], gender: sex.value };
+    if (birthDate.value) patient.birthDate = birthDate.value;
+    const body = { resourceType: "Parameters", parameter: [{ name: "resource", resource: patient }] };
+    const bundle = await (await api("/fhir/Patient/$match", "application/fhir+json",
+      { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/fhir+json" } })).json();
+    const candidates = (bundle.entry || []).map((entry) => {
+      const r = entry.resource;
+      const facility = (r.identifier[0].system.match(/^urn:renkei:facility:(.*):patient-id$/) || [])[1];
+      const names = (r.name || []).map((n) => n.text).join(" ／ ");
+      return { id: Number(r.id), facility, patientId: r.identifier[0].value, names, birthDate: r.birthDate || "",
+        grade: entry.search.extension?.[0]?.valueCode ?? "", score: entry.search.score };
+    });
+    const own = candidates.filter((c) => !others.has(c.facility));
+    const referred = candidates.filter((c) => others.has(c.facility));
+    const cells = (c) => [c.facility, c.patientId, c.names, c.birthDate, `${(c.score * 100).toFixed(1)}% (${t("grades")[c.grade] ?? c.grade})`]
+      .map((value) => element("td", { text: value }));
+    const reason = element("input", { "data-testid": "ref-reason", placeholder: t("reason") });
+    const operator = element("input", { "data-testid": "ref-operator", placeholder: t("operator"), value: sessionStorage.getItem("renkei.reviewer") || "" });
+    const message = element("p", { "data-testid": "ref-message" });
+    results.replaceChildren(
+      element("h3", { text: t("ownRecords") }),
+      table("ref-own", ["", "facility", "patientId", "patientName", "birthDate", "grade"], own.map((c) =>
+        element("tr", { "data-testid": "ref-own-row" }, element("td", {}, element("input", { type: "radio", name: "own", value: String(c.id), "data-testid": `ref-own-${c.patientId}` })), ...cells(c)))),
+      element("h3", { text: t("referred") }),
+      table("ref-referred", ["facility", "patientId", "patientName", "birthDate", "grade", ""], referred.map((c) =>
+        element("tr", { "data-testid": "ref-referred-row" }, ...cells(c), element("td", {},
+          element("button", { class: "primary", "data-testid": `ref-link-${c.patientId}`, text: t("linkThis"), onclick: async () => {
+            const chosen = results.querySelector("input[name=own]:checked");
+            if (!chosen) { message.className = "error"; message.textContent = t("chooseOwn"); return; }
+            if (!reason.value.trim() || !operator.value.trim()) { message.className = "error"; message.textContent = t("needReason"); return; }
+            const decision = { a: Number(chosen.value), b: c.id, decision: "same", reason: reason.value, reviewer: operator.value };
+            try {
+              await api("/api/mpi/decisions", "application/json", json(decision));
+              message.className = "muted";
+              message.textContent = `${t("linked")}: ${c.facility}/${c.patientId}`;
+            } catch (error) {
+              message.className = "error";
+              message.textContent = error.message;
+            }
+          } }))))),
+      element("div", { class: "decide" }, operator, reason), message);
+  });
+}
+
 function recordCells(record) {
   const name = record.name.split("=").filter(Boolean).map((g) => g.replaceAll("^", " ")).join(" ／ ");
   return [record.facility, record.patient_id, name, formatDate(record.birth_date), record.sex];
@@ -494,6 +568,7 @@ async function route() {
     const [, page, ...rest] = location.hash.split("?")[0].split("/");
     if (page === "review") return await reviewView();
     if (page === "sharing") return await sharingView();
+    if (page === "referral") return await referralView();
     if (page === "person") return await personView(rest[0]);
     if (page === "study") return await studyView(rest[0]);
     if (page === "viewer") return await viewerView(rest[0], rest[1]);
@@ -522,5 +597,6 @@ document.getElementById("logout").addEventListener("click", () => {
 });
 document.getElementById("review").addEventListener("click", () => { location.hash = "#/review"; });
 document.getElementById("sharing").addEventListener("click", () => { location.hash = "#/sharing"; });
+document.getElementById("referral").addEventListener("click", () => { location.hash = "#/referral"; });
 window.addEventListener("hashchange", route);
 if (token) checkAdministrator().then(route); else route();

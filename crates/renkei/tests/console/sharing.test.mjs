@@ -1,6 +1,7 @@
 // Drives the console's sharing pages in Debian's headless Chromium: east publishes a study
-// to west, west sees it under its own patient, east revokes it, west opens emergency
-// access, and an administrator reviews that access.
+// to west, west links its patient to the referral and sees the study under its own
+// patient, east revokes it, west opens emergency access, and an administrator reviews that
+// access.
 //
 // usage: node sharing.test.mjs BASE_URL EAST_TOKEN SCREENSHOT_DIR WEST_TOKEN ADMIN_TOKEN STUDY_UID
 import { check, launch } from "./browser.mjs";
@@ -41,12 +42,37 @@ try {
   await eastPage.waitForSelector("[data-testid=publish-message]:has-text('公開しました')");
   await eastPage.screenshot({ path: `${shots}/publish.png` });
 
-  // West sees it among its studies, under its own patient, marked as east's.
+  // West has her under her married name, not linked: nothing to see yet. Its clerk finds
+  // the referral among the candidates and links west's record to it.
   const westPage = await login(west);
-  const shared = await sharedRows(westPage);
-  await shared.first().waitFor();
-  const row = await shared.first().textContent();
-  check(row.includes("W-901") && row.includes("East Hospital") && !row.includes("E-001"), `under west's patient: ${row}`);
+  check((await (await sharedRows(westPage)).count()) === 0, "not linked → invisible");
+  await westPage.click("[data-testid=nav-referral]");
+  await westPage.fill("[data-testid=ref-family-kanji]", "佐藤");
+  await westPage.fill("[data-testid=ref-given-kanji]", "花子");
+  await westPage.fill("[data-testid=ref-family-kana]", "サトウ");
+  await westPage.fill("[data-testid=ref-given-kana]", "ハナコ");
+  await westPage.fill("[data-testid=ref-birth-date]", "1980-01-02");
+  await westPage.click("[data-testid=referral] button[type=submit]");
+  await westPage.waitForSelector("[data-testid=ref-referred-row]");
+  check((await westPage.textContent("[data-testid=ref-own]")).includes("W-903"), "west's own candidate");
+  check((await westPage.textContent("[data-testid=ref-referred]")).includes("E-001"), "east's published patient");
+  await westPage.click("[data-testid=ref-link-E-001]");
+  check((await westPage.textContent("[data-testid=ref-message]")).includes("自施設の患者を選んでください"), "choose ours first");
+  await westPage.check("[data-testid=ref-own-W-903]");
+  await westPage.fill("[data-testid=ref-operator]", "clerk");
+  await westPage.fill("[data-testid=ref-reason]", "紹介状で本人確認（旧姓 高田）");
+  await westPage.click("[data-testid=ref-link-E-001]");
+  await westPage.waitForSelector("[data-testid=ref-message]:has-text('名寄せしました')");
+  await westPage.screenshot({ path: `${shots}/referral.png` });
+
+  // Once the matcher has joined them, west sees east's study under its own patient.
+  let row = "";
+  for (let tries = 0; tries < 40 && !row; tries++) {
+    const shared = await sharedRows(westPage);
+    if (await shared.count()) row = await shared.first().textContent();
+    else await westPage.waitForTimeout(250);
+  }
+  check(row.includes("W-903") && row.includes("East Hospital") && !row.includes("E-001"), `under west's patient: ${row}`);
   await westPage.screenshot({ path: `${shots}/shared.png` });
 
   // East revokes it (a reason is required); west no longer sees it.
@@ -61,7 +87,7 @@ try {
 
   // West's clinician opens emergency access for its patient: east's study is back, flagged.
   await westPage.click("[data-testid=nav-sharing]");
-  await westPage.fill("[data-testid=break-glass-patient]", "W-901");
+  await westPage.fill("[data-testid=break-glass-patient]", "W-903");
   await westPage.fill("[data-testid=break-glass-by]", "dr.kato");
   await westPage.click("[data-testid=break-glass-open]");
   check((await westPage.textContent("[data-testid=break-glass-message]")).includes("すべての項目"), "a reason is required");

@@ -274,25 +274,27 @@ fn published_studies_appear_under_the_linked_local_patient_and_nowhere_else() {
     assert!(seen(&studies_seen(&hub, "NORTHSCU"), &east_study).is_none(), "closed → invisible");
 }
 
-/// The console's sharing pages in Debian's headless Chromium: publish, see, revoke, break
-/// the glass, review.
+/// The console's sharing pages in Debian's headless Chromium: publish, link the referral,
+/// see, revoke, break the glass, review, close.
 #[test]
 fn sharing_works_in_the_console() {
     let fixture = Fixture::new();
     let hub = fixture.serve(&fixture.data_dir);
     let dir = fixture.root.path().join("sharing");
-    for (n, calling, id, name) in PATIENTS.iter().filter(|p| ["E-001", "W-901"].contains(&p.2)) {
+    for (n, calling, id, name) in PATIENTS.iter().filter(|p| ["E-001", "W-903"].contains(&p.2)) {
         store(&hub, calling, &study_of(&dir, *n, id, name, "19800102", "F"));
     }
     matched(&fixture);
     let (east, west, admin) = (
         token(&fixture, &["--facility", "east", "--role", "uploader"]),
-        token(&fixture, &["--facility", "west"]),
+        token(&fixture, &["--facility", "west", "--role", "uploader"]),
         token(&fixture, &["--admin"]),
     );
-    let shots = ["publish.png", "shared.png", "break-glass.png", "audit.png"];
+    let shots = ["publish.png", "referral.png", "shared.png", "break-glass.png", "audit.png"];
     let study = study_uid(PATIENTS[0].0);
     run_console_script(&fixture, &hub, "sharing.test.mjs", &east, &[&west, &admin, &study], "sharing ok", &shots);
+    let shown = person_of(&fixture, "east", "E-001");
+    assert!(members(&shown).contains(&("west".into(), "W-903".into())), "linked in the console: {shown}");
     let listed = fixture.admin(&["share", "list"]);
     assert!(listed.contains("revoked by dr.tanaka") && listed.contains("(同意撤回)"), "{listed}");
     assert_eq!(fixture.admin(&["share", "flagged"]).trim(), "", "reviewed in the console");

@@ -32,6 +32,7 @@ const TEXT = {
     givenKana: "名（カナ）", female: "女", male: "男", other: "その他", ownRecords: "自施設の患者",
     referred: "他施設から公開された患者", linkThis: "選んだ自施設の患者と同一人物として名寄せ", linked: "名寄せしました",
     chooseOwn: "自施設の患者を選んでください。", grade: "一致度", noCandidates: "候補はありません。",
+    unlink: "切り離す（別人）", withdraw: "判断を取り消す", linkRecord: "この人物に患者を名寄せ", link: "名寄せする",
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
     levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
       "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
@@ -63,7 +64,8 @@ const TEXT = {
     familyKana: "Family name (kana)", givenKana: "Given name (kana)", female: "Female", male: "Male", other: "Other",
     ownRecords: "This facility's patients", referred: "Patients other facilities publish to you",
     linkThis: "Link to the chosen patient of ours", linked: "Linked", chooseOwn: "Choose one of this facility's patients.",
-    grade: "Match", noCandidates: "No candidates.",
+    grade: "Match", noCandidates: "No candidates.", unlink: "Unlink (different people)", withdraw: "Withdraw the decision",
+    linkRecord: "Link a patient to this person", link: "Link",
     fields: {}, levels: {},
   },
 };
@@ -540,11 +542,39 @@ async function reviewView() {
 async function personView(id) {
   const records = element("tbody");
   const links = element("tbody");
+  const reviewer = element("input", { "data-testid": "reviewer", value: sessionStorage.getItem("renkei.reviewer") || "" });
+  reviewer.addEventListener("change", () => sessionStorage.setItem("renkei.reviewer", reviewer.value));
+  const reason = element("input", { "data-testid": "person-reason", placeholder: t("reason") });
+  const message = element("p", { "data-testid": "person-message" });
+  // A decision about two records, by the reviewer, for the reason given; then the view again.
+  const decide = async (a, b, decision) => {
+    if (!reviewer.value.trim() || !reason.value.trim()) { message.className = "error"; message.textContent = t("needReason"); return; }
+    const body = { a, b, decision, reason: reason.value, reviewer: reviewer.value };
+    await api("/api/mpi/decisions", "application/json", json(body));
+    message.className = "muted";
+    message.textContent = t("recorded");
+  };
+  const facility = element("input", { "data-testid": "link-facility", placeholder: t("facility") });
+  const patientId = element("input", { "data-testid": "link-patient", placeholder: t("patientId") });
   view.replaceChildren(element("p", {}, element("button", { onclick: () => history.back(), text: t("back") })),
     element("h2", { text: t("person") }),
     element("table", {}, element("thead", {}, element("tr", {},
       ...["facility", "patientId", "patientName", "birthDate", "sex"].map((k) => element("th", { text: t(k) })))), records),
-    element("h2", { text: t("links") }), element("table", {}, links));
+    element("h2", { text: t("links") }), element("table", {}, links),
+    element("div", { class: "decide" }, element("label", { class: "reviewer" }, t("reviewer"), reviewer), reason),
+    element("form", { class: "search", "data-testid": "link-form", onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const query = new URLSearchParams({ facility: facility.value.trim(), patient_id: patientId.value.trim() });
+        const other = await (await api(`/api/mpi/lookup?${query}`, "application/json")).json();
+        await decide(Number(id), other.id, "same");
+      } catch (error) {
+        message.className = "error";
+        message.textContent = error.message;
+      }
+    } }, element("strong", { text: t("linkRecord") }), facility, patientId,
+      element("button", { class: "primary", type: "submit", "data-testid": "link-submit", text: t("link") })),
+    message);
   renderChrome();
   const person = await (await api(`/api/mpi/records/${id}`, "application/json")).json();
   const label = (recordId) => {
@@ -556,9 +586,15 @@ async function personView(id) {
   }
   for (const link of person.links) {
     const retired = link.retired ? ` — ${t("retired")}: ${link.retired.by} (${link.retired.why})` : "";
+    // A current link can be undone: an automatic one by keeping the two apart, a person's
+    // decision by taking it back.
+    const action = link.retired || link.kind === "candidate" ? null
+      : link.kind === "auto"
+        ? element("button", { "data-testid": "unlink", text: t("unlink"), onclick: () => decide(link.a, link.b, "different") })
+        : element("button", { "data-testid": "withdraw", text: t("withdraw"), onclick: () => decide(link.a, link.b, "withdraw") });
     links.append(element("tr", { "data-testid": "person-link" },
       element("td", { text: t("kinds")[link.kind] ?? link.kind }), element("td", { text: `${label(link.a)} – ${label(link.b)}` }),
-      element("td", { text: `${link.created.by} (${link.created.why})${retired}` })));
+      element("td", { text: `${link.created.by} (${link.created.why})${retired}` }), element("td", {}, action)));
   }
 }
 

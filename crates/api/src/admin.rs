@@ -123,6 +123,26 @@ pub async fn person(
 }
 
 #[derive(Deserialize)]
+pub struct Lookup {
+    facility: String,
+    patient_id: String,
+    #[serde(default)]
+    issuer: String,
+}
+
+/// `GET /api/mpi/lookup?facility=F&patient_id=P[&issuer=I]`: a facility's patient's record.
+pub async fn lookup(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<Lookup>,
+) -> Result<Response, Problem> {
+    admin_only(&principal)?;
+    let facility = renkei_domain::FacilityId::new(&query.facility).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let found = state.archive.mpi_record(&facility, &query.patient_id, &query.issuer).await?;
+    Ok(Json(record(&found)).into_response())
+}
+
+#[derive(Deserialize)]
 pub struct DecisionRequest {
     a: i64,
     b: i64,

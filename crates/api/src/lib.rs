@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/mpi/status", get(admin::status))
         .route("/mpi/review", get(admin::review))
         .route("/mpi/records/{id}", get(admin::person))
+        .route("/mpi/lookup", get(admin::lookup))
         .route("/mpi/decisions", axum::routing::post(admin::decide))
         .route("/sharing/facilities", get(sharing::facilities))
         .route("/sharing/publications", get(sharing::publications).post(sharing::publish))

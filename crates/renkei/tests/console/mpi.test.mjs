@@ -1,11 +1,12 @@
 // Drives the console's patient review in Debian's headless Chromium, as an administrator.
 //
-// usage: node mpi.test.mjs BASE_URL ADMIN_TOKEN SCREENSHOT_DIR PATIENT_ID
+// usage: node mpi.test.mjs BASE_URL ADMIN_TOKEN SCREENSHOT_DIR PATIENT_ID EAST_RECORD
 // Finds the review task of PATIENT_ID, opens the other record's person, comes back and
-// accepts the pair as the same person.
+// accepts the pair as the same person; then, in EAST_RECORD's person view, unlinks west's
+// W-901 and links it again by hand.
 import { check, launch } from "./browser.mjs";
 
-const [base, token, shots, patientId] = process.argv.slice(2);
+const [base, token, shots, patientId, eastRecord] = process.argv.slice(2);
 
 const browser = await launch();
 try {
@@ -43,6 +44,20 @@ try {
   await again.locator("[data-testid=reason]").fill("married 2024");
   await again.locator("[data-testid=accept]").click();
   await page.waitForSelector("[data-testid=recorded]");
+
+  // In east's person view, the automatic link to west's variant record is undone, and
+  // west's record linked again by hand.
+  await page.goto(`${base}/#/person/${eastRecord}`);
+  const auto = page.locator("[data-testid=person-link]", { hasText: "west/W-901" }).first();
+  await auto.waitFor();
+  await page.fill("[data-testid=person-reason]", "wrong chart");
+  await auto.locator("[data-testid=unlink]").click();
+  await page.waitForSelector("[data-testid=person-message]:has-text('記録しました')");
+  await page.fill("[data-testid=link-facility]", "west");
+  await page.fill("[data-testid=link-patient]", "W-901");
+  await page.fill("[data-testid=person-reason]", "confirmed with the patient");
+  await page.click("[data-testid=link-submit]");
+  await page.waitForSelector("[data-testid=person-message]:has-text('記録しました')");
   console.log("review ok");
 } finally {
   await browser.close();

@@ -283,10 +283,23 @@ fn the_review_queue_works_in_the_console() {
     let hub = fixture.serve(&fixture.data_dir);
     store_patients(&fixture, &hub, &["E-001", "W-901", "W-903"]);
     let admin = crate::dicomweb::token(&fixture, &["--admin"]);
+    let (status, _, body) = crate::dicomweb::request(
+        &hub,
+        "GET",
+        "/api/mpi/lookup?facility=east&patient_id=E-001",
+        &[("Authorization", &format!("Bearer {admin}"))],
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let east_record = serde_json::from_str::<serde_json::Value>(&body).expect("record")["id"].to_string();
     let shots = ["review.png", "person.png"];
-    run_console_script(&fixture, &hub, "mpi.test.mjs", &admin, &["W-903"], "review ok", &shots);
+    run_console_script(&fixture, &hub, "mpi.test.mjs", &admin, &["W-903", &east_record], "review ok", &shots);
     matched(&fixture);
     let shown = person_of(&fixture, "east", "E-001");
     assert!(members(&shown).contains(&("west".into(), "W-903".into())), "{shown}");
     assert!(shown.contains("clerk (administrator's token) (married 2024)"), "{shown}");
+    // Unlinked, then linked by hand: the automatic link is retired, a manual one stands.
+    assert!(members(&shown).contains(&("west".into(), "W-901".into())), "{shown}");
+    assert!(shown.lines().any(|l| l.contains("auto") && l.contains("(wrong chart)")), "{shown}");
+    assert!(shown.lines().any(|l| l.starts_with("  manual") && l.contains("west/W-901")), "{shown}");
 }

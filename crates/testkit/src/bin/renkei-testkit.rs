@@ -166,12 +166,17 @@ async fn main() -> anyhow::Result<()> {
             let people = renkei_testkit::fill::read_population(&text)?;
             let end = count.map_or(people.len(), |c| (from + c).min(people.len()));
             let people = &people[from.min(end)..end];
+            // SQLite is closed at the end, so that the WAL is checkpointed away rather than
+            // left for the next process's reads to wade through.
+            let mut sqlite = None;
             let store = match (data_dir, database_url) {
                 (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?))
                     as Box<dyn PatientSink>,
                 (Some(dir), None) => {
                     std::fs::create_dir_all(&dir)?;
-                    Box::new(SqlStore(renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?))
+                    let opened = renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?;
+                    sqlite = Some(opened.clone());
+                    Box::new(SqlStore(opened))
                 }
                 (None, None) => bail!("say --data-dir or --database-url"),
             };
@@ -188,6 +193,9 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let took = renkei_testkit::fill::fill_patients(store.as_instances(), people).await?;
+            if let Some(sqlite) = sqlite {
+                sqlite.close().await;
+            }
             let rate = people.len() as f64 / took.as_secs_f64();
             println!("{{\"count\":{},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", people.len(), took.as_secs_f64());
             Ok(())

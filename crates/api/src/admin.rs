@@ -7,13 +7,13 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use renkei_domain::model::{Principal, Role};
-use renkei_domain::mpi::{Actor, Link, PatientRecord, RecordId};
+use renkei_domain::mpi::{Link, PatientRecord, RecordId};
 use renkei_service::{Decision, Explanation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::token_kind;
+use crate::auth::actor;
 use crate::problem::Problem;
 
 fn admin_only(principal: &Principal) -> Result<(), Problem> {
@@ -176,10 +176,7 @@ pub async fn decide(
     }
     let (a, b) = (RecordId(request.a), RecordId(request.b));
     state.archive.may_decide(&principal, a, b, decision).await?;
-    if request.reason.trim().is_empty() || request.reviewer.trim().is_empty() {
-        return Err(Problem::bad_request("a decision needs a reviewer and a reason"));
-    }
-    let by = Actor { who: format!("{} ({})", request.reviewer.trim(), token_kind(&principal)), why: request.reason };
+    let by = actor(&principal, &request.reviewer, request.reason)?;
     state.archive.decide(a, b, decision, by).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "recorded" }))).into_response())
 }

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use renkei_domain::FacilityId;
 use renkei_domain::model::Principal;
+use renkei_domain::mpi::Actor;
 use renkei_service::Reader;
 
 use crate::AppState;
@@ -39,6 +40,15 @@ pub(crate) fn token_kind(principal: &Principal) -> String {
         Some(facility) => format!("{facility} {} token", principal.role.as_str()),
         None => "administrator's token".to_owned(),
     }
+}
+
+/// Who acted: the name given, beside the kind of token used; both a name and a reason are
+/// required.
+pub(crate) fn actor(principal: &Principal, who: &str, why: String) -> Result<Actor, Problem> {
+    if who.trim().is_empty() || why.trim().is_empty() {
+        return Err(Problem::bad_request("a name (who acts) and a reason are required"));
+    }
+    Ok(Actor { who: format!("{} ({})", who.trim(), token_kind(principal)), why })
 }
 
 /// A facility's principal as a reader of what other facilities share with it; `None` for

@@ -159,7 +159,7 @@ fn seen_under_local_patient(members: &mut Map<String, Value>, shared: &Shared) {
     members.insert("00100021".into(), text("LO", &local.issuer));
     members.insert("00100030".into(), text("DA", &local.birth_date));
     members.insert("00100040".into(), text("CS", &local.sex));
-    let issuer = if shared.origin_issuer.is_empty() { shared.origin.as_str() } else { &shared.origin_issuer };
+    let issuer = shared.origin_issuer();
     let other = json!({
         "00100020": text("LO", &shared.origin_patient_id),
         "00100021": text("LO", issuer),

@@ -161,13 +161,12 @@ async fn find(state: &AppState, principal: &Principal, query: &Query) -> Result<
     if let Some(reader) = reader(principal) {
         return Ok(state.archive.find_as(&reader, query).await?);
     }
-    let to_page_end = Query { limit: query.limit.map(|l| l.saturating_add(query.offset)), offset: 0, ..query.clone() };
+    let to_page_end = query.through_page_end();
     let mut results = Vec::new();
     for facility in &visible_facilities(state, principal).await? {
         results.extend(state.archive.find(facility, &to_page_end).await?);
     }
-    let page = results.into_iter().skip(query.offset as usize);
-    Ok(page.take(query.limit.map_or(usize::MAX, |l| l as usize)).collect())
+    Ok(query.page(results))
 }
 
 async fn search(

@@ -12,26 +12,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use renkei_domain::FacilityId;
 use renkei_domain::model::{Principal, Role};
-use renkei_domain::mpi::Actor;
 use renkei_domain::sharing::{Audience, Consent, NewPublication, PatientRef, Published};
 use renkei_service::BREAK_GLASS_DEFAULT_HOURS;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::token_kind;
+use crate::auth::actor;
 use crate::problem::Problem;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("not {what}: {e}")))
-}
-
-/// Who acted: the name given, beside the kind of token used.
-fn actor(principal: &Principal, who: &str, why: String) -> Result<Actor, Problem> {
-    if who.trim().is_empty() || why.trim().is_empty() {
-        return Err(Problem::bad_request("say who you are (by) and why"));
-    }
-    Ok(Actor { who: format!("{} ({})", who.trim(), token_kind(principal)), why })
 }
 
 /// Publishing and revoking disclose or withhold a facility's patients: not for a viewer's
@@ -142,7 +133,7 @@ pub async fn publications(
     Query(listing): Query<Listing>,
 ) -> Result<Response, Problem> {
     let limit = listing.limit.unwrap_or(100).clamp(1, 1000);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = renkei_service::now_unix();
     let list = state.archive.publications(principal.facility.as_ref(), limit).await?;
     let body: Vec<_> = list
         .iter()

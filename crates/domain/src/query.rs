@@ -402,6 +402,18 @@ impl Query {
             .filter(|k| k.matcher != Matcher::Universal && k.attribute.level() <= self.level)
             .map(|k| (&k.attribute, &k.matcher))
     }
+
+    /// The same query from the first match to the end of its page: for merging several
+    /// sources' results before cutting the page with [`Query::page`].
+    pub fn through_page_end(&self) -> Query {
+        Query { limit: self.limit.map(|l| l.saturating_add(self.offset)), offset: 0, ..self.clone() }
+    }
+
+    /// This query's page of results gathered by [`Query::through_page_end`].
+    pub fn page<T>(&self, results: Vec<T>) -> Vec<T> {
+        let page = results.into_iter().skip(self.offset as usize);
+        page.take(self.limit.map_or(usize::MAX, |l| l as usize)).collect()
+    }
 }
 
 /// One matching entity with the values of every attribute at or above its level.

@@ -160,6 +160,14 @@ pub struct Shared {
     pub grant: Grant,
 }
 
+impl Shared {
+    /// The origin's Issuer of Patient ID, or the origin facility when it named none: what
+    /// Other Patient IDs carries beside the origin's ID.
+    pub fn origin_issuer(&self) -> &str {
+        if self.origin_issuer.is_empty() { self.origin.as_str() } else { &self.origin_issuer }
+    }
+}
+
 /// The patient attributes a shared study is shown with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalPatient {

@@ -171,16 +171,24 @@ pub fn years_before(now: i64, years: u32) -> String {
     format!("{year:04}{month:02}{day:02}")
 }
 
-/// The Unix time at which a `YYYYMMDD` or `YYYY-MM-DD` day ends in Japan Standard Time
-/// (UTC+9, which has no daylight saving): how people give a publication's last day.
+/// Japan Standard Time's offset from UTC, in seconds (it has no daylight saving).
+const JST: i64 = 9 * 3600;
+
+/// The Unix time at which a `YYYYMMDD` or `YYYY-MM-DD` day ends in Japan Standard Time:
+/// how people give a publication's last day.
 pub fn end_of_day_in_japan(date: &str) -> Option<i64> {
-    const JST: i64 = 9 * 3600;
     if !date.is_ascii() {
         return None;
     }
     let key: String = date.chars().filter(|c| *c != '-').collect();
     let dashes_ok = date.len() == 8 || (date.len() == 10 && &date[4..5] == "-" && &date[7..8] == "-");
     Some((day_number(&key).filter(|_| dashes_ok)? + 1) * 86_400 - JST)
+}
+
+/// The `YYYYMMDD` key of the day in Japan that the second before `end` belongs to: the
+/// last day of a period that ends at `end`, as [`end_of_day_in_japan`] reads it back.
+pub fn last_day_in_japan(end: i64) -> String {
+    date_key(end - 1 + JST)
 }
 
 /// Days from a study date key to a Unix time; `None` for a missing or invalid date.
@@ -204,6 +212,7 @@ mod tests {
         assert_eq!(end_of_day_in_japan("2026-02-30"), None);
         assert_eq!(end_of_day_in_japan("2026/11/22"), None);
         assert_eq!(end_of_day_in_japan("2026－112"), None, "10 bytes, not ASCII");
+        assert_eq!(last_day_in_japan(1_795_359_600), "20261122");
     }
 
     #[test]

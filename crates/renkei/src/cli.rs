@@ -655,10 +655,6 @@ fn operator(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<()> {
     match command {
         ShareCommand::Publish { patient, issuer, study, to, until, consent_by, consent_scope, by } => {
@@ -669,7 +665,7 @@ async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<(
                 Audience::Facilities(to.split(',').map(|f| FacilityId::new(f.trim())).collect::<Result<_, _>>()?)
             };
             let ends_at = end_of_day_in_japan(&until).context("--until is a date, YYYY-MM-DD")?;
-            let now = unix_now();
+            let now = renkei_service::now_unix();
             let publication = NewPublication {
                 patient: PatientRef { facility, patient_id, issuer },
                 published: study.map_or(Published::Patient, |study_uid| Published::Study { study_uid }),
@@ -684,7 +680,7 @@ async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<(
         }
         ShareCommand::List { facility } => {
             let facility = facility.as_deref().map(FacilityId::new).transpose()?;
-            let now = unix_now();
+            let now = renkei_service::now_unix();
             for p in archive.publications(facility.as_ref(), 1000).await? {
                 let n = &p.publication;
                 let what = match &n.published {
@@ -705,7 +701,7 @@ async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<(
                     p.id,
                     n.patient.facility,
                     n.patient.patient_id,
-                    renkei_domain::tier::date_key(n.ends_at - 1 + 9 * 3600),
+                    renkei_domain::tier::last_day_in_japan(n.ends_at),
                     n.consent.given_by,
                     n.consent.scope
                 );
@@ -739,7 +735,7 @@ async fn share(archive: Arc<Archive>, command: ShareCommand) -> anyhow::Result<(
             println!("break-glass access {id} reviewed");
         }
         ShareCommand::Audit { days } => {
-            let since = unix_now() - i64::from(days) * 86_400;
+            let since = renkei_service::now_unix() - i64::from(days) * 86_400;
             for a in archive.shared_accesses(None, since, 10_000).await? {
                 let grant = match a.grant {
                     Grant::Publication(id) => format!("publication {id}"),

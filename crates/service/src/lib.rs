@@ -39,7 +39,7 @@ pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, Rebui
 pub use renkei_matching::Record as Demographics;
 pub use renkei_matching::model::{Explanation, Grade};
 pub use sharing::{BREAK_GLASS_DEFAULT_HOURS, BREAK_GLASS_LONGEST_HOURS, Reader, Transcoder};
-pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport};
+pub use tiers::{FacilityPolicy, LifecyclePolicy, LifecycleRun, MoveFailed, MoveReport, now_unix};
 
 /// A failure with the kind each protocol maps and a message that is safe to show a client.
 #[derive(Debug, Clone, thiserror::Error)]

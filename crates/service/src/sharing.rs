@@ -49,7 +49,7 @@ impl Archive {
             return self.find(&reader.facility, query).await;
         }
         let now = now_unix();
-        let page_end = Query { limit: query.limit.map(|l| l.saturating_add(query.offset)), offset: 0, ..query.clone() };
+        let page_end = query.through_page_end();
         let mut shared = self.sharing.find_shared(&reader.facility, &page_end, now).await?;
         if shared.is_empty() {
             return self.find(&reader.facility, query).await;
@@ -63,11 +63,7 @@ impl Archive {
         }
         let mut found = self.find(&reader.facility, &page_end).await?;
         found.extend(shared);
-        let page: Vec<QueryMatch> = found
-            .into_iter()
-            .skip(query.offset as usize)
-            .take(query.limit.map_or(usize::MAX, |l| l as usize))
-            .collect();
+        let page = query.page(found);
         let seen = page
             .iter()
             .filter_map(|m| Some((m.shared.as_ref()?, m.values.get(&Attribute::StudyInstanceUid)?.as_str())));
@@ -384,7 +380,7 @@ fn patient_elements(shared: &Shared, charset: &SpecificCharacterSet, out: &mut R
     for origin_only in [TYPE_OF_PATIENT_ID, ISSUER_QUALIFIERS_SEQUENCE, OTHER_PATIENT_IDS, OTHER_PATIENT_NAMES] {
         out.remove(origin_only);
     }
-    let origin_issuer = if shared.origin_issuer.is_empty() { shared.origin.as_str() } else { &shared.origin_issuer };
+    let origin_issuer = shared.origin_issuer();
     let origin = vec![
         (PATIENT_ID, *b"LO", text(&shared.origin_patient_id)),
         (ISSUER_OF_PATIENT_ID, *b"LO", text(origin_issuer)),

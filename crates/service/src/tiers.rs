@@ -107,7 +107,8 @@ pub enum LifecycleRun {
     Busy,
 }
 
-pub(crate) fn now_unix() -> i64 {
+/// Now, in Unix seconds.
+pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 

@@ -344,7 +344,7 @@ fn split_shared(row: &mut Vec<Value>) -> Result<Origin, StoreError> {
     };
     let grant =
         Grant::of(publication.as_int(), break_glass.as_int()).ok_or_else(|| corrupt("shared row without a grant"))?;
-    let facility = facility.into_text().and_then(|f| FacilityId::new(&f).ok()).ok_or_else(|| corrupt("facility"))?;
+    let facility = crate::sharing::facility_id(facility)?;
     Ok(Origin {
         facility,
         patient_id: patient_id.into_text().unwrap_or_default(),

@@ -203,7 +203,7 @@ async fn add_targets(sql: &mut dyn Sql, publications: &mut [Publication]) -> Res
     Ok(())
 }
 
-fn facility_id(value: Value) -> Result<FacilityId, StoreError> {
+pub(crate) fn facility_id(value: Value) -> Result<FacilityId, StoreError> {
     value.into_text().and_then(|f| FacilityId::new(&f).ok()).ok_or_else(|| corrupt("facility"))
 }
 

@@ -29,7 +29,7 @@ use renkei_matching::model::{Explanation, Grade, Model, Thresholds, weight_of};
 use renkei_matching::train::{Training, train};
 use renkei_matching::{Keys, Record};
 
-use crate::tiers::now_unix;
+use crate::tiers::{now_unix, release_lease};
 use crate::{Archive, ServiceError};
 
 const LEASE: &str = "mpi";
@@ -344,9 +344,7 @@ impl Archive {
             return Ok(MatcherRun::Busy);
         }
         let outcome = self.match_rounds().await;
-        if let Err(error) = self.tiers.release_lease(LEASE, &self.node).await {
-            tracing::warn!(%error, "cannot release the matcher lease; it expires by itself");
-        }
+        release_lease(&*self.tiers, LEASE, &self.node).await;
         outcome.map(MatcherRun::Done)
     }
 
@@ -497,9 +495,7 @@ impl Archive {
             return Err(ServiceError::unavailable("the matcher is running on another node; try again shortly"));
         }
         let outcome = self.rebuild().await;
-        if let Err(error) = self.tiers.release_lease(LEASE, &self.node).await {
-            tracing::warn!(%error, "cannot release the matcher lease; it expires by itself");
-        }
+        release_lease(&*self.tiers, LEASE, &self.node).await;
         *self.mpi_model.0.lock().await = None;
         outcome
     }

@@ -13,6 +13,7 @@ use renkei_domain::FacilityId;
 use renkei_domain::Uid;
 use renkei_domain::model::StoredInstance;
 use renkei_domain::tier::{Access, AccessCount, ColdRule, TierStats, age_days};
+use renkei_store::TierStore;
 
 use crate::{Archive, ServiceError};
 
@@ -107,6 +108,13 @@ pub enum LifecycleRun {
     Busy,
 }
 
+/// Gives a job's lease up; if that fails, the lease expires by itself.
+pub(crate) async fn release_lease(tiers: &dyn TierStore, job: &str, holder: &str) {
+    if let Err(error) = tiers.release_lease(job, holder).await {
+        tracing::warn!(%error, job, "cannot release a lease; it expires by itself");
+    }
+}
+
 /// Now, in Unix seconds.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -130,9 +138,7 @@ impl Archive {
             return Ok(LifecycleRun::Busy);
         }
         let outcome = self.move_all(policy, &facilities, &mut report).await;
-        if let Err(error) = self.tiers.release_lease("lifecycle", &self.node).await {
-            tracing::warn!(%error, "cannot release the lifecycle lease; it expires by itself");
-        }
+        release_lease(&*self.tiers, "lifecycle", &self.node).await;
         match outcome {
             Ok(()) => Ok(LifecycleRun::Done(report)),
             Err(error) => Err(fail(&report, error)),
@@ -290,9 +296,7 @@ impl Archive {
             if warmed > 0 {
                 tracing::info!(warmed, "prefetched cold priors");
             }
-            if let Err(error) = tiers.release_lease(&key, &node).await {
-                tracing::warn!(%error, "cannot release a prefetch lease; it expires by itself");
-            }
+            release_lease(&*tiers, &key, &node).await;
         });
     }
 }

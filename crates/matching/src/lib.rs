@@ -23,6 +23,7 @@ pub mod evaluate;
 pub mod keys;
 pub mod link;
 pub mod model;
+pub mod parallel;
 pub mod train;
 pub mod variants;
 

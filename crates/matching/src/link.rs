@@ -19,6 +19,7 @@ use std::hash::{Hash, Hasher};
 use crate::compare::compare;
 use crate::keys::Keys;
 use crate::model::{Model, weight_of};
+use crate::parallel;
 
 /// A blocking rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,8 +141,8 @@ pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linka
     // too large to score must still be found by a later rule).
     let mut keys: Vec<Vec<Option<u64>>> = vec![vec![None; records.len()]; Rule::ALL.len()];
     let mut work: Vec<(usize, Vec<u32>)> = Vec::new();
-    for (index, rule) in Rule::ALL.iter().enumerate() {
-        for (key, block) in blocks(records, *rule) {
+    for (index, blocks) in parallel::map(&Rule::ALL, |rule| blocks(records, *rule)).into_iter().enumerate() {
+        for (key, block) in blocks {
             block.iter().for_each(|&r| keys[index][r as usize] = Some(key));
             work.push((index, block));
         }
@@ -191,7 +192,7 @@ pub fn link(records: &[Keys], model: &Model, constraints: &Constraints) -> Linka
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).fold((Vec::new(), 0), |(mut all, n), (kept, c)| {
+        handles.into_iter().map(parallel::joined).fold((Vec::new(), 0), |(mut all, n), (kept, c)| {
             all.extend(kept);
             (all, n + c)
         })

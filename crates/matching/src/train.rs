@@ -20,6 +20,7 @@ use crate::compare::{Comparison, EXACT, Field, MISSING, compare};
 use crate::keys::Keys;
 use crate::link::{Rule, blocks};
 use crate::model::{Levels, Model, TermFrequencies, Thresholds, probability, weight_of};
+use crate::parallel::joined;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Training {
@@ -47,7 +48,14 @@ const SEX: usize = 3;
 /// Estimates a model from `records`. Needs a few thousand records to mean much; with
 /// fewer, use a model estimated elsewhere.
 pub fn train(records: &[Keys], options: &Training, thresholds: Thresholds) -> Model {
-    let u = estimate_u(records, options);
+    // Three independent passes over the records, one per core where there are cores.
+    let (u, term_frequencies, (by_birth_date, sharing_birth_date)) = std::thread::scope(|scope| {
+        let u = scope.spawn(|| estimate_u(records, options));
+        let frequencies = scope.spawn(|| term_frequencies(records, options.common_name_records));
+        let blocks = blocks(records, Rule::BirthDate);
+        let by_birth_date = (patterns(&blocks, records, options.em_pairs), pair_count(&blocks));
+        (joined(u), joined(frequencies), by_birth_date)
+    });
     let mut model = Model {
         prior: 1e-4,
         fields: Field::ALL
@@ -55,17 +63,16 @@ pub fn train(records: &[Keys], options: &Training, thresholds: Thresholds) -> Mo
             .zip(u)
             .map(|(field, u)| Levels { field: *field, m: initial_m(field.levels().len()), u })
             .collect(),
-        term_frequencies: term_frequencies(records, options.common_name_records),
+        term_frequencies,
         thresholds,
         trained_on: records.len(),
     };
 
     // Pass 1: same birth date; learn the names and sex.
-    let by_birth_date = patterns(records, Rule::BirthDate, options.em_pairs);
     let fields = [FAMILY, GIVEN, SEX];
     let share = expectation_maximisation(&mut model, &by_birth_date, &fields, options.em_iterations);
     // Sampled pairs are scaled back to all pairs that share a birth date.
-    let matches_sharing_birth_date = share * pair_count(records, Rule::BirthDate) as f64;
+    let matches_sharing_birth_date = share * sharing_birth_date as f64;
     let n = records.len() as f64;
     let all_pairs = (n * (n - 1.0) / 2.0).max(1.0);
     let prior = |model: &Model| {
@@ -148,10 +155,10 @@ fn term_frequencies(records: &[Keys], common: usize) -> TermFrequencies {
 }
 
 /// Blocked pairs grouped by their comparison levels, at most `limit` of them.
-fn patterns(records: &[Keys], rule: Rule, limit: usize) -> HashMap<Comparison, u64> {
+fn patterns(blocks: &HashMap<u64, Vec<u32>>, records: &[Keys], limit: usize) -> HashMap<Comparison, u64> {
     let mut patterns: HashMap<Comparison, u64> = HashMap::new();
     let mut seen = 0;
-    'blocks: for block in blocks(records, rule).values() {
+    'blocks: for block in blocks.values() {
         for (i, a) in block.iter().enumerate() {
             for b in &block[i + 1..] {
                 *patterns.entry(compare(&records[*a as usize], &records[*b as usize])).or_default() += 1;
@@ -187,8 +194,8 @@ fn weighted_by_names(model: &Model, records: &[Keys], limit: usize) -> HashMap<(
     groups
 }
 
-fn pair_count(records: &[Keys], rule: Rule) -> u64 {
-    blocks(records, rule).values().map(|b| (b.len() as u64) * (b.len() as u64 - 1) / 2).sum()
+fn pair_count(blocks: &HashMap<u64, Vec<u32>>) -> u64 {
+    blocks.values().map(|b| (b.len() as u64) * (b.len() as u64 - 1) / 2).sum()
 }
 
 /// Fits m of `fields` (u fixed), and returns the share of matches among these pairs.

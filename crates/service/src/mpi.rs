@@ -27,7 +27,7 @@ use renkei_matching::evaluate::{Report, evaluate};
 use renkei_matching::link::{Constraints, Linkage, MAX_BLOCK, ScoredPair, blocking_keys, cluster, link, lookup_keys};
 use renkei_matching::model::{Explanation, Grade, Model, Thresholds, weight_of};
 use renkei_matching::train::{Training, train};
-use renkei_matching::{Keys, Record};
+use renkei_matching::{Keys, Record, parallel};
 
 use crate::tiers::{now_unix, release_lease};
 use crate::{Archive, ServiceError};
@@ -507,7 +507,7 @@ impl Archive {
         let shipped = self.mpi_model().await?;
         let started = Instant::now();
         let (model, linkage, records, trained) = tokio::task::spawn_blocking(move || {
-            let keys: Vec<Keys> = all.iter().map(|(r, _)| keys_of(r)).collect();
+            let keys = parallel::map(&all, |(r, _)| keys_of(r));
             let trained = keys.len() >= MIN_TRAINING_RECORDS;
             let mut model = if trained {
                 train(&keys, &Training::default(), shipped.thresholds)
@@ -524,7 +524,7 @@ impl Archive {
                 different: current.iter().filter(|l| l.kind == LinkKind::Different).filter_map(pair).collect(),
             };
             let linkage = link(&keys, &model, &constraints);
-            let blocking: Vec<Vec<String>> = keys.iter().map(blocking_keys).collect();
+            let blocking = parallel::map(&keys, blocking_keys);
             (model, linkage, (all, current, blocking), trained)
         })
         .await

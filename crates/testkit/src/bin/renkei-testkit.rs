@@ -359,7 +359,7 @@ fn link_population(
     let records: Vec<Record> =
         people.into_iter().map(|p| Record { name: p.name, birth_date: p.birth_date, sex: p.sex }).collect();
     let started = Instant::now();
-    let keys: Vec<Keys> = records.iter().map(Keys::of).collect();
+    let keys: Vec<Keys> = renkei_matching::parallel::map(&records, Keys::of);
     let keyed = started.elapsed();
     let model = train::train(&keys, &train::Training::default(), Thresholds::default());
     let trained = started.elapsed();

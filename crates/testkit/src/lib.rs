@@ -12,6 +12,7 @@
 //! generators.
 
 pub mod corpus;
+pub mod dose;
 pub mod fill;
 pub mod generate;
 pub mod http;

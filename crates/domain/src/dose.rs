@@ -1,0 +1,310 @@
+//! Radiation dose records (線量管理): what one dose object says about a study's exposure,
+//! in canonical units whatever the device sent.
+//!
+//! Canonical units: CTDIvol, Dose at the reference point, AGD and SSDE in mGy; DLP in
+//! mGy·cm; dose–area product in Gy·cm²; administered activity in MBq; times in seconds;
+//! lengths in millimetres; patient weight in kg and height in m.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a dose record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseSource {
+    /// X-Ray Radiation Dose SR (or a TID 10011/10001 tree in an Enhanced or Comprehensive SR).
+    Rdsr,
+    /// Enhanced X-Ray Radiation Dose SR.
+    EnhancedRdsr,
+    /// Radiopharmaceutical Radiation Dose SR.
+    Radiopharmaceutical,
+    /// A CT image's own dose attributes, for a study without an RDSR.
+    ImageHeader,
+}
+
+impl DoseSource {
+    pub const ALL: [DoseSource; 4] =
+        [DoseSource::Rdsr, DoseSource::EnhancedRdsr, DoseSource::Radiopharmaceutical, DoseSource::ImageHeader];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoseSource::Rdsr => "rdsr",
+            DoseSource::EnhancedRdsr => "enhanced_rdsr",
+            DoseSource::Radiopharmaceutical => "radiopharmaceutical",
+            DoseSource::ImageHeader => "image_header",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// What kind of exposure a record is about; DRL categories and charts are per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseKind {
+    /// CT (TID 10011), including the CT of PET/CT and SPECT/CT.
+    Ct,
+    /// Projection X-ray: fluoroscopy and angiography (IVR), radiography (TID 10001).
+    Projection,
+    /// Mammography (TID 10001 with Procedure reported = Mammography).
+    Mammography,
+    /// Nuclear medicine and PET: administered radiopharmaceuticals (TID 10021).
+    NuclearMedicine,
+}
+
+impl DoseKind {
+    pub const ALL: [DoseKind; 4] =
+        [DoseKind::Ct, DoseKind::Projection, DoseKind::Mammography, DoseKind::NuclearMedicine];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoseKind::Ct => "ct",
+            DoseKind::Projection => "projection",
+            DoseKind::Mammography => "mammography",
+            DoseKind::NuclearMedicine => "nm",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+}
+
+/// The device that irradiated (or, for NM, reported). Rooms are told apart by all of
+/// these together: a station name alone is reused across rooms and sites.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Device {
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub station: String,
+    pub institution: String,
+    /// Device Observer UID, when the report names one.
+    pub observer_uid: String,
+}
+
+impl Device {
+    /// A short name for charts and tables: station, else model, else manufacturer.
+    pub fn label(&self) -> String {
+        let parts: Vec<&str> = [self.manufacturer.as_str(), self.model.as_str(), self.station.as_str()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() { "unknown device".to_owned() } else { parts.join(" ") }
+    }
+}
+
+/// What the report says of the patient's size, for SSDE and for DRL comparisons (which
+/// count standard-size adults only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatientSize {
+    pub age_years: Option<f64>,
+    pub weight_kg: Option<f64>,
+    pub height_m: Option<f64>,
+}
+
+/// A study's (or report's) accumulated doses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// CT Dose Length Product Total, mGy·cm.
+    pub dlp: Option<f64>,
+    /// Dose–area product total (all planes), Gy·cm².
+    pub dap: Option<f64>,
+    /// Dose at the reference point total (all planes), mGy.
+    pub dose_rp: Option<f64>,
+    /// Total fluoroscopy time, s.
+    pub fluoro_time: Option<f64>,
+    /// Accumulated average glandular dose (both breasts), mGy.
+    pub agd: Option<f64>,
+    /// Administered activity, MBq.
+    pub activity: Option<f64>,
+    /// Irradiation events (or administrations) the report counts.
+    pub events: Option<u32>,
+}
+
+/// One irradiation event (or one administration of a radiopharmaceutical).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Irradiation Event UID (Administration Event UID for NM).
+    pub uid: String,
+    /// Acquisition protocol (or the radiopharmaceutical, for NM).
+    pub protocol: String,
+    /// Target region, as its code meaning.
+    pub target_region: String,
+    /// When it started (DICOM DT).
+    pub started: String,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventData {
+    Ct(CtEvent),
+    Projection(ProjectionEvent),
+    Administration(Administration),
+}
+
+/// The phantom a CTDIvol refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phantom {
+    /// IEC 16 cm head dosimetry phantom.
+    Head16,
+    /// IEC 32 cm body dosimetry phantom.
+    Body32,
+}
+
+impl Phantom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phantom::Head16 => "head16",
+            Phantom::Body32 => "body32",
+        }
+    }
+}
+
+/// A CT acquisition (TID 10013).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CtEvent {
+    /// Spiral, sequenced, constant angle, stationary, free (its code meaning).
+    pub acquisition_type: String,
+    /// Mean CTDIvol, mGy.
+    pub ctdivol: Option<f64>,
+    /// DLP, mGy·cm.
+    pub dlp: Option<f64>,
+    pub phantom: Option<Phantom>,
+    pub scanning_length: Option<f64>,
+    pub kvp: Option<f64>,
+    /// X-ray tube current, mA (the first source's).
+    pub tube_current: Option<f64>,
+    pub max_tube_current: Option<f64>,
+    pub exposure_time: Option<f64>,
+    pub pitch: Option<f64>,
+    pub total_collimation: Option<f64>,
+    /// Size-specific dose estimate, from the report or computed here.
+    pub ssde: Option<Ssde>,
+    /// The CT's Dose Check (NEMA XR-25) raised an alert or a notification.
+    pub dose_check: bool,
+}
+
+/// A size-specific dose estimate (AAPM TG-204/220).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ssde {
+    pub mgy: f64,
+    /// Water-equivalent or effective diameter it used, cm (when known).
+    pub diameter_cm: Option<f64>,
+    pub method: SsdeMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsdeMethod {
+    /// Reported by the device in the RDSR.
+    Reported,
+    /// From the water-equivalent diameter (TG-220).
+    WaterEquivalentDiameter,
+    /// From the effective diameter sqrt(AP × LAT) (TG-204).
+    EffectiveDiameter,
+}
+
+/// The plane of a biplane system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plane {
+    A,
+    B,
+    Single,
+}
+
+/// A projection X-ray event (TID 10003): fluoroscopy, an acquisition, a radiograph.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionEvent {
+    /// Fluoroscopy, stationary, stepping or rotational acquisition (its code meaning).
+    pub event_type: String,
+    pub fluoroscopy: bool,
+    pub plane: Option<Plane>,
+    /// Dose–area product, Gy·cm².
+    pub dap: Option<f64>,
+    /// Dose at the reference point, mGy.
+    pub dose_rp: Option<f64>,
+    pub kvp: Option<f64>,
+    pub tube_current: Option<f64>,
+    pub exposure_time: Option<f64>,
+    pub pulse_rate: Option<f64>,
+    pub pulses: Option<f64>,
+    pub irradiation_duration: Option<f64>,
+    pub filters: Vec<Filter>,
+    /// Positioner primary and secondary angles, degrees.
+    pub primary_angle: Option<f64>,
+    pub secondary_angle: Option<f64>,
+    /// Source–image receptor distance, mm.
+    pub source_detector: Option<f64>,
+    /// Average glandular dose, mGy (mammography).
+    pub agd: Option<f64>,
+    /// Compression thickness, mm (mammography).
+    pub compression_thickness: Option<f64>,
+}
+
+/// An X-ray filter in the beam.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// The material, as its code meaning (copper, aluminium…).
+    pub material: String,
+    pub thickness_min: Option<f64>,
+    pub thickness_max: Option<f64>,
+}
+
+/// An administered radiopharmaceutical (TID 10022).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Administration {
+    pub radiopharmaceutical: String,
+    pub radionuclide: String,
+    /// Administered activity, MBq.
+    pub activity: Option<f64>,
+    pub route: String,
+}
+
+/// Everything one dose object says, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoseReport {
+    pub sop_instance_uid: String,
+    pub study_uid: String,
+    pub source: DoseSource,
+    pub kind: DoseKind,
+    pub device: Device,
+    /// When the irradiation started, else the study date and time (DICOM DT, may be empty).
+    pub started: String,
+    pub study_description: String,
+    pub requested_procedure: String,
+    pub patient: PatientSize,
+    pub totals: Totals,
+    pub events: Vec<Event>,
+    /// What was odd about the object but read anyway (units fixed up, values missing),
+    /// for the administrator; never patient data.
+    pub notes: Vec<String>,
+}
+
+impl DoseReport {
+    /// The largest CTDIvol of its CT events (what a CT DRL compares), mGy.
+    pub fn max_ctdivol(&self) -> Option<f64> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::Ct(ct) => ct.ctdivol,
+                _ => None,
+            })
+            .reduce(f64::max)
+    }
+
+    /// The protocols of its events, each once, in order.
+    pub fn protocols(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
+        for event in &self.events {
+            if !event.protocol.is_empty() && !seen.contains(&event.protocol.as_str()) {
+                seen.push(&event.protocol);
+            }
+        }
+        seen
+    }
+}

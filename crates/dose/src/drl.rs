@@ -1,0 +1,334 @@
+//! Japanese diagnostic reference levels (J-RIME), as versioned data: each edition is a file
+//! under `data/` with its effective date and source, never constants in code. A category
+//! keeps its id across editions, so a facility's protocol mapping outlives an edition.
+//!
+//! A DRL is the 75th percentile of the national distribution of facility medians: what it
+//! judges is a facility's median for a protocol. Comparing one exam with it is triage only.
+
+use std::sync::LazyLock;
+
+use renkei_domain::dose::{DoseKind, DoseReport, EventData};
+use unicode_normalization::UnicodeNormalization;
+
+/// What a level is set on, in its canonical unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The largest CTDIvol of the exam's acquisitions, mGy.
+    Ctdivol,
+    /// The exam's DLP total, mGy·cm.
+    Dlp,
+    /// Air kerma at the reference point (Ka,r), total, mGy.
+    DoseRp,
+    /// Dose–area product (PKA), total, Gy·cm².
+    Dap,
+    /// Average glandular dose of the exam's largest exposure, mGy.
+    Agd,
+    /// Administered activity, total, MBq.
+    Activity,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] =
+        [Metric::Ctdivol, Metric::Dlp, Metric::DoseRp, Metric::Dap, Metric::Agd, Metric::Activity];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Ctdivol => "ctdivol",
+            Metric::Dlp => "dlp",
+            Metric::DoseRp => "dose_rp",
+            Metric::Dap => "dap",
+            Metric::Agd => "agd",
+            Metric::Activity => "activity",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// The canonical unit, as the data files write it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Ctdivol | Metric::DoseRp | Metric::Agd => "mGy",
+            Metric::Dlp => "mGy.cm",
+            Metric::Dap => "Gy.cm2",
+            Metric::Activity => "MBq",
+        }
+    }
+
+    /// The metrics a kind of exam is compared on.
+    pub fn of_kind(kind: DoseKind) -> &'static [Metric] {
+        match kind {
+            DoseKind::Ct => &[Metric::Ctdivol, Metric::Dlp],
+            DoseKind::Projection => &[Metric::DoseRp, Metric::Dap],
+            DoseKind::Mammography => &[Metric::Agd],
+            DoseKind::NuclearMedicine => &[Metric::Activity],
+        }
+    }
+
+    /// This metric of one exam's report.
+    pub fn of(self, report: &DoseReport) -> Option<f64> {
+        let largest =
+            |value: fn(&EventData) -> Option<f64>| report.events.iter().filter_map(|e| value(&e.data)).reduce(f64::max);
+        match self {
+            Metric::Ctdivol => report.max_ctdivol(),
+            Metric::Dlp => report.totals.dlp,
+            Metric::DoseRp => report.totals.dose_rp,
+            Metric::Dap => report.totals.dap,
+            Metric::Agd => largest(|data| match data {
+                EventData::Projection(p) => p.agd,
+                _ => None,
+            })
+            .or(report.totals.agd),
+            Metric::Activity => report.totals.activity,
+        }
+    }
+}
+
+/// One reference level.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Level {
+    pub category: String,
+    pub kind: DoseKind,
+    pub name_ja: String,
+    pub name_en: String,
+    /// Ages it applies to, years, from inclusive to exclusive (none: adults).
+    pub ages: Option<(f64, f64)>,
+    pub metric: Metric,
+    pub value: f64,
+}
+
+impl Level {
+    /// Whether it applies to a patient of this age (unknown ages count as adults).
+    pub fn applies_to(&self, age_years: Option<f64>) -> bool {
+        match (self.ages, age_years) {
+            (Some((from, to)), Some(age)) => from <= age && age < to,
+            (Some(_), None) => false,
+            (None, Some(age)) => age >= 15.0,
+            (None, None) => true,
+        }
+    }
+}
+
+/// One edition of the Japanese DRLs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Edition {
+    pub edition: String,
+    /// From when it applies (YYYY-MM-DD).
+    pub effective: String,
+    pub source: String,
+    pub provenance: String,
+    pub levels: Vec<Level>,
+}
+
+impl Edition {
+    /// The levels of `category` that apply to a patient of this age.
+    pub fn levels_for(&self, category: &str, age_years: Option<f64>) -> impl Iterator<Item = &Level> {
+        self.levels.iter().filter(move |l| l.category == category && l.applies_to(age_years))
+    }
+}
+
+/// Why a DRL file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("DRL table, line {line}: {reason}")]
+pub struct TableError {
+    pub line: usize,
+    pub reason: String,
+}
+
+const SHIPPED: [&str; 2] = [include_str!("../data/drl-2020.tsv"), include_str!("../data/drl-2025.tsv")];
+
+static EDITIONS: LazyLock<Vec<Edition>> = LazyLock::new(|| {
+    let mut editions: Vec<Edition> =
+        SHIPPED.iter().map(|text| parse(text).unwrap_or_else(|e| panic!("shipped DRL table: {e}"))).collect();
+    editions.sort_by(|a, b| a.effective.cmp(&b.effective));
+    editions
+});
+
+/// The shipped editions, oldest first.
+pub fn editions() -> &'static [Edition] {
+    &EDITIONS
+}
+
+/// The edition in force on `date` (YYYY-MM-DD or YYYYMMDD…): the latest effective by then,
+/// else the oldest.
+pub fn edition_on(date: &str) -> &'static Edition {
+    let day = normalized_date(date);
+    editions().iter().rev().find(|e| e.effective <= day).unwrap_or(&editions()[0])
+}
+
+/// The newest edition.
+pub fn current() -> &'static Edition {
+    editions().last().expect("at least one DRL edition ships")
+}
+
+fn normalized_date(date: &str) -> String {
+    let digits: String = date.chars().filter(char::is_ascii_digit).take(8).collect();
+    if digits.len() == 8 { format!("{}-{}-{}", &digits[..4], &digits[4..6], &digits[6..]) } else { String::new() }
+}
+
+/// Parses one edition: `key<TAB>value` lines (edition, effective, source, provenance), then
+/// a header line and one level a line. `#` starts a comment line.
+pub fn parse(text: &str) -> Result<Edition, TableError> {
+    let fail = |line: usize, reason: &str| TableError { line: line + 1, reason: reason.to_owned() };
+    let mut meta = std::collections::HashMap::new();
+    let mut levels = Vec::new();
+    let mut header = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if !header {
+            if fields.first() == Some(&"category") {
+                header = true;
+            } else if let [key, value] = fields[..] {
+                meta.insert(key, value.to_owned());
+            } else {
+                return Err(fail(n, "expected key<TAB>value"));
+            }
+            continue;
+        }
+        let [category, kind, name_ja, name_en, age_from, age_to, metric, unit, value] = fields[..] else {
+            return Err(fail(n, "expected 9 fields"));
+        };
+        let kind = DoseKind::parse(kind).ok_or_else(|| fail(n, "unknown kind"))?;
+        let metric = Metric::parse(metric).ok_or_else(|| fail(n, "unknown metric"))?;
+        if unit != metric.unit() {
+            return Err(fail(n, &format!("{} is in {}, not {unit}", metric.as_str(), metric.unit())));
+        }
+        let ages = match (age_from, age_to) {
+            ("", "") => None,
+            (from, to) => {
+                Some((from.parse().map_err(|_| fail(n, "bad age"))?, to.parse().map_err(|_| fail(n, "bad age"))?))
+            }
+        };
+        let value: f64 = value.parse().map_err(|_| fail(n, "bad value"))?;
+        if !(value > 0.0 && value.is_finite()) {
+            return Err(fail(n, "a level must be positive"));
+        }
+        levels.push(Level {
+            category: category.to_owned(),
+            kind,
+            name_ja: name_ja.to_owned(),
+            name_en: name_en.to_owned(),
+            ages,
+            metric,
+            value,
+        });
+    }
+    let mut take = |key: &str| meta.remove(key).ok_or_else(|| fail(0, &format!("no {key}")));
+    let edition = Edition {
+        edition: take("edition")?,
+        effective: take("effective")?,
+        source: take("source")?,
+        provenance: take("provenance")?,
+        levels,
+    };
+    if normalized_date(&edition.effective) != edition.effective {
+        return Err(fail(0, "effective must be YYYY-MM-DD"));
+    }
+    Ok(edition)
+}
+
+/// A category as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Category {
+    pub id: String,
+    pub kind: DoseKind,
+    pub name_ja: String,
+    pub name_en: String,
+}
+
+/// Every category of every edition, newest names first, each once.
+pub fn categories() -> Vec<Category> {
+    let mut out: Vec<Category> = Vec::new();
+    for edition in editions().iter().rev() {
+        for level in &edition.levels {
+            if !out.iter().any(|c| c.id == level.category) {
+                out.push(Category {
+                    id: level.category.clone(),
+                    kind: level.kind,
+                    name_ja: level.name_ja.clone(),
+                    name_en: level.name_en.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    out
+}
+
+/// One exam measured against one level.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    pub metric: Metric,
+    pub value: f64,
+    pub level: f64,
+    /// value / level.
+    pub ratio: f64,
+}
+
+impl Comparison {
+    pub fn exceeds(&self) -> bool {
+        self.ratio > 1.0
+    }
+}
+
+/// An exam's report against the levels of `category` in `edition`, for its patient's age.
+pub fn compare(report: &DoseReport, edition: &Edition, category: &str) -> Vec<Comparison> {
+    edition
+        .levels_for(category, report.patient.age_years)
+        .filter_map(|level| {
+            let value = level.metric.of(report)?;
+            Some(Comparison { metric: level.metric, value, level: level.value, ratio: value / level.value })
+        })
+        .collect()
+}
+
+static KEYWORDS: LazyLock<Vec<(String, Vec<String>)>> = LazyLock::new(|| {
+    include_str!("../data/drl-keywords.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("category\t") && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(category, words)| (category.to_owned(), words.split(',').map(fold).collect()))
+        .collect()
+});
+
+/// Text folded for keyword matching: NFKC (full-width Latin and half-width kana become
+/// their usual forms), lower case.
+fn fold(text: &str) -> String {
+    text.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Categories of `kind` that the descriptions suggest, best first, with a score (the
+/// characters of matched words: 冠動脈 says more than 心).
+pub fn suggest(kind: DoseKind, descriptions: &[&str]) -> Vec<(String, usize)> {
+    let text = fold(&descriptions.join(" "));
+    let kinds: Vec<String> = categories().into_iter().filter(|c| c.kind == kind).map(|c| c.id).collect();
+    let mut scored: Vec<(String, usize)> = KEYWORDS
+        .iter()
+        .filter(|(category, _)| kinds.contains(category))
+        .filter_map(|(category, words)| {
+            let score: usize = words.iter().filter(|w| contains_word(&text, w)).map(|w| w.chars().count()).sum();
+            (score > 0).then(|| (category.clone(), score))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    scored
+}
+
+/// Whether `word` occurs in `text`; an ASCII word only where it does not run on into
+/// other letters or digits (so `pe` is not found in `perfusion`).
+fn contains_word(text: &str, word: &str) -> bool {
+    if !word.is_ascii() {
+        return text.contains(word);
+    }
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        let apart = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+        apart(before) && apart(after)
+    })
+}

@@ -297,6 +297,19 @@ impl DoseReport {
             .reduce(f64::max)
     }
 
+    /// The average glandular dose of its largest exposure (what the mammography DRL
+    /// compares), else its total, mGy.
+    pub fn largest_agd(&self) -> Option<f64> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::Projection(p) => p.agd,
+                _ => None,
+            })
+            .reduce(f64::max)
+            .or(self.totals.agd)
+    }
+
     /// The protocols of its events, each once, in order.
     pub fn protocols(&self) -> Vec<&str> {
         let mut seen: Vec<&str> = Vec::new();
@@ -307,4 +320,112 @@ impl DoseReport {
         }
         seen
     }
+}
+
+/// A stored object the dose extractor has yet to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDose {
+    pub instance_pk: i64,
+    pub facility: crate::FacilityId,
+    pub study_pk: i64,
+    pub instance: crate::model::StoredInstance,
+}
+
+/// A report read from one stored object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadReport {
+    pub instance_pk: i64,
+    pub study_pk: i64,
+    pub report: DoseReport,
+}
+
+/// A study's exam of one kind, as the extractor writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExam {
+    pub facility: crate::FacilityId,
+    pub study_pk: i64,
+    /// The study's reports of this kind merged (or its images' dose).
+    pub report: DoseReport,
+    /// When it started, Unix seconds.
+    pub started_at: Option<i64>,
+    /// What the facility's protocol mapping keys on: the study description, else the
+    /// requested procedure, else the first protocol.
+    pub description: String,
+}
+
+/// What one round of the extractor writes, together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DoseWrite {
+    pub reports: Vec<ReadReport>,
+    /// Each replaces its study's exam of the same kind.
+    pub exams: Vec<NewExam>,
+    /// Pending objects now read (whatever they held).
+    pub done: Vec<i64>,
+}
+
+/// An exam as lists, charts and exports see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exam {
+    pub id: i64,
+    pub facility: String,
+    pub study_uid: String,
+    /// The facility's patient: its index record.
+    pub patient: i64,
+    pub patient_id: String,
+    pub kind: DoseKind,
+    pub source: DoseSource,
+    pub device_id: i64,
+    pub device: Device,
+    pub started_at: Option<i64>,
+    pub description: String,
+    /// The DRL category its description is mapped to.
+    pub category: Option<String>,
+    pub age_years: Option<f64>,
+    pub weight_kg: Option<f64>,
+    pub ctdivol: Option<f64>,
+    pub dlp: Option<f64>,
+    pub dap: Option<f64>,
+    pub dose_rp: Option<f64>,
+    pub fluoro_time: Option<f64>,
+    pub agd: Option<f64>,
+    pub activity: Option<f64>,
+    pub events: u32,
+}
+
+/// Which exams to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExamFilter {
+    /// One facility's, or every facility's.
+    pub facility: Option<crate::FacilityId>,
+    /// These patient records' only (a person's records), when not empty.
+    pub patients: Vec<i64>,
+    pub kind: Option<DoseKind>,
+    pub category: Option<String>,
+    pub device: Option<i64>,
+    /// Started at or after, Unix seconds.
+    pub since: Option<i64>,
+    /// Started before, Unix seconds.
+    pub until: Option<i64>,
+    pub limit: u32,
+}
+
+/// A facility's confirmed mapping of one exam description to a DRL category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProtocolMapping {
+    pub facility: String,
+    pub kind: DoseKind,
+    pub description: String,
+    /// `None`: confirmed as matching no category.
+    pub category: Option<String>,
+    pub confirmed_by: String,
+    pub confirmed_at: i64,
+}
+
+/// An exam description no mapping covers yet, and how many exams have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmappedDescription {
+    pub facility: String,
+    pub kind: DoseKind,
+    pub description: String,
+    pub exams: u64,
 }

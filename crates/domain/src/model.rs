@@ -66,6 +66,9 @@ pub struct NewInstance {
     pub blob: BlobHash,
     pub size: u64,
     pub attributes: IndexedAttributes,
+    /// It may carry radiation dose (a dose SR, a CT image): the dose extractor reads it
+    /// once it is stored.
+    pub dose_source: bool,
 }
 
 /// What storing an instance did to the index.

@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use renkei_domain::dose::{DoseKind, DoseReport, EventData};
+use renkei_domain::dose::{DoseKind, DoseReport};
 use unicode_normalization::UnicodeNormalization;
 
 /// What a level is set on, in its canonical unit.
@@ -69,18 +69,12 @@ impl Metric {
 
     /// This metric of one exam's report.
     pub fn of(self, report: &DoseReport) -> Option<f64> {
-        let largest =
-            |value: fn(&EventData) -> Option<f64>| report.events.iter().filter_map(|e| value(&e.data)).reduce(f64::max);
         match self {
             Metric::Ctdivol => report.max_ctdivol(),
             Metric::Dlp => report.totals.dlp,
             Metric::DoseRp => report.totals.dose_rp,
             Metric::Dap => report.totals.dap,
-            Metric::Agd => largest(|data| match data {
-                EventData::Projection(p) => p.agd,
-                _ => None,
-            })
-            .or(report.totals.agd),
+            Metric::Agd => report.largest_agd(),
             Metric::Activity => report.totals.activity,
         }
     }

@@ -21,3 +21,9 @@ pub mod ssde;
 pub mod units;
 
 pub use extract::{NotADoseReport, dose_report, may_hold_dose_report};
+
+/// Whether objects of this SOP class may carry dose: dose SRs, and CT images (for studies
+/// without an RDSR).
+pub fn is_dose_source(sop_class: &str) -> bool {
+    may_hold_dose_report(sop_class) || header::is_ct_image(sop_class)
+}

@@ -370,6 +370,7 @@ fn validator(
 }
 
 fn record(facility: FacilityId, transfer_syntax: Uid, stored: StoredBlob, extracted: Extracted) -> NewInstance {
+    let dose_source = renkei_dose::is_dose_source(extracted.sop_class_uid.as_str());
     NewInstance {
         facility,
         study_uid: extracted.study_uid,
@@ -379,6 +380,7 @@ fn record(facility: FacilityId, transfer_syntax: Uid, stored: StoredBlob, extrac
         transfer_syntax_uid: transfer_syntax,
         blob: stored.hash,
         size: stored.size,
+        dose_source,
         attributes: extracted.attributes,
     }
 }

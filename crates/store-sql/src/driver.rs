@@ -29,6 +29,7 @@ where
     for<'t> &'t str: Encode<'t, DB> + Type<DB>,
     for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
 {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
     for value in &statement.binds {
@@ -36,6 +37,7 @@ where
             Value::Null => query.bind(None::<&str>),
             Value::Text(text) => query.bind(text.as_str()),
             Value::Int(int) => query.bind(*int),
+            Value::Real(real) => query.bind(*real),
         };
     }
     query
@@ -45,6 +47,7 @@ fn read_row<D: Driver>(row: &<D::DB as Database>::Row, columns: &[ColumnType]) -
 where
     for<'r> &'r str: Decode<'r, D::DB> + Type<D::DB>,
     for<'r> i64: Decode<'r, D::DB> + Type<D::DB>,
+    for<'r> f64: Decode<'r, D::DB> + Type<D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
     let mut values = Vec::with_capacity(columns.len());
@@ -53,6 +56,9 @@ where
             ColumnType::Text => Value::text(row.try_get::<Option<&str>, _>(index).map_err(D::store_error)?),
             ColumnType::Int => {
                 row.try_get::<Option<i64>, _>(index).map_err(D::store_error)?.map_or(Value::Null, Value::Int)
+            }
+            ColumnType::Real => {
+                row.try_get::<Option<f64>, _>(index).map_err(D::store_error)?.map_or(Value::Null, Value::Real)
             }
         });
     }
@@ -68,6 +74,7 @@ where
     for<'t> &'t str: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     for<'t> Option<&'t str>: Encode<'t, D::DB> + Type<D::DB>,
     for<'t> i64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
+    for<'t> f64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
     fn dialect(&self) -> Dialect {
@@ -119,6 +126,7 @@ where
     for<'t> &'t str: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     for<'t> Option<&'t str>: Encode<'t, D::DB> + Type<D::DB>,
     for<'t> i64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
+    for<'t> f64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

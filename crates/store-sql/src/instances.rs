@@ -163,7 +163,8 @@ async fn record_one(
         .int(item.size as i64)
         .int(now)
         .bind(warnings(item));
-    if fetch_int(sql, &insert).await?.is_some() {
+    if let Some(instance_pk) = fetch_int(sql, &insert).await? {
+        queue_dose(sql, item, instance_pk, now).await?;
         return Ok(StoreOutcome::Created);
     }
     let existing = sql
@@ -191,7 +192,18 @@ async fn record_one(
         .bind(warnings(item))
         .int(instance_pk);
     sql.execute(&replace).await?;
+    queue_dose(sql, item, instance_pk, now).await?;
     Ok(StoreOutcome::NewVersion)
+}
+
+/// Queues a stored object that may carry dose for the extractor, in the same transaction.
+async fn queue_dose(sql: &mut dyn Sql, item: &NewInstance, instance_pk: i64, now: i64) -> Result<(), StoreError> {
+    if item.dose_source {
+        let queue = "INSERT INTO dose_pending (instance_pk, queued_at) VALUES (?, ?) \
+            ON CONFLICT (instance_pk) DO UPDATE SET queued_at = excluded.queued_at";
+        sql.execute(&sql.statement(queue).int(instance_pk).int(now)).await?;
+    }
+    Ok(())
 }
 
 /// Runs an upsert that returns its row's key, unless the cache says the same upsert with
@@ -364,7 +376,7 @@ fn local_patient(found: &QueryMatch) -> LocalPatient {
     }
 }
 
-fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
+pub(crate) fn stored_instance(row: Vec<Value>) -> Result<StoredInstance, StoreError> {
     let Ok([study, series, sop, class, syntax, blob, size, study_date]) = <[Value; 8]>::try_from(row) else {
         return Err(corrupt("instance row"));
     };

@@ -14,6 +14,7 @@
 //! The backends (`store-sqlite`, `store-postgres`) own connections, transactions, locking,
 //! error codes and their schema files; every statement text is here.
 
+mod dose;
 mod driver;
 mod facilities;
 mod instances;
@@ -72,11 +73,42 @@ impl Dialect {
 }
 
 /// A value bound to a placeholder, or read from a column.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub enum Value {
     Null,
     Text(String),
     Int(i64),
+    /// A measurement (dose metrics). Bind it as `CAST(? AS DOUBLE PRECISION)` where it may
+    /// be NULL: PostgreSQL takes an untyped NULL for text.
+    Real(f64),
+}
+
+/// Values are compared bit for bit (they key the upsert cache; no NaN is ever bound twice
+/// as different keys).
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Text(a), Value::Text(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Real(a), Value::Real(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
+
+impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Value::Null => {}
+            Value::Text(text) => text.hash(state),
+            Value::Int(int) => int.hash(state),
+            Value::Real(real) => real.to_bits().hash(state),
+        }
+    }
 }
 
 impl Value {
@@ -89,6 +121,7 @@ impl Value {
         match self {
             Value::Text(text) => Some(text),
             Value::Int(int) => Some(int.to_string()),
+            Value::Real(real) => Some(real.to_string()),
             Value::Null => None,
         }
     }
@@ -96,6 +129,13 @@ impl Value {
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(int) => Some(*int),
+            _ => None,
+        }
+    }
+
+    pub fn as_real(&self) -> Option<f64> {
+        match self {
+            Value::Real(real) => Some(*real),
             _ => None,
         }
     }
@@ -130,6 +170,11 @@ impl Statement {
     pub fn int(self, value: i64) -> Statement {
         self.bind(Value::Int(value))
     }
+
+    /// A measurement or NULL (bound to a `CAST(? AS DOUBLE PRECISION)`).
+    pub fn real(self, value: Option<f64>) -> Statement {
+        self.bind(value.map_or(Value::Null, Value::Real))
+    }
 }
 
 /// How a selected column is read back.
@@ -139,6 +184,8 @@ pub enum ColumnType {
     Text,
     /// A 64-bit integer (keys, sizes, counts), or NULL.
     Int,
+    /// A double (measurements), or NULL.
+    Real,
 }
 
 /// A connection, pool or transaction of a backend: where shared code runs statements.

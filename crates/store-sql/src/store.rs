@@ -3,16 +3,21 @@
 use std::ops::Deref;
 
 use async_trait::async_trait;
+use renkei_domain::dose::{
+    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, PendingDose, ProtocolMapping, UnmappedDescription,
+};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::sharing::{BreakGlass, NewBreakGlass, NewPublication, Publication, SharedAccess};
 use renkei_domain::tier::{Access, AccessCount, BlobRef, ColdRule, TierStats};
 use renkei_domain::{AeTitle, FacilityId};
-use renkei_store::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
+use renkei_store::{
+    DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore,
+};
 
 use crate::query::Scope;
-use crate::{Sql, mpi, now_unix, sharing};
+use crate::{Sql, dose, mpi, now_unix, sharing};
 
 /// A transaction of a backend: statements run in it until it is committed. Dropped
 /// uncommitted, it rolls back.
@@ -319,5 +324,57 @@ impl<B: SqlBackend> SharingStore for SqlStore<B> {
         limit: u32,
     ) -> Result<Vec<SharedAccess>, StoreError> {
         sharing::shared_accesses(&mut *self.0.reader(), facility, since, limit).await
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> DoseStore for SqlStore<B> {
+    async fn pending_dose(&self, queued_before: i64, limit: u32) -> Result<Vec<PendingDose>, StoreError> {
+        dose::pending(&mut *self.0.reader(), queued_before, limit).await
+    }
+
+    async fn study_reports(&self, study_pk: i64) -> Result<Vec<DoseReport>, StoreError> {
+        dose::study_reports(&mut *self.0.reader(), study_pk).await
+    }
+
+    async fn write_dose(&self, write: &DoseWrite) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction().await?;
+        dose::write(&mut *tx, write).await?;
+        tx.commit().await
+    }
+
+    async fn requeue_dose(&self, sop_classes: &[&str], now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.0.transaction().await?;
+        let queued = dose::requeue(&mut *tx, sop_classes, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError> {
+        dose::exams(&mut *self.0.reader(), filter).await
+    }
+
+    async fn exam_report(&self, id: i64) -> Result<Option<(Exam, DoseReport)>, StoreError> {
+        dose::exam_report(&mut *self.0.reader(), id).await
+    }
+
+    async fn map_protocol(&self, mapping: &ProtocolMapping) -> Result<u64, StoreError> {
+        let mut tx = self.0.transaction().await?;
+        let applied = dose::map_protocol(&mut *tx, mapping).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn protocol_mappings(&self, facility: Option<&FacilityId>) -> Result<Vec<ProtocolMapping>, StoreError> {
+        dose::protocol_mappings(&mut *self.0.reader(), facility).await
+    }
+
+    async fn unmapped_descriptions(
+        &self,
+        facility: Option<&FacilityId>,
+        kind: Option<DoseKind>,
+        limit: u32,
+    ) -> Result<Vec<UnmappedDescription>, StoreError> {
+        dose::unmapped(&mut *self.0.reader(), facility, kind, limit).await
     }
 }

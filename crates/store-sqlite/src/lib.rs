@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/0003_tiers.sql"), compatible_from: 1 },
     Migration { version: 4, sql: include_str!("../migrations/0004_mpi.sql"), compatible_from: 1 },
     Migration { version: 5, sql: include_str!("../migrations/0005_sharing.sql"), compatible_from: 1 },
+    Migration { version: 6, sql: include_str!("../migrations/0006_dose.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.
@@ -279,6 +280,7 @@ mod writers {
                 patient_name: Some(name.into()),
                 ..Default::default()
             },
+            dose_source: false,
         }
     }
 

@@ -6,12 +6,15 @@
 //! - [`TierStore`]: which blobs are cold, lifecycle candidates, access records, job leases.
 //! - [`MpiStore`]: the master patient index: records, blocking keys, links and persons.
 //! - [`SharingStore`]: publications, break-glass accesses, what they show, and their audit.
+//! - [`DoseStore`]: dose objects waiting to be read, the reports read, exams, devices and
+//!   each facility's mapping of exams to DRL categories.
 //! - [`testsuite`] (feature `testsuite`): one conformance suite that every backend runs
 //!   through [`store_test_suite!`].
 //!
 //! Backends live in `store-*` crates; SQL text exists only there.
 
 use async_trait::async_trait;
+use renkei_domain::dose::{DoseKind, DoseWrite, Exam, ExamFilter, PendingDose, ProtocolMapping, UnmappedDescription};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
@@ -242,6 +245,38 @@ pub fn like_pattern(wildcard: &str) -> String {
         }
     }
     out
+}
+
+/// Radiation dose: what the extractor has to read and what it read, exams for lists, charts
+/// and benchmarks, and each facility's protocol mapping.
+#[async_trait]
+pub trait DoseStore: Send + Sync {
+    /// Objects waiting for the extractor that were queued at or before `queued_before`,
+    /// oldest first.
+    async fn pending_dose(&self, queued_before: i64, limit: u32) -> Result<Vec<PendingDose>, StoreError>;
+    /// The reports read so far from a study's objects, in the order they were stored.
+    async fn study_reports(&self, study_pk: i64) -> Result<Vec<renkei_domain::dose::DoseReport>, StoreError>;
+    /// Writes one round: reports, exams (each replacing its study's exam of that kind, its
+    /// device recorded, its category looked up in the facility's mapping) and the pending
+    /// objects done, in one transaction.
+    async fn write_dose(&self, write: &DoseWrite) -> Result<(), StoreError>;
+    /// Forgets every report and exam and queues every stored object of `sop_classes`
+    /// again (`renkei dose reindex`); returns how many were queued.
+    async fn requeue_dose(&self, sop_classes: &[&str], now: i64) -> Result<u64, StoreError>;
+    async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError>;
+    /// One exam's merged report.
+    async fn exam_report(&self, id: i64) -> Result<Option<(Exam, renkei_domain::dose::DoseReport)>, StoreError>;
+    /// Confirms (or, with `None`, rules out) the category of a facility's exam description,
+    /// and applies it to the exams that have it.
+    async fn map_protocol(&self, mapping: &ProtocolMapping) -> Result<u64, StoreError>;
+    async fn protocol_mappings(&self, facility: Option<&FacilityId>) -> Result<Vec<ProtocolMapping>, StoreError>;
+    /// Descriptions of exams that no mapping covers, most exams first.
+    async fn unmapped_descriptions(
+        &self,
+        facility: Option<&FacilityId>,
+        kind: Option<DoseKind>,
+        limit: u32,
+    ) -> Result<Vec<UnmappedDescription>, StoreError>;
 }
 
 #[cfg(test)]

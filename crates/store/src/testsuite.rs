@@ -13,11 +13,16 @@ use renkei_domain::sharing::{
     AccessKind, Audience, Consent, Grant, NewBreakGlass, NewPublication, PatientRef, Published, SharedAccess,
 };
 
-use crate::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
+use renkei_domain::dose::{
+    CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, NewExam, PatientSize,
+    ProtocolMapping, ReadReport, Totals,
+};
+
+use crate::{DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
 
 /// What a backend under test must offer.
-pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore {}
-impl<T: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore> Store for T {}
+pub trait Store: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore + DoseStore {}
+impl<T: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore + DoseStore> Store for T {}
 
 /// Generates a `#[tokio::test]` per conformance check. `$make` is an async expression that
 /// yields a fresh store, and may keep a guard alive: it must evaluate to `(store, guard)`.
@@ -29,7 +34,7 @@ macro_rules! store_test_suite {
             find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
             tokens, tiers_and_availability, idle_studies_and_the_access_report, leases,
             patients_are_pending_until_matched, matching_writes_keys_links_and_persons, decisions_keep_history,
-            sharing_follows_links_publications_and_break_glass);
+            sharing_follows_links_publications_and_break_glass, dose_queue_exams_devices_and_mappings);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -82,6 +87,7 @@ fn instance(facility_id: &str, patient: &str, study: &str, series: &str, sop: &s
             instance_number: Some("1".into()),
             ..Default::default()
         },
+        dose_source: false,
     }
 }
 
@@ -811,4 +817,139 @@ pub async fn sharing_follows_links_publications_and_break_glass(store: &dyn Stor
     assert_eq!(store.shared_accesses(None, 0, 10).await.expect("audit"), [log[1].clone(), log[0].clone()]);
     assert_eq!(store.shared_accesses(Some(&facility("north")), 0, 10).await.expect("audit"), [log[0].clone()]);
     assert_eq!(store.shared_accesses(Some(&facility("east")), 255, 10).await.expect("audit"), [log[1].clone()]);
+}
+
+fn ct_dose(sop: &str, ctdivol: f64, dlp: f64, station: &str) -> DoseReport {
+    DoseReport {
+        sop_instance_uid: sop.into(),
+        study_uid: "1.2.3.4".into(),
+        source: DoseSource::Rdsr,
+        kind: DoseKind::Ct,
+        device: Device {
+            manufacturer: "Renkei".into(),
+            model: "S64".into(),
+            station: station.into(),
+            ..Device::default()
+        },
+        started: "20260301101500".into(),
+        study_description: "頭部単純CT".into(),
+        requested_procedure: String::new(),
+        patient: PatientSize { age_years: Some(45.0), weight_kg: Some(60.5), height_m: None },
+        totals: Totals { dlp: Some(dlp), events: Some(1), ..Totals::default() },
+        events: vec![Event {
+            uid: format!("{sop}.1"),
+            protocol: "Head".into(),
+            target_region: "Head".into(),
+            started: String::new(),
+            data: EventData::Ct(CtEvent { ctdivol: Some(ctdivol), dlp: Some(dlp), ..CtEvent::default() }),
+        }],
+        notes: Vec::new(),
+    }
+}
+
+pub async fn dose_queue_exams_devices_and_mappings(store: &dyn Store) {
+    add_facility(store, "east", &["EAST"]).await;
+    add_facility(store, "west", &["WEST"]).await;
+    let rdsr = NewInstance {
+        sop_class_uid: uid("1.2.840.10008.5.1.4.1.1.88.67"),
+        dose_source: true,
+        ..instance("east", "P1", "1.2.3.4", "1.2.3.4.9", "1.2.3.4.9.1", "rdsr")
+    };
+    let image =
+        NewInstance { dose_source: true, ..instance("east", "P1", "1.2.3.4", "1.2.3.4.1", "1.2.3.4.1.1", "ct") };
+    let other = instance("east", "P1", "1.2.3.4", "1.2.3.4.2", "1.2.3.4.2.1", "mr");
+    record(store, &[rdsr, image, other]).await;
+
+    let now = unix_now();
+    assert!(store.pending_dose(0, 10).await.expect("pending").is_empty(), "queued later than that");
+    let pending = store.pending_dose(now + 5, 10).await.expect("pending");
+    assert_eq!(pending.len(), 2, "the dose SR and the CT image, not the MR");
+    assert_eq!(pending[0].instance.sop_class_uid.as_str(), "1.2.840.10008.5.1.4.1.1.88.67");
+    assert_eq!(pending[0].facility.as_str(), "east");
+    assert_eq!(pending[0].study_pk, pending[1].study_pk);
+    let study_pk = pending[0].study_pk;
+
+    let report = ct_dose("1.2.3.4.9.1", 55.5, 980.0, "CT1");
+    let exam = NewExam {
+        facility: facility("east"),
+        study_pk,
+        report: report.clone(),
+        started_at: Some(1_772_330_100),
+        description: "頭部単純CT".into(),
+    };
+    let write = DoseWrite {
+        reports: vec![ReadReport { instance_pk: pending[0].instance_pk, study_pk, report: report.clone() }],
+        exams: vec![exam.clone()],
+        done: pending.iter().map(|p| p.instance_pk).collect(),
+    };
+    store.write_dose(&write).await.expect("write");
+    assert!(store.pending_dose(now + 5, 10).await.expect("pending").is_empty());
+    assert_eq!(store.study_reports(study_pk).await.expect("reports"), vec![report.clone()]);
+
+    let all = ExamFilter { limit: 10, ..ExamFilter::default() };
+    let exams = store.exams(&all).await.expect("exams");
+    assert_eq!(exams.len(), 1);
+    let first = &exams[0];
+    assert_eq!((first.facility.as_str(), first.patient_id.as_str(), first.kind), ("east", "P1", DoseKind::Ct));
+    assert_eq!((first.ctdivol, first.dlp, first.weight_kg, first.dap), (Some(55.5), Some(980.0), Some(60.5), None));
+    assert_eq!(
+        (first.device.station.as_str(), first.started_at, first.category.as_deref()),
+        ("CT1", Some(1_772_330_100), None)
+    );
+    assert_eq!(first.study_uid, "1.2.3.4");
+
+    // Written again (a continued report merged in): the study keeps one CT exam, the device one key.
+    let merged = NewExam { report: ct_dose("1.2.3.4.9.1", 55.5, 1200.0, "CT1"), ..exam.clone() };
+    store.write_dose(&DoseWrite { exams: vec![merged], ..DoseWrite::default() }).await.expect("write");
+    let exams = store.exams(&all).await.expect("exams");
+    assert_eq!(exams.len(), 1);
+    assert_eq!((exams[0].dlp, exams[0].device_id), (Some(1200.0), first.device_id));
+    let (listed, stored) = store.exam_report(first.id).await.expect("exam").expect("found");
+    assert_eq!((listed.id, stored.totals.dlp), (first.id, Some(1200.0)));
+    assert!(store.exam_report(first.id + 1000).await.expect("exam").is_none());
+
+    // Mapping a description confirms its category for the exams that have it, and for later ones.
+    let unmapped = store.unmapped_descriptions(None, None, 10).await.expect("unmapped");
+    assert_eq!(unmapped.len(), 1);
+    assert_eq!((unmapped[0].description.as_str(), unmapped[0].exams), ("頭部単純CT", 1));
+    let mapping = ProtocolMapping {
+        facility: "east".into(),
+        kind: DoseKind::Ct,
+        description: "頭部単純CT".into(),
+        category: Some("ct.head".into()),
+        confirmed_by: "admin".into(),
+        confirmed_at: 7,
+    };
+    assert_eq!(store.map_protocol(&mapping).await.expect("map"), 1);
+    assert!(
+        store
+            .unmapped_descriptions(Some(&facility("east")), Some(DoseKind::Ct), 10)
+            .await
+            .expect("unmapped")
+            .is_empty()
+    );
+    assert_eq!(store.protocol_mappings(Some(&facility("east"))).await.expect("mappings"), vec![mapping]);
+    assert!(store.protocol_mappings(Some(&facility("west"))).await.expect("mappings").is_empty());
+    let head = ExamFilter { category: Some("ct.head".into()), ..all.clone() };
+    assert_eq!(store.exams(&head).await.expect("exams").len(), 1);
+    store.write_dose(&DoseWrite { exams: vec![exam.clone()], ..DoseWrite::default() }).await.expect("write");
+    assert_eq!(store.exams(&head).await.expect("exams")[0].category.as_deref(), Some("ct.head"));
+
+    // Filters.
+    let none = |filter: ExamFilter| async move { store.exams(&filter).await.expect("exams").is_empty() };
+    assert!(none(ExamFilter { facility: Some(facility("west")), ..all.clone() }).await);
+    assert!(none(ExamFilter { kind: Some(DoseKind::Projection), ..all.clone() }).await);
+    assert!(none(ExamFilter { patients: vec![first.patient + 1], ..all.clone() }).await);
+    assert!(none(ExamFilter { since: Some(1_772_330_101), ..all.clone() }).await);
+    assert!(none(ExamFilter { until: Some(1_772_330_100), ..all.clone() }).await);
+    assert!(!none(ExamFilter { patients: vec![first.patient], device: Some(first.device_id), ..all.clone() }).await);
+
+    // Reindexing forgets what was read and queues every dose object again.
+    assert_eq!(store.requeue_dose(&["1.2.840.10008.5.1.4.1.1.88.67"], 9).await.expect("requeue"), 1);
+    assert!(store.exams(&all).await.expect("exams").is_empty());
+    assert_eq!(store.pending_dose(9, 10).await.expect("pending").len(), 1);
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

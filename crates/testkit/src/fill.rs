@@ -34,6 +34,8 @@ fn row(facility: &FacilityId, namespace: u64, n: u64) -> anyhow::Result<NewInsta
         blob: BlobHash(format!("synthetic-{namespace}-{n}")),
         size: bytes.len() as u64,
         attributes: extracted.attributes,
+        // Its blob is not stored: there is nothing for the dose extractor to read.
+        dose_source: false,
     })
 }
 
@@ -136,6 +138,7 @@ pub async fn fill_patients(store: &dyn InstanceStore, people: &[PopulationRecord
                         patient_sex: Some(p.sex.clone()),
                         ..Default::default()
                     },
+                    dose_source: false,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -185,6 +185,37 @@ pub fn end_of_day_in_japan(date: &str) -> Option<i64> {
     Some((day_number(&key).filter(|_| dashes_ok)? + 1) * 86_400 - JST)
 }
 
+/// The Unix time of a DICOM date-time (`YYYYMMDD[HH[MM[SS[.F]]]][±HHMM]`), read in Japan
+/// Standard Time unless it carries its own offset (a DT without one is local time, and the
+/// hub's devices are in Japan).
+pub fn date_time_in_japan(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let (local, offset) = match value.find(['+', '-']) {
+        Some(at) => {
+            let zone = value.get(at + 1..)?;
+            if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let seconds = zone[..2].parse::<i64>().ok()? * 3600 + zone[2..].parse::<i64>().ok()? * 60;
+            (&value[..at], if value.as_bytes()[at] == b'-' { -seconds } else { seconds })
+        }
+        None => (value, JST),
+    };
+    let whole = local.split('.').next()?;
+    if whole.len() < 8 || whole.len() % 2 != 0 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let day = day_number(&whole[..8])?;
+    let part = |range: std::ops::Range<usize>, limit: i64| -> Option<i64> {
+        match whole.get(range) {
+            Some(digits) => digits.parse().ok().filter(|v| *v < limit),
+            None => Some(0),
+        }
+    };
+    let (hours, minutes, seconds) = (part(8..10, 24)?, part(10..12, 60)?, part(12..14, 61)?);
+    Some(day * 86_400 + hours * 3600 + minutes * 60 + seconds - offset)
+}
+
 /// The `YYYYMMDD` key of the day in Japan that the second before `end` belongs to: the
 /// last day of a period that ends at `end`, as [`end_of_day_in_japan`] reads it back.
 pub fn last_day_in_japan(end: i64) -> String {
@@ -199,6 +230,18 @@ pub fn age_days(study_date_key: Option<&str>, now: i64) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn date_times_are_japan_time_unless_they_say_otherwise() {
+        use super::date_time_in_japan as at;
+        assert_eq!(at("20260301101500"), Some(1_772_327_700), "10:15 JST is 01:15 UTC");
+        assert_eq!(at("20260301011500+0000"), Some(1_772_327_700));
+        assert_eq!(at("20260301101500.123456"), Some(1_772_327_700));
+        assert_eq!(at("20260301"), Some(1_772_290_800));
+        assert_eq!(at("20260230"), None);
+        assert_eq!(at("2026030125"), None);
+        assert_eq!(at(""), None);
+    }
+
     use super::*;
 
     /// 2026-11-21T12:00:00Z.

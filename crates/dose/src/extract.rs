@@ -20,7 +20,7 @@ pub const RDSR: &str = "1.2.840.10008.5.1.4.1.1.88.67";
 pub const RADIOPHARMACEUTICAL_RDSR: &str = "1.2.840.10008.5.1.4.1.1.88.68";
 pub const ENHANCED_RDSR: &str = "1.2.840.10008.5.1.4.1.1.88.76";
 /// Enhanced and Comprehensive SR: some older CTs put their dose tree in these.
-const GENERAL_SR: [&str; 3] =
+pub(crate) const GENERAL_SR: [&str; 3] =
     ["1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"];
 
 /// Whether objects of this SOP class may hold a dose report (the root concept decides).

@@ -14,8 +14,8 @@ use crate::extract::{device, patient_size};
 use crate::sr::Reader;
 use crate::ssde;
 
-const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-const ENHANCED_CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2.1";
+pub(crate) const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+pub(crate) const ENHANCED_CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2.1";
 const SERIES_UID: u32 = renkei_dicom::tags::SERIES_INSTANCE_UID;
 const SERIES_DESCRIPTION: u32 = tag(0x0008, 0x103E);
 const PROTOCOL_NAME: u32 = tag(0x0018, 0x1030);

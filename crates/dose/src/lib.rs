@@ -22,8 +22,19 @@ pub mod units;
 
 pub use extract::{NotADoseReport, dose_report, may_hold_dose_report};
 
-/// Whether objects of this SOP class may carry dose: dose SRs, and CT images (for studies
-/// without an RDSR).
+/// The SOP classes whose objects may carry dose: dose SRs (and the general SRs some CTs put
+/// their dose tree in), and CT images (for studies without an RDSR).
+pub const DOSE_SOURCE_CLASSES: [&str; 8] = [
+    extract::RDSR,
+    extract::RADIOPHARMACEUTICAL_RDSR,
+    extract::ENHANCED_RDSR,
+    extract::GENERAL_SR[0],
+    extract::GENERAL_SR[1],
+    extract::GENERAL_SR[2],
+    header::CT_IMAGE,
+    header::ENHANCED_CT_IMAGE,
+];
+
 pub fn is_dose_source(sop_class: &str) -> bool {
-    may_hold_dose_report(sop_class) || header::is_ct_image(sop_class)
+    DOSE_SOURCE_CLASSES.contains(&sop_class)
 }

@@ -67,6 +67,28 @@ enum Command {
     /// consent, break-glass access, and the audit of every cross-facility access.
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Radiation dose management (線量管理): dose reports read from RDSRs and CT images.
+    #[command(subcommand)]
+    Dose(DoseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DoseCommand {
+    /// Read every queued dose object now, settled or not (`serve` does this every second).
+    Extract,
+    /// Forget every dose report and exam read so far and read every stored dose object
+    /// again (after an upgrade of the extraction, or objects stored by an older version).
+    Reindex,
+    /// The latest exams, newest first, as tab-separated values.
+    Exams {
+        #[arg(long)]
+        facility: Option<String>,
+        /// ct, projection, mammography or nm.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,6 +355,7 @@ impl Cli {
             }
             Command::Mpi(command) => with_archive(&config, |archive| mpi(archive, command)).await,
             Command::Share(command) => with_archive(&config, |archive| share(archive, command)).await,
+            Command::Dose(command) => with_archive(&config, |archive| dose(archive, command)).await,
         }
     }
 }
@@ -549,6 +572,58 @@ async fn import(archive: Arc<Archive>, args: ImportArgs) -> anyhow::Result<()> {
         println!("failed: {}: {reason}", path.display());
     }
     Ok(())
+}
+
+async fn dose(archive: Arc<Archive>, command: DoseCommand) -> anyhow::Result<()> {
+    let extract = |archive: Arc<Archive>| async move {
+        match archive.extract_dose(std::time::Duration::ZERO).await? {
+            renkei_service::ExtractorRun::Done(run) => {
+                println!("read {} dose objects: {} dose reports, {} exams written", run.read, run.reports, run.exams);
+                Ok(())
+            }
+            renkei_service::ExtractorRun::Busy => bail!("another node is reading dose objects now; try again shortly"),
+        }
+    };
+    match command {
+        DoseCommand::Extract => extract(archive).await,
+        DoseCommand::Reindex => {
+            println!("queued {} stored objects", archive.reindex_dose().await?);
+            extract(archive).await
+        }
+        DoseCommand::Exams { facility, kind, limit } => {
+            let filter = renkei_domain::dose::ExamFilter {
+                facility: facility.as_deref().map(FacilityId::new).transpose()?,
+                kind: kind
+                    .as_deref()
+                    .map(|k| renkei_domain::dose::DoseKind::parse(k).ok_or_else(|| anyhow::anyhow!("unknown kind {k}")))
+                    .transpose()?,
+                limit,
+                ..Default::default()
+            };
+            println!(
+                "facility\tstudy\tkind\tsource\tdevice\tdescription\tcategory\tctdivol\tdlp\tdap\tdose_rp\tactivity"
+            );
+            let number = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+            for exam in archive.exams(&filter).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    exam.facility,
+                    exam.study_uid,
+                    exam.kind.as_str(),
+                    exam.source.as_str(),
+                    exam.device.label(),
+                    exam.description,
+                    exam.category.as_deref().unwrap_or(""),
+                    number(exam.ctdivol),
+                    number(exam.dlp),
+                    number(exam.dap),
+                    number(exam.dose_rp),
+                    number(exam.activity),
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn mpi(archive: Arc<Archive>, command: MpiCommand) -> anyhow::Result<()> {

@@ -28,6 +28,31 @@ pub struct Config {
     pub recall: RecallConfig,
     pub lifecycle: LifecycleConfig,
     pub mpi: MpiConfig,
+    pub dose: DoseConfig,
+}
+
+/// Radiation dose management (線量管理).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoseConfig {
+    /// How often `serve` reads newly stored dose objects, in milliseconds (0: only
+    /// `renkei dose extract`).
+    pub extract_every_ms: u64,
+    /// How long a stored object waits before it is read, in seconds: a CT study arriving
+    /// slice by slice is then read a few times rather than once per slice.
+    pub settle_seconds: u64,
+}
+
+impl Default for DoseConfig {
+    fn default() -> Self {
+        Self { extract_every_ms: 1000, settle_seconds: 5 }
+    }
+}
+
+impl DoseConfig {
+    pub fn settle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settle_seconds)
+    }
 }
 
 /// The master patient index (名寄せ).
@@ -175,6 +200,7 @@ impl Default for Config {
             recall: RecallConfig::default(),
             lifecycle: LifecycleConfig::default(),
             mpi: MpiConfig::default(),
+            dose: DoseConfig::default(),
         }
     }
 }

@@ -101,12 +101,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(match_periodically(opened.archive.clone(), every, shutdown.clone()))
     });
 
+    let extractor = (config.dose.extract_every_ms > 0).then(|| {
+        let every = Duration::from_millis(config.dose.extract_every_ms);
+        tokio::spawn(extract_dose_periodically(opened.archive.clone(), every, config.dose.settle(), shutdown.clone()))
+    });
+
     tracing::info!(http = %http_addr, dicom = %dicom_addr, ae_title = %config.ae_title, "renkei ready");
     // The readiness line that scripts and tests wait for, with the bound ports.
     println!("renkei ready http={http_addr} dicom={dicom_addr} ae_title={}", config.ae_title);
 
     let (http_result, dicom_result) = tokio::join!(http_task, dicom_task);
-    for task in [mover, matcher].into_iter().flatten() {
+    for task in [mover, matcher, extractor].into_iter().flatten() {
         let _ = task.await;
     }
     if let Ok(Err(error)) = http_result {
@@ -167,6 +172,34 @@ async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: Ca
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "matching stopped; it resumes next time"),
+            },
+        }
+    }
+}
+
+/// Reads newly stored dose objects every `every` until shutdown, on whichever node holds
+/// the extractor's lease.
+async fn extract_dose_periodically(
+    archive: Arc<Archive>,
+    every: Duration,
+    settle: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            run = archive.extract_dose(settle) => match run {
+                Ok(renkei_service::ExtractorRun::Done(run)) if run.read > 0 => {
+                    tracing::info!(read = run.read, reports = run.reports, exams = run.exams, "dose objects read");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "dose extraction stopped; it resumes next time"),
             },
         }
     }

@@ -16,6 +16,7 @@
 //! - [`ServiceError`]: the transport-neutral error each protocol maps.
 
 mod commit;
+mod dose;
 mod import;
 mod mpi;
 mod sharing;
@@ -32,8 +33,11 @@ use renkei_dicom::{Syntax, WalkError};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, StoreOutcome, StoredInstance};
 use renkei_domain::query::{Query, QueryMatch};
 use renkei_domain::{AeTitle, ErrorKind, FacilityId, Uid};
-use renkei_store::{FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
+use renkei_store::{
+    DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore,
+};
 
+pub use dose::{DoseRun, ExtractorRun};
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
 pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, ReviewTask, thresholds};
 pub use renkei_matching::Record as Demographics;
@@ -135,6 +139,7 @@ pub struct Archive {
     tiers: Arc<dyn TierStore>,
     mpi: Arc<dyn MpiStore>,
     sharing: Arc<dyn SharingStore>,
+    dose: Arc<dyn DoseStore>,
     blobs: Arc<BlobStore>,
     committer: commit::Committer,
     /// This process, as a lease holder.
@@ -160,11 +165,14 @@ pub struct Stores {
     pub tiers: Arc<dyn TierStore>,
     pub mpi: Arc<dyn MpiStore>,
     pub sharing: Arc<dyn SharingStore>,
+    pub dose: Arc<dyn DoseStore>,
 }
 
 impl Stores {
     /// Every store from one backend.
-    pub fn of<S: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore + 'static>(
+    pub fn of<
+        S: FacilityStore + InstanceStore + TokenStore + TierStore + MpiStore + SharingStore + DoseStore + 'static,
+    >(
         store: S,
     ) -> Stores {
         let shared = Arc::new(store);
@@ -174,7 +182,8 @@ impl Stores {
             tokens: shared.clone(),
             tiers: shared.clone(),
             mpi: shared.clone(),
-            sharing: shared,
+            sharing: shared.clone(),
+            dose: shared,
         }
     }
 }
@@ -201,7 +210,7 @@ impl Archive {
     /// Builds the archive and starts its group committer; it must be created inside a Tokio
     /// runtime. `prefetch` warms a patient's cold priors when a new study arrives.
     pub fn new(stores: Stores, blobs: Arc<BlobStore>, prefetch: bool) -> Self {
-        let Stores { facilities, instances, tokens, tiers, mpi, sharing } = stores;
+        let Stores { facilities, instances, tokens, tiers, mpi, sharing, dose } = stores;
         let committer = commit::Committer::start(instances.clone());
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
@@ -215,6 +224,7 @@ impl Archive {
             tiers,
             mpi,
             sharing,
+            dose,
             blobs,
             committer,
             node,

@@ -503,7 +503,8 @@ pub struct CtImage {
 pub fn ct_image(image: &CtImage) -> Vec<u8> {
     let h = &image.header;
     let mut w = DatasetWriter::new(h.syntax);
-    w.text(tag(0x0008, 0x0016), *b"UI", CT_IMAGE)
+    w.text(tag(0x0008, 0x0005), *b"CS", "ISO_IR 192")
+        .text(tag(0x0008, 0x0016), *b"UI", CT_IMAGE)
         .text(tag(0x0008, 0x0018), *b"UI", &h.sop_instance_uid)
         .text(tag(0x0008, 0x0020), *b"DA", &h.study_date)
         .text(tag(0x0008, 0x0030), *b"TM", &h.study_time)
@@ -559,4 +560,144 @@ pub fn ct_image(image: &CtImage) -> Vec<u8> {
 
 fn encode_fd(value: f64, syntax: Syntax) -> [u8; 8] {
     if syntax.big_endian { value.to_be_bytes() } else { value.to_le_bytes() }
+}
+
+/// One file of the dose corpus.
+#[derive(Debug, Clone)]
+pub struct DoseFile {
+    pub path: std::path::PathBuf,
+    pub study_uid: String,
+    pub sop_instance_uid: String,
+}
+
+/// Writes the end-to-end dose corpus as Part-10 files under `dir`, for facility patients
+/// `DOSE00001`… :
+/// 1. a head CT RDSR over the 2025 DRL (CTDIvol 75 mGy, DLP 1400 mGy·cm);
+/// 2. a "continued" RDSR of the same study repeating its event and adding one (Siemens);
+/// 3. a Canon angiography RDSR in legacy codes and Canon's units (DAP 24 Gy·cm², Ka,r 300 mGy);
+/// 4. an FDG radiopharmaceutical RDSR (240 MBq);
+/// 5. a mammography RDSR (two views, AGD 1.2 and 1.5 mGy);
+/// 6. three slices of a chest CT with no RDSR (CTDIvol 8 mGy).
+pub fn write_corpus(dir: &std::path::Path) -> std::io::Result<Vec<DoseFile>> {
+    std::fs::create_dir_all(dir)?;
+    let syntax = Syntax::EXPLICIT_LE;
+    let mut files = Vec::new();
+    let mut write = |name: &str, header: &Header, class: &str, dataset: Vec<u8>| -> std::io::Result<()> {
+        let path = dir.join(name);
+        let bytes = crate::generate::part10(&dataset, class, &header.sop_instance_uid, "1.2.840.10008.1.2.1");
+        std::fs::write(&path, bytes)?;
+        files.push(DoseFile {
+            path,
+            study_uid: header.study_uid.clone(),
+            sop_instance_uid: header.sop_instance_uid.clone(),
+        });
+        Ok(())
+    };
+    let head = |uid: &str, ctdivol: f64, dlp: f64| CtAcquisition {
+        protocol: "頭部ルーチン".into(),
+        target: ("69536005", "SCT", "Head"),
+        event_uid: Some(uid.into()),
+        ctdivol,
+        dlp,
+        head_phantom: true,
+        kvp: 120.0,
+        tube_current: 300.0,
+        exposure_time: 8.0,
+        pitch: 0.6,
+        scanning_length_mm: 180.0,
+        ssde: None,
+        dose_check: None,
+    };
+    let mut ct = CtReport {
+        header: Header::synthetic(1, syntax),
+        codes: Codes::Current,
+        acquisitions: vec![head("2.25.1001", 75.0, 1400.0)],
+        without_total: false,
+        enhanced: false,
+    };
+    write("01-ct.dcm", &ct.header.clone(), RDSR, ct_rdsr(&ct))?;
+    ct.header.sop_instance_uid = format!("{}.2", ct.header.sop_instance_uid);
+    ct.acquisitions.push(head("2.25.1002", 20.0, 200.0));
+    write("02-ct-continued.dcm", &ct.header.clone(), RDSR, ct_rdsr(&ct))?;
+
+    let fluoro = |n: u64, plane_b: bool, dap: f64, dose_rp: f64| ProjectionEvent {
+        fluoroscopy: !n.is_multiple_of(2),
+        protocol: "Coronary 15fps".into(),
+        event_uid: Some(format!("2.25.2{n:03}")),
+        plane_b,
+        dap,
+        dose_rp,
+        kvp: 80.0,
+        tube_current: 10.0,
+        pulse_rate: 15.0,
+        pulses: 300.0,
+        duration_s: 20.0,
+        primary_angle: 30.0,
+        secondary_angle: -20.0,
+        filter: Some((("C-127F9", "SRT", "Copper or copper compound"), 0.2)),
+        agd: None,
+    };
+    let mut angio = ProjectionReport {
+        header: Header::synthetic(2, syntax),
+        codes: Codes::Legacy,
+        mammography: false,
+        events: vec![fluoro(1, false, 12.5, 150.0), fluoro(2, false, 7.5, 90.0), fluoro(3, true, 4.0, 60.0)],
+        canon_units: true,
+        fluoro_time: 312.0,
+    };
+    angio.header.manufacturer = "CANON_MEC".into();
+    angio.header.model = "Alphenix".into();
+    angio.header.study_description = "CAG PCI".into();
+    write("03-angio-canon.dcm", &angio.header.clone(), RDSR, projection_rdsr(&angio))?;
+
+    let mut pet = RadiopharmaceuticalReport {
+        header: Header::synthetic(3, syntax),
+        codes: Codes::Current,
+        administrations: vec![Administration {
+            agent: ("35321007", "SCT", "Fluorodeoxyglucose F^18^"),
+            nuclide: ("77004003", "SCT", "^18^Fluorine"),
+            activity_mbq: 240.0,
+            event_uid: "2.25.3001".into(),
+            started: "20260304093000".into(),
+        }],
+    };
+    pet.header.study_description = "FDG PET/CT".into();
+    write("04-fdg.dcm", &pet.header.clone(), RADIOPHARMACEUTICAL_RDSR, radiopharmaceutical_rdsr(&pet))?;
+
+    let view = |uid: &str, agd: f64| ProjectionEvent {
+        fluoroscopy: false,
+        event_uid: Some(uid.into()),
+        agd: Some(agd),
+        filter: None,
+        ..fluoro(0, false, 0.0, 0.0)
+    };
+    let mut mammo = ProjectionReport {
+        header: Header::synthetic(4, syntax),
+        codes: Codes::Current,
+        mammography: true,
+        events: vec![view("2.25.4001", 1.2), view("2.25.4002", 1.5)],
+        canon_units: false,
+        fluoro_time: 0.0,
+    };
+    mammo.header.study_description = "マンモグラフィ".into();
+    write("05-mammo.dcm", &mammo.header.clone(), RDSR, projection_rdsr(&mammo))?;
+
+    let chest = Header::synthetic(5, syntax);
+    for n in 0..3 {
+        let mut header = chest.clone();
+        header.study_description = "胸部CT".into();
+        header.sop_instance_uid = format!("{}.{n}", chest.sop_instance_uid);
+        let image = CtImage {
+            header: header.clone(),
+            protocol: "Chest routine".into(),
+            ctdivol: 8.0,
+            body_phantom: true,
+            slice_z: -100.0 - 10.0 * n as f64,
+            slice_thickness: 10.0,
+            water_equivalent_diameter: Some(260.0),
+            instance_number: n + 1,
+        };
+        write(&format!("06-chest-{n}.dcm"), &header, CT_IMAGE, ct_image(&image))?;
+    }
+    Ok(files)
 }

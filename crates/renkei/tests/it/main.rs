@@ -3,6 +3,7 @@
 mod charset;
 mod dicomweb;
 mod dimse;
+mod dose;
 mod durability;
 mod harness;
 mod import;

@@ -1,0 +1,224 @@
+//! Radiation dose at work. Ingest queues every object that may carry dose (dose SRs, CT
+//! images) in the same transaction that indexes it; the extractor (`serve`, every second,
+//! one node at a time under the `dose` lease) reads them off the queue, study by study:
+//! - a dose SR's report is read and kept;
+//! - the study's reports of each kind are merged into its exam, each event once;
+//! - a CT study with no CT report gets its exam from its images' CTDIvol.
+//!
+//! Objects wait `settle` seconds in the queue, so that a CT study arriving slice by slice
+//! is read a few times rather than once per slice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use renkei_dicom::Syntax;
+use renkei_dicom::walk::Node;
+use renkei_domain::FacilityId;
+use renkei_domain::dose::{DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, NewExam, PendingDose, ReadReport};
+use renkei_domain::model::StoredInstance;
+use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
+use renkei_domain::tier::date_time_in_japan;
+use renkei_dose::{NotADoseReport, exam, header};
+
+use crate::tiers::{now_unix, release_lease};
+use crate::{Archive, ServiceError};
+
+const LEASE: &str = "dose";
+const LEASE_SECONDS: u32 = 120;
+/// Objects read a round.
+const ROUND: u32 = 500;
+/// Values up to this size are held when a dose object is read; larger ones (pixel data)
+/// are skipped.
+const MAX_INLINE: u32 = 64 * 1024;
+
+/// What one extractor run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DoseRun {
+    /// Queued objects read.
+    pub read: usize,
+    /// Dose reports found among them.
+    pub reports: usize,
+    /// Exams written.
+    pub exams: usize,
+}
+
+/// Whether the extractor ran here.
+#[derive(Debug)]
+pub enum ExtractorRun {
+    Done(DoseRun),
+    /// Another node holds the lease.
+    Busy,
+}
+
+impl Archive {
+    /// Reads every settled object in the dose queue, unless another node is doing so.
+    pub async fn extract_dose(&self, settle: Duration) -> Result<ExtractorRun, ServiceError> {
+        if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+            return Ok(ExtractorRun::Busy);
+        }
+        let outcome = self.extract_rounds(settle).await;
+        release_lease(&*self.tiers, LEASE, &self.node).await;
+        outcome.map(ExtractorRun::Done)
+    }
+
+    async fn extract_rounds(&self, settle: Duration) -> Result<DoseRun, ServiceError> {
+        let mut run = DoseRun::default();
+        loop {
+            if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
+                return Err(ServiceError::unavailable("another node took over the dose extractor's lease"));
+            }
+            let queued_before = now_unix() - settle.as_secs() as i64;
+            let pending = self.dose.pending_dose(queued_before, ROUND).await?;
+            if pending.is_empty() {
+                return Ok(run);
+            }
+            let round = pending.len();
+            let mut studies: BTreeMap<i64, Vec<PendingDose>> = BTreeMap::new();
+            for item in pending {
+                studies.entry(item.study_pk).or_default().push(item);
+            }
+            for (study_pk, items) in studies {
+                let write = self.study_dose(study_pk, items).await?;
+                run.read += write.done.len();
+                run.reports += write.reports.len();
+                run.exams += write.exams.len();
+                self.dose.write_dose(&write).await?;
+            }
+            if round < ROUND as usize {
+                return Ok(run);
+            }
+        }
+    }
+
+    /// Reads a study's queued objects and works out its exams.
+    async fn study_dose(&self, study_pk: i64, items: Vec<PendingDose>) -> Result<DoseWrite, ServiceError> {
+        let facility = items[0].facility.clone();
+        let mut write = DoseWrite { done: items.iter().map(|i| i.instance_pk).collect(), ..DoseWrite::default() };
+        let mut images = false;
+        for item in &items {
+            let class = item.instance.sop_class_uid.as_str();
+            if header::is_ct_image(class) {
+                images = true;
+            } else if let Some(report) = self.read_report(&item.instance).await? {
+                write.reports.push(ReadReport { instance_pk: item.instance_pk, study_pk, report });
+            }
+        }
+        // What was read before, with what was just read in its place or added.
+        let mut reports = self.dose.study_reports(study_pk).await?;
+        for read in &write.reports {
+            match reports.iter_mut().find(|r| r.sop_instance_uid == read.report.sop_instance_uid) {
+                Some(stored) => *stored = read.report.clone(),
+                None => reports.push(read.report.clone()),
+            }
+        }
+
+        let mut by_kind: BTreeMap<DoseKind, Vec<DoseReport>> = BTreeMap::new();
+        for report in reports {
+            by_kind.entry(report.kind).or_default().push(report);
+        }
+        let ct_from_images = images && !by_kind.contains_key(&DoseKind::Ct);
+        for reports in by_kind.values() {
+            if let Some(merged) = exam::merge(reports) {
+                write.exams.push(new_exam(&facility, study_pk, merged));
+            }
+        }
+        if ct_from_images {
+            let study_uid = items[0].instance.study_uid.clone();
+            if let Some(report) = self.dose_from_images(&facility, &study_uid).await? {
+                write.exams.push(new_exam(&facility, study_pk, report));
+            }
+        }
+        Ok(write)
+    }
+
+    /// The dose report in a stored object, if it is one.
+    async fn read_report(&self, instance: &StoredInstance) -> Result<Option<DoseReport>, ServiceError> {
+        let Some((nodes, syntax)) = self.read_tree(instance).await? else { return Ok(None) };
+        match renkei_dose::dose_report(&nodes, syntax.big_endian) {
+            Ok(report) => {
+                if !report.notes.is_empty() {
+                    tracing::info!(sop_class = %instance.sop_class_uid, notes = ?report.notes, "dose report read with notes");
+                }
+                Ok(Some(report))
+            }
+            Err(NotADoseReport::SopClass(_) | NotADoseReport::Root) => Ok(None),
+            Err(why) => {
+                tracing::warn!(sop_class = %instance.sop_class_uid, %why, "dose object not read");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A stored object's data set as a tree (`None`, logged, if it cannot be read: it was
+    /// validated when stored, so that is a damaged blob, not a reason to stop the queue).
+    async fn read_tree(&self, instance: &StoredInstance) -> Result<Option<(Vec<Node>, Syntax)>, ServiceError> {
+        let Some(syntax) = Syntax::from_uid(instance.transfer_syntax_uid.as_str()) else { return Ok(None) };
+        let path = self.local_path(instance).await?;
+        let tree = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(path)?;
+            renkei_dicom::walk::tree_file(&mut file, syntax, MAX_INLINE, &renkei_dicom::dictionary::implicit_vr)
+                .map_err(std::io::Error::other)
+        })
+        .await
+        .map_err(|e| ServiceError::unavailable(format!("reading a dose object failed: {e}")))?;
+        match tree {
+            Ok(nodes) => Ok(Some((nodes, syntax))),
+            Err(error) => {
+                tracing::warn!(%error, sop_class = %instance.sop_class_uid, "stored object unreadable for dose");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A CT study's dose from its images' headers.
+    async fn dose_from_images(
+        &self,
+        facility: &FacilityId,
+        study_uid: &renkei_domain::Uid,
+    ) -> Result<Option<DoseReport>, ServiceError> {
+        let query = Query::new(
+            QueryLevel::Image,
+            vec![QueryKey {
+                attribute: Attribute::StudyInstanceUid,
+                matcher: Matcher::Exact(study_uid.as_str().to_owned()),
+            }],
+        );
+        let instances = self.instances.retrieve(facility, &query).await?;
+        let mut images = Vec::new();
+        let mut first: Option<(Vec<Node>, Syntax)> = None;
+        for instance in instances.iter().filter(|i| header::is_ct_image(i.sop_class_uid.as_str())) {
+            let Some((nodes, syntax)) = self.read_tree(instance).await? else { continue };
+            if let Some(dose) = header::image_dose(&nodes, syntax.big_endian) {
+                images.push(dose);
+                if first.is_none() {
+                    first = Some((nodes, syntax));
+                }
+            }
+        }
+        let Some((nodes, syntax)) = first else { return Ok(None) };
+        Ok(header::report(&format!("{study_uid}/images"), &nodes, syntax.big_endian, &images))
+    }
+
+    /// Forgets what was read and queues every stored dose object again; the extractor
+    /// then reads them (`renkei dose reindex`).
+    pub async fn reindex_dose(&self) -> Result<u64, ServiceError> {
+        Ok(self.dose.requeue_dose(&renkei_dose::DOSE_SOURCE_CLASSES, now_unix()).await?)
+    }
+
+    /// Exams, as the filter says.
+    pub async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, ServiceError> {
+        Ok(self.dose.exams(filter).await?)
+    }
+}
+
+fn new_exam(facility: &FacilityId, study_pk: i64, report: DoseReport) -> NewExam {
+    let description = [report.study_description.as_str(), report.requested_procedure.as_str()]
+        .into_iter()
+        .chain(report.protocols())
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    let started_at = date_time_in_japan(&report.started);
+    NewExam { facility: facility.clone(), study_pk, report, started_at, description }
+}

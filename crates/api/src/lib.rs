@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod auth;
 pub mod console;
+pub mod dose;
 pub mod fhir;
 pub mod json;
 pub mod metadata;
@@ -88,6 +89,11 @@ pub fn router(state: AppState) -> Router {
         .route("/sharing/break-glass/{id}/close", axum::routing::post(sharing::close_break_glass))
         .route("/sharing/break-glass/{id}/review", axum::routing::post(sharing::review))
         .route("/sharing/accesses", get(sharing::accesses))
+        .route("/dose/exams", get(dose::exams))
+        .route("/dose/exams.csv", get(dose::exams_csv))
+        .route("/dose/exams/{id}", get(dose::exam))
+        .route("/dose/drl", get(dose::drl_tables))
+        .route("/dose/protocols", get(dose::protocols).post(dose::map_protocol))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))

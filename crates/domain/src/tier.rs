@@ -219,7 +219,12 @@ pub fn date_time_in_japan(value: &str) -> Option<i64> {
 /// The `YYYYMMDD` key of the day in Japan that the second before `end` belongs to: the
 /// last day of a period that ends at `end`, as [`end_of_day_in_japan`] reads it back.
 pub fn last_day_in_japan(end: i64) -> String {
-    date_key(end - 1 + JST)
+    day_in_japan(end - 1)
+}
+
+/// The `YYYYMMDD` key of the day in Japan that a Unix time falls on.
+pub fn day_in_japan(unix: i64) -> String {
+    date_key(unix + JST)
 }
 
 /// Days from a study date key to a Unix time; `None` for a missing or invalid date.

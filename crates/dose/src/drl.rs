@@ -80,6 +80,35 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// This metric of a stored exam.
+    pub fn of_exam(self, exam: &renkei_domain::dose::Exam) -> Option<f64> {
+        match self {
+            Metric::Ctdivol => exam.ctdivol,
+            Metric::Dlp => exam.dlp,
+            Metric::DoseRp => exam.dose_rp,
+            Metric::Dap => exam.dap,
+            Metric::Agd => exam.agd,
+            Metric::Activity => exam.activity,
+        }
+    }
+}
+
+/// A stored exam against the levels of its mapped category, in the edition in force on
+/// the day it was done (the newest for an undated exam). Nothing for an unmapped exam.
+pub fn compare_exam(exam: &renkei_domain::dose::Exam) -> (&'static Edition, Vec<Comparison>) {
+    let edition = exam.started_at.map_or_else(current, |at| edition_on(&renkei_domain::tier::day_in_japan(at)));
+    let Some(category) = &exam.category else { return (edition, Vec::new()) };
+    let comparisons = edition
+        .levels_for(category, exam.age_years)
+        .filter_map(|level| {
+            let value = level.metric.of_exam(exam)?;
+            Some(Comparison { metric: level.metric, value, level: level.value, ratio: value / level.value })
+        })
+        .collect();
+    (edition, comparisons)
+}
+
 /// One reference level.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Level {

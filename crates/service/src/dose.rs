@@ -14,7 +14,10 @@ use std::time::Duration;
 use renkei_dicom::Syntax;
 use renkei_dicom::walk::Node;
 use renkei_domain::FacilityId;
-use renkei_domain::dose::{DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, NewExam, PendingDose, ReadReport};
+use renkei_domain::dose::{
+    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, NewExam, PendingDose, ProtocolMapping, ReadReport,
+    UnmappedDescription,
+};
 use renkei_domain::model::StoredInstance;
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::tier::date_time_in_japan;
@@ -205,9 +208,48 @@ impl Archive {
         Ok(self.dose.requeue_dose(&renkei_dose::DOSE_SOURCE_CLASSES, now_unix()).await?)
     }
 
-    /// Exams, as the filter says.
+    /// Exams, as the filter says: its facility is the caller's scope (`None`: every
+    /// facility's, for an administrator).
     pub async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, ServiceError> {
         Ok(self.dose.exams(filter).await?)
+    }
+
+    /// One exam and its merged report, if it is `facility`'s (any facility's for `None`).
+    pub async fn exam(&self, id: i64, facility: Option<&FacilityId>) -> Result<(Exam, DoseReport), ServiceError> {
+        match self.dose.exam_report(id).await? {
+            Some((exam, report)) if facility.is_none_or(|f| f.as_str() == exam.facility) => Ok((exam, report)),
+            _ => Err(ServiceError::not_found("exam")),
+        }
+    }
+
+    /// Confirms (or rules out) a DRL category for a facility's exam description; returns
+    /// how many exams it applied to.
+    pub async fn map_protocol(&self, mapping: &ProtocolMapping) -> Result<u64, ServiceError> {
+        if let Some(category) = &mapping.category {
+            let known = renkei_dose::drl::categories().into_iter().any(|c| &c.id == category && c.kind == mapping.kind);
+            if !known {
+                return Err(ServiceError::invalid(format!(
+                    "{category} is no DRL category of {}",
+                    mapping.kind.as_str()
+                )));
+            }
+        }
+        tracing::info!(facility = %mapping.facility, kind = mapping.kind.as_str(), category = ?mapping.category,
+            "protocol mapping confirmed");
+        Ok(self.dose.map_protocol(mapping).await?)
+    }
+
+    pub async fn protocol_mappings(&self, facility: Option<&FacilityId>) -> Result<Vec<ProtocolMapping>, ServiceError> {
+        Ok(self.dose.protocol_mappings(facility).await?)
+    }
+
+    pub async fn unmapped_descriptions(
+        &self,
+        facility: Option<&FacilityId>,
+        kind: Option<DoseKind>,
+        limit: u32,
+    ) -> Result<Vec<UnmappedDescription>, ServiceError> {
+        Ok(self.dose.unmapped_descriptions(facility, kind, limit).await?)
     }
 }
 

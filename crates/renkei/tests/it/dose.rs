@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use crate::dicomweb::{request, token};
 use crate::harness::{Fixture, Hub, dcmtk, text};
 
 /// `renkei dose exams`, one map of column to value per exam.
@@ -61,6 +64,64 @@ fn dose_objects_sent_over_c_store_become_exams() {
     let chest = exam("ct", "image_header");
     assert_eq!((chest["ctdivol"].as_str(), chest["dlp"].as_str()), ("8.00", "24.00"));
     assert_eq!(chest["description"], "胸部CT");
+
+    // The API: a facility's token sees its own exams, an administrator's every facility's.
+    let (east, west, admin) = (
+        token(&fixture, &["--facility", "east"]),
+        token(&fixture, &["--facility", "west"]),
+        token(&fixture, &["--admin"]),
+    );
+    let call = |method: &str, token: &str, path: &str, body: &str| {
+        let bearer = format!("Bearer {token}");
+        let headers = [("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+        let (status, _, body) = request(&hub, method, path, &headers, body.as_bytes());
+        (status, body)
+    };
+    let json = |(status, body): (u16, String)| {
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).expect("JSON")
+    };
+    let listed = json(call("GET", &east, "/api/dose/exams", ""));
+    assert_eq!(listed.as_array().map(Vec::len), Some(5));
+    assert_eq!(json(call("GET", &admin, "/api/dose/exams", "")).as_array().map(Vec::len), Some(5));
+    assert_eq!(json(call("GET", &west, "/api/dose/exams", "")), serde_json::json!([]));
+    assert_eq!(json(call("GET", &admin, "/api/dose/exams?facility=west", "")), serde_json::json!([]));
+    assert_eq!(call("GET", &west, "/api/dose/exams?facility=east", "").0, 403);
+    assert_eq!(call("GET", &east, "/api/dose/exams?kind=xray", "").0, 400);
+    let ct = json(call("GET", &east, "/api/dose/exams?kind=ct", ""));
+    let head = ct.as_array().into_iter().flatten().find(|e| e["source"] == "rdsr").expect("the head CT");
+    let path = format!("/api/dose/exams/{}", head["id"]);
+    assert_eq!(call("GET", &west, &path, "").0, 404, "another facility's exam does not exist for it");
+    let detail = json(call("GET", &east, &path, ""));
+    assert_eq!(detail["report"]["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(detail["drl"]["comparisons"], serde_json::json!([]), "unmapped: nothing to compare");
+
+    // An administrator confirms the suggested category; the exam is then over the 2025 level.
+    let protocols = json(call("GET", &admin, "/api/dose/protocols?facility=east&kind=ct", ""));
+    let unmapped = protocols["unmapped"].as_array().expect("unmapped");
+    let entry = unmapped.iter().find(|u| u["description"] == "頭部単純CT").expect("the head CT's description");
+    assert_eq!(entry["suggestions"][0]["category"], "ct.head");
+    let mapping =
+        r#"{"facility":"east","kind":"ct","description":"頭部単純CT","category":"ct.head","by":"鈴木 技師長"}"#;
+    assert_eq!(call("POST", &east, "/api/dose/protocols", mapping).0, 403);
+    assert_eq!(call("POST", &admin, "/api/dose/protocols", &mapping.replace("ct.head", "ct.nowhere")).0, 400);
+    assert_eq!(json(call("POST", &admin, "/api/dose/protocols", mapping))["exams"], 1);
+    let detail = json(call("GET", &east, &path, ""));
+    assert_eq!(detail["category"], "ct.head");
+    assert_eq!(detail["drl"]["edition"], "2025");
+    assert_eq!(detail["drl"]["exceeds"], true);
+    let ctdivol = detail["drl"]["comparisons"].as_array().into_iter().flatten().find(|c| c["metric"] == "ctdivol");
+    assert_eq!(ctdivol.map(|c| c["level"].clone()), Some(serde_json::json!(67.0)));
+
+    let (status, csv) = call("GET", &east, "/api/dose/exams.csv", "");
+    assert_eq!(status, 200);
+    let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(rows.len(), 6, "{csv}");
+    assert!(rows[0].starts_with("facility,study_uid,patient_id,kind"));
+    assert!(
+        rows.iter().any(|r| r.contains("頭部単純CT") && r.contains("ct.head") && r.ends_with("2025,true")),
+        "{csv}"
+    );
 
     // Reindexing forgets and reads every stored dose object again, to the same exams.
     drop(hub);

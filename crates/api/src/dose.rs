@@ -1,0 +1,232 @@
+//! Radiation dose under `/api/dose`: exams (a list, one with its events and its DRL
+//! comparison, CSV), the Japanese DRL tables, and each facility's protocol mapping.
+//! Metrics are in canonical units (see `renkei_domain::dose`); times are Unix seconds.
+//!
+//! A facility's token sees its own exams; an administrator's sees every facility's, or
+//! one with `facility=`. Only an administrator confirms protocol mappings.
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use renkei_domain::FacilityId;
+use renkei_domain::dose::{DoseKind, Exam, ExamFilter, ProtocolMapping};
+use renkei_domain::model::{Principal, Role};
+use renkei_dose::drl;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::token_kind;
+use crate::problem::Problem;
+
+const DEFAULT_LIMIT: u32 = 1000;
+const LONGEST_LIST: u32 = 100_000;
+
+/// The facility a request reads: a facility's own, or for an administrator the one named
+/// (none: every facility).
+fn scope(principal: &Principal, named: Option<&str>) -> Result<Option<FacilityId>, Problem> {
+    match (&principal.facility, named) {
+        (Some(own), None) => Ok(Some(own.clone())),
+        (Some(own), Some(named)) if named == own.as_str() => Ok(Some(own.clone())),
+        (Some(_), Some(_)) => Err(Problem::new(StatusCode::FORBIDDEN, "a facility's token reads that facility only")),
+        (None, named) => named.map(FacilityId::new).transpose().map_err(|e| Problem::bad_request(e.to_string())),
+    }
+}
+
+fn kind(value: Option<&str>) -> Result<Option<DoseKind>, Problem> {
+    value
+        .map(|k| {
+            DoseKind::parse(k)
+                .ok_or_else(|| Problem::bad_request(format!("unknown kind {k}: ct, projection, mammography or nm")))
+        })
+        .transpose()
+}
+
+#[derive(Deserialize)]
+pub struct ExamQuery {
+    facility: Option<String>,
+    kind: Option<String>,
+    category: Option<String>,
+    device: Option<i64>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<u32>,
+}
+
+impl ExamQuery {
+    fn filter(&self, principal: &Principal) -> Result<ExamFilter, Problem> {
+        Ok(ExamFilter {
+            facility: scope(principal, self.facility.as_deref())?,
+            patients: Vec::new(),
+            kind: kind(self.kind.as_deref())?,
+            category: self.category.clone(),
+            device: self.device,
+            since: self.since,
+            until: self.until,
+            limit: self.limit.unwrap_or(DEFAULT_LIMIT).min(LONGEST_LIST),
+        })
+    }
+}
+
+/// An exam with how it compares with its DRL.
+fn exam_json(exam: &Exam) -> Value {
+    let (edition, comparisons) = drl::compare_exam(exam);
+    let mut value = serde_json::to_value(exam).unwrap_or(Value::Null);
+    value["device"]["label"] = json!(exam.device.label());
+    value["drl"] = json!({
+        "edition": edition.edition,
+        "comparisons": comparisons,
+        "exceeds": comparisons.iter().any(drl::Comparison::exceeds),
+    });
+    value
+}
+
+/// `GET /api/dose/exams`: exams, newest first.
+pub async fn exams(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ExamQuery>,
+) -> Result<Response, Problem> {
+    let exams = state.archive.exams(&query.filter(&principal)?).await?;
+    Ok(Json(exams.iter().map(exam_json).collect::<Vec<_>>()).into_response())
+}
+
+/// `GET /api/dose/exams.csv`: the same, as CSV (UTF-8 with a byte-order mark, which
+/// spreadsheet software in Japan needs to read the kanji).
+pub async fn exams_csv(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ExamQuery>,
+) -> Result<Response, Problem> {
+    let exams = state.archive.exams(&query.filter(&principal)?).await?;
+    let mut csv = String::from(
+        "\u{feff}facility,study_uid,patient_id,kind,source,device,started_at,description,category,age_years,weight_kg,\
+         ctdivol_mgy,dlp_mgy_cm,dap_gy_cm2,dose_rp_mgy,fluoro_time_s,agd_mgy,activity_mbq,events,drl_edition,exceeds_drl\r\n",
+    );
+    let number = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    for exam in &exams {
+        let (edition, comparisons) = drl::compare_exam(exam);
+        let fields = [
+            exam.facility.clone(),
+            exam.study_uid.clone(),
+            exam.patient_id.clone(),
+            exam.kind.as_str().to_owned(),
+            exam.source.as_str().to_owned(),
+            exam.device.label(),
+            exam.started_at.map(|t| t.to_string()).unwrap_or_default(),
+            exam.description.clone(),
+            exam.category.clone().unwrap_or_default(),
+            number(exam.age_years),
+            number(exam.weight_kg),
+            number(exam.ctdivol),
+            number(exam.dlp),
+            number(exam.dap),
+            number(exam.dose_rp),
+            number(exam.fluoro_time),
+            number(exam.agd),
+            number(exam.activity),
+            exam.events.to_string(),
+            edition.edition.clone(),
+            comparisons.iter().any(drl::Comparison::exceeds).to_string(),
+        ];
+        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        csv.push_str(&quoted.join(","));
+        csv.push_str("\r\n");
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
+
+/// A CSV field, quoted when it must be (RFC 4180); a leading `=`, `+`, `-` or `@` is
+/// defused so that a description cannot become a spreadsheet formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+/// `GET /api/dose/exams/{id}`: one exam, its merged report (events, device, notes) and
+/// its DRL comparison.
+pub async fn exam(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, Problem> {
+    let (exam, report) = state.archive.exam(id, principal.facility.as_ref()).await?;
+    let mut value = exam_json(&exam);
+    value["report"] = serde_json::to_value(&report).unwrap_or(Value::Null);
+    Ok(Json(value).into_response())
+}
+
+/// `GET /api/dose/drl`: the shipped DRL editions and their categories.
+pub async fn drl_tables() -> Response {
+    Json(json!({ "editions": drl::editions(), "current": drl::current().edition, "categories": drl::categories() }))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ProtocolQuery {
+    facility: Option<String>,
+    kind: Option<String>,
+}
+
+/// `GET /api/dose/protocols`: the facility's confirmed mappings, and the descriptions
+/// still unmapped with suggested categories.
+pub async fn protocols(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ProtocolQuery>,
+) -> Result<Response, Problem> {
+    let facility = scope(&principal, query.facility.as_deref())?;
+    let kind = kind(query.kind.as_deref())?;
+    let mappings = state.archive.protocol_mappings(facility.as_ref()).await?;
+    let unmapped = state.archive.unmapped_descriptions(facility.as_ref(), kind, 500).await?;
+    let unmapped: Vec<Value> = unmapped
+        .iter()
+        .map(|u| {
+            let suggestions: Vec<Value> = drl::suggest(u.kind, &[&u.description])
+                .into_iter()
+                .take(3)
+                .map(|(category, score)| json!({ "category": category, "score": score }))
+                .collect();
+            json!({ "facility": u.facility, "kind": u.kind, "description": u.description, "exams": u.exams,
+                    "suggestions": suggestions })
+        })
+        .collect();
+    Ok(Json(json!({ "mappings": mappings, "unmapped": unmapped })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MappingRequest {
+    facility: String,
+    kind: String,
+    description: String,
+    /// Absent or null: confirmed as matching no category.
+    category: Option<String>,
+    /// Who confirmed it.
+    by: String,
+}
+
+/// `POST /api/dose/protocols`: an administrator confirms a description's category.
+pub async fn map_protocol(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(request): Json<MappingRequest>,
+) -> Result<Response, Problem> {
+    if principal.role != Role::Admin {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "an administrator confirms protocol mappings"));
+    }
+    if request.by.trim().is_empty() {
+        return Err(Problem::bad_request("who confirms the mapping is required"));
+    }
+    let facility = FacilityId::new(&request.facility).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let mapping = ProtocolMapping {
+        facility: facility.as_str().to_owned(),
+        kind: kind(Some(&request.kind))?.unwrap_or(DoseKind::Ct),
+        description: request.description,
+        category: request.category.filter(|c| !c.is_empty()),
+        confirmed_by: format!("{} ({})", request.by.trim(), token_kind(&principal)),
+        confirmed_at: renkei_service::now_unix(),
+    };
+    let applied = state.archive.map_protocol(&mapping).await?;
+    Ok(Json(json!({ "mapping": mapping, "exams": applied })).into_response())
+}

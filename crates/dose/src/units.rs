@@ -34,7 +34,9 @@ impl Quantity {
     /// The factor that takes a value in `ucum` to this quantity's canonical unit.
     pub fn factor(self, ucum: &str) -> Option<f64> {
         // UCUM writes a product with `.`; some devices write `*` and exponents with `^`.
+        // Siemens angiography writes `Gym2` for Gy.m2: a dose unit run into an area.
         let unit: String = ucum.trim().replace('*', ".").replace('^', "").replace('µ', "u");
+        let unit = if unit.contains("Gy.") { unit } else { unit.replacen("Gym", "Gy.m", 1).replacen("Gyc", "Gy.c", 1) };
         let dose = |prefix: &str| -> Option<f64> {
             Some(match prefix {
                 "" => 1000.0,
@@ -158,6 +160,10 @@ mod tests {
         assert!(close(DoseArea.factor("mGy.cm2"), 0.001));
         assert!(close(DoseArea.factor("uGy.m2"), 0.01));
         assert!(close(DoseArea.factor("Gy*m^2"), 10_000.0));
+        // Siemens.
+        assert!(close(DoseArea.factor("Gym2"), 10_000.0));
+        assert!(close(DoseArea.factor("dGycm2"), 0.1));
+        assert!(close(Dose.factor("mGy"), 1.0));
         assert_eq!(DoseArea.factor("mGy"), None);
     }
 

@@ -132,3 +132,69 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert_eq!(again.len(), 5);
     assert!(again.iter().any(|e| e["kind"] == "ct" && e["dlp"] == "1600.00"));
 }
+
+/// The relative difference of two measurements.
+fn off(a: &Value, b: &Value) -> f64 {
+    let (a, b) = (a.as_f64().expect("a number"), b.as_f64().expect("a number"));
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-12)
+}
+
+#[test]
+fn vendor_rdsrs_read_as_pydicom_reads_them() {
+    let fixture = Fixture::new();
+    let config = fixture.root.path().join("dose.toml");
+    std::fs::write(&config, "[dose]\nsettle_seconds = 0\nextract_every_ms = 200\n").expect("config written");
+    let hub = Hub::start_with(&fixture.data_dir, &["--config", config.to_str().expect("utf-8 path")], &[]);
+    let out = fixture.root.path().join("vendor");
+    let output = crate::harness::python("vendor_rdsrs.py", &[out.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    let files: Vec<Value> = serde_json::from_slice(&output.stdout).expect("the script's JSON");
+    assert_eq!(files.len(), 4, "pyskindose ships four RDSRs");
+    for file in &files {
+        let path = file["path"].as_str().expect("path");
+        let output = dcmtk("storescu", &["-R", "-aet", "STORESCU", "-aec", "RENKEI", "127.0.0.1", &hub.port(), path]);
+        assert!(output.status.success(), "storescu failed for {path}: {}", text(&output));
+    }
+    let found = wait_for_exams(&fixture, 4);
+    assert_eq!(found.len(), 4, "{found:#?}");
+
+    let admin = token(&fixture, &["--admin"]);
+    let bearer = format!("Bearer {admin}");
+    let get = |path: &str| {
+        let (status, _, body) = request(&hub, "GET", path, &[("Authorization", bearer.as_str())], &[]);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).expect("JSON")
+    };
+    let exams = get("/api/dose/exams?kind=projection");
+    for file in &files {
+        let exam = exams
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["study_uid"] == file["study_uid"])
+            .unwrap_or_else(|| panic!("no exam for {}", file["path"]));
+        let detail = get(&format!("/api/dose/exams/{}", exam["id"]));
+        let events = detail["report"]["events"].as_array().expect("events");
+        let expected = file["events"].as_array().expect("events");
+        assert_eq!(events.len(), expected.len(), "{}", file["path"]);
+        for want in expected {
+            let got = events.iter().find(|e| e["uid"] == want["uid"]).expect("the same event");
+            for (ours, theirs) in [("dap", "dap"), ("dose_rp", "dose_rp"), ("kvp", "kvp")] {
+                assert!(off(&got["data"][ours], &want[theirs]) < 1e-9, "{ours} of {}: {got} vs {want}", file["path"]);
+            }
+        }
+        for metric in ["dap", "dose_rp", "fluoro_time"] {
+            assert!(off(&exam[metric], &file["totals"][metric]) < 1e-9, "{metric} of {}: {exam}", file["path"]);
+        }
+        assert!(
+            detail["device"]["manufacturer"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(file["manufacturer"].as_str().unwrap_or("?")))
+        );
+    }
+    // Siemens' "Gym2" is read as Gy·m² and noted.
+    let siemens =
+        exams.as_array().into_iter().flatten().find(|e| e["device"]["manufacturer"] == "Siemens").expect("Siemens");
+    let notes = get(&format!("/api/dose/exams/{}", siemens["id"]))["report"]["notes"].to_string();
+    assert!(notes.contains("Gym2"), "{notes}");
+}

@@ -10,7 +10,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renkei_domain::FacilityId;
-use renkei_domain::dose::{DoseKind, Exam, ExamFilter, ProtocolMapping};
+use renkei_domain::dose::{DoseKind, Exam, ExamFilter, Grouping, KnownDevice, Metric, ProtocolMapping, Quantiles};
 use renkei_domain::model::{Principal, Role};
 use renkei_dose::drl;
 use serde::Deserialize;
@@ -229,4 +229,117 @@ pub async fn map_protocol(
     };
     let applied = state.archive.map_protocol(&mapping).await?;
     Ok(Json(json!({ "mapping": mapping, "exams": applied })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DistributionQuery {
+    facility: Option<String>,
+    kind: Option<String>,
+    category: Option<String>,
+    /// `ctdivol`, `dlp`, `dose_rp`, `dap`, `agd` or `activity`.
+    metric: String,
+    /// `facility`, `device` (default) or `month`.
+    by: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+fn metric(value: &str) -> Result<Metric, Problem> {
+    Metric::parse(value).ok_or_else(|| Problem::bad_request(format!("unknown metric {value}")))
+}
+
+/// The adult level of `category` for `metric` in the current edition, if it has one.
+fn level(category: Option<&str>, metric: Metric) -> Option<f64> {
+    drl::current().levels_for(category?, None).find(|l| l.metric == metric).map(|l| l.value)
+}
+
+/// Distributions with their devices named and each median's ratio to the level.
+fn distributions(quantiles: &[Quantiles], devices: &[KnownDevice], level: Option<f64>) -> Vec<Value> {
+    quantiles
+        .iter()
+        .map(|q| {
+            let mut value = serde_json::to_value(q).unwrap_or(Value::Null);
+            if let Some(device) = q.device_id.and_then(|id| devices.iter().find(|d| d.id == id)) {
+                value["device"] = json!(device.device.label());
+            }
+            value["ratio"] = json!(level.map(|level| q.median / level));
+            value
+        })
+        .collect()
+}
+
+/// `GET /api/dose/distribution`: a facility's distribution of one metric per device (or
+/// per month, or for the facility), with the DRL level of the category.
+pub async fn distribution(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<DistributionQuery>,
+) -> Result<Response, Problem> {
+    let metric = metric(&query.metric)?;
+    let by = match query.by.as_deref() {
+        None | Some("device") => Grouping::Device,
+        Some("month") => Grouping::Month,
+        Some("facility") => Grouping::Facility,
+        Some(other) => {
+            return Err(Problem::bad_request(format!("unknown grouping {other}: device, month or facility")));
+        }
+    };
+    let facility = scope(&principal, query.facility.as_deref())?;
+    let filter = ExamFilter {
+        facility: facility.clone(),
+        kind: kind(query.kind.as_deref())?,
+        category: query.category.clone(),
+        since: query.since,
+        until: query.until,
+        ..ExamFilter::default()
+    };
+    let quantiles = state.archive.dose_quantiles(&filter, metric, by).await?;
+    let devices = state.archive.dose_devices(facility.as_ref()).await?;
+    let level = level(query.category.as_deref(), metric);
+    Ok(Json(json!({
+        "metric": metric, "unit": metric.unit(), "category": query.category, "level": level,
+        "edition": drl::current().edition, "groups": distributions(&quantiles, &devices, level),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BenchmarkQuery {
+    category: String,
+    metric: String,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+/// `GET /api/dose/benchmark`: every facility's and every device's distribution of one
+/// metric for one DRL category, medians against the level. Administrators only: it puts
+/// facilities side by side.
+pub async fn benchmark(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<BenchmarkQuery>,
+) -> Result<Response, Problem> {
+    if principal.role != Role::Admin || principal.facility.is_some() {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "the cross-facility benchmark is for administrators"));
+    }
+    let metric = metric(&query.metric)?;
+    let filter = ExamFilter {
+        category: Some(query.category.clone()),
+        since: query.since,
+        until: query.until,
+        ..ExamFilter::default()
+    };
+    let (facilities, devices) = tokio::try_join!(
+        state.archive.dose_quantiles(&filter, metric, Grouping::Facility),
+        state.archive.dose_quantiles(&filter, metric, Grouping::Device),
+    )?;
+    let known = state.archive.dose_devices(None).await?;
+    let level = level(Some(&query.category), metric);
+    Ok(Json(json!({
+        "category": query.category, "metric": metric, "unit": metric.unit(), "level": level,
+        "edition": drl::current().edition,
+        "facilities": distributions(&facilities, &known, level),
+        "devices": distributions(&devices, &known, level),
+    }))
+    .into_response())
 }

@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dose/exams.csv", get(dose::exams_csv))
         .route("/dose/exams/{id}", get(dose::exam))
         .route("/dose/drl", get(dose::drl_tables))
+        .route("/dose/distribution", get(dose::distribution))
+        .route("/dose/benchmark", get(dose::benchmark))
         .route("/dose/protocols", get(dose::protocols).post(dose::map_protocol))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -429,3 +429,119 @@ pub struct UnmappedDescription {
     pub description: String,
     pub exams: u64,
 }
+
+/// What a level is set on, in its canonical unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The largest CTDIvol of the exam's acquisitions, mGy.
+    Ctdivol,
+    /// The exam's DLP total, mGy·cm.
+    Dlp,
+    /// Air kerma at the reference point (Ka,r), total, mGy.
+    DoseRp,
+    /// Dose–area product (PKA), total, Gy·cm².
+    Dap,
+    /// Average glandular dose of the exam's largest exposure, mGy.
+    Agd,
+    /// Administered activity, total, MBq.
+    Activity,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] =
+        [Metric::Ctdivol, Metric::Dlp, Metric::DoseRp, Metric::Dap, Metric::Agd, Metric::Activity];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Ctdivol => "ctdivol",
+            Metric::Dlp => "dlp",
+            Metric::DoseRp => "dose_rp",
+            Metric::Dap => "dap",
+            Metric::Agd => "agd",
+            Metric::Activity => "activity",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// The canonical unit, as the DRL tables write it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Ctdivol | Metric::DoseRp | Metric::Agd => "mGy",
+            Metric::Dlp => "mGy.cm",
+            Metric::Dap => "Gy.cm2",
+            Metric::Activity => "MBq",
+        }
+    }
+
+    /// The metrics a kind of exam is compared on.
+    pub fn of_kind(kind: DoseKind) -> &'static [Metric] {
+        match kind {
+            DoseKind::Ct => &[Metric::Ctdivol, Metric::Dlp],
+            DoseKind::Projection => &[Metric::DoseRp, Metric::Dap],
+            DoseKind::Mammography => &[Metric::Agd],
+            DoseKind::NuclearMedicine => &[Metric::Activity],
+        }
+    }
+
+    /// This metric of one exam's report.
+    pub fn of(self, report: &DoseReport) -> Option<f64> {
+        match self {
+            Metric::Ctdivol => report.max_ctdivol(),
+            Metric::Dlp => report.totals.dlp,
+            Metric::DoseRp => report.totals.dose_rp,
+            Metric::Dap => report.totals.dap,
+            Metric::Agd => report.largest_agd(),
+            Metric::Activity => report.totals.activity,
+        }
+    }
+
+    /// This metric of a stored exam.
+    pub fn of_exam(self, exam: &Exam) -> Option<f64> {
+        match self {
+            Metric::Ctdivol => exam.ctdivol,
+            Metric::Dlp => exam.dlp,
+            Metric::DoseRp => exam.dose_rp,
+            Metric::Dap => exam.dap,
+            Metric::Agd => exam.agd,
+            Metric::Activity => exam.activity,
+        }
+    }
+}
+
+/// How exams are grouped into distributions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Facility,
+    /// Facility and device.
+    Device,
+    /// Facility and month (in Japan).
+    Month,
+}
+
+/// The distribution of one metric over a group of exams: nearest-rank quartiles, the
+/// median halfway between the middle two.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub facility: String,
+    pub device_id: Option<i64>,
+    /// `YYYY-MM`.
+    pub month: Option<String>,
+    pub exams: u64,
+    pub min: f64,
+    pub q1: f64,
+    pub median: f64,
+    pub q3: f64,
+    pub max: f64,
+}
+
+/// A device as charts name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KnownDevice {
+    pub id: i64,
+    pub facility: String,
+    pub device: Device,
+}

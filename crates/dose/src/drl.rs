@@ -7,96 +7,13 @@
 
 use std::sync::LazyLock;
 
-use renkei_domain::dose::{DoseKind, DoseReport};
+pub use renkei_domain::dose::Metric;
+use renkei_domain::dose::{DoseKind, DoseReport, Exam};
 use unicode_normalization::UnicodeNormalization;
-
-/// What a level is set on, in its canonical unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// The largest CTDIvol of the exam's acquisitions, mGy.
-    Ctdivol,
-    /// The exam's DLP total, mGy·cm.
-    Dlp,
-    /// Air kerma at the reference point (Ka,r), total, mGy.
-    DoseRp,
-    /// Dose–area product (PKA), total, Gy·cm².
-    Dap,
-    /// Average glandular dose of the exam's largest exposure, mGy.
-    Agd,
-    /// Administered activity, total, MBq.
-    Activity,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 6] =
-        [Metric::Ctdivol, Metric::Dlp, Metric::DoseRp, Metric::Dap, Metric::Agd, Metric::Activity];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::Ctdivol => "ctdivol",
-            Metric::Dlp => "dlp",
-            Metric::DoseRp => "dose_rp",
-            Metric::Dap => "dap",
-            Metric::Agd => "agd",
-            Metric::Activity => "activity",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == value)
-    }
-
-    /// The canonical unit, as the data files write it.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Metric::Ctdivol | Metric::DoseRp | Metric::Agd => "mGy",
-            Metric::Dlp => "mGy.cm",
-            Metric::Dap => "Gy.cm2",
-            Metric::Activity => "MBq",
-        }
-    }
-
-    /// The metrics a kind of exam is compared on.
-    pub fn of_kind(kind: DoseKind) -> &'static [Metric] {
-        match kind {
-            DoseKind::Ct => &[Metric::Ctdivol, Metric::Dlp],
-            DoseKind::Projection => &[Metric::DoseRp, Metric::Dap],
-            DoseKind::Mammography => &[Metric::Agd],
-            DoseKind::NuclearMedicine => &[Metric::Activity],
-        }
-    }
-
-    /// This metric of one exam's report.
-    pub fn of(self, report: &DoseReport) -> Option<f64> {
-        match self {
-            Metric::Ctdivol => report.max_ctdivol(),
-            Metric::Dlp => report.totals.dlp,
-            Metric::DoseRp => report.totals.dose_rp,
-            Metric::Dap => report.totals.dap,
-            Metric::Agd => report.largest_agd(),
-            Metric::Activity => report.totals.activity,
-        }
-    }
-}
-
-impl Metric {
-    /// This metric of a stored exam.
-    pub fn of_exam(self, exam: &renkei_domain::dose::Exam) -> Option<f64> {
-        match self {
-            Metric::Ctdivol => exam.ctdivol,
-            Metric::Dlp => exam.dlp,
-            Metric::DoseRp => exam.dose_rp,
-            Metric::Dap => exam.dap,
-            Metric::Agd => exam.agd,
-            Metric::Activity => exam.activity,
-        }
-    }
-}
 
 /// A stored exam against the levels of its mapped category, in the edition in force on
 /// the day it was done (the newest for an undated exam). Nothing for an unmapped exam.
-pub fn compare_exam(exam: &renkei_domain::dose::Exam) -> (&'static Edition, Vec<Comparison>) {
+pub fn compare_exam(exam: &Exam) -> (&'static Edition, Vec<Comparison>) {
     let edition = exam.started_at.map_or_else(current, |at| edition_on(&renkei_domain::tier::day_in_japan(at)));
     let Some(category) = &exam.category else { return (edition, Vec::new()) };
     let comparisons = edition

@@ -15,8 +15,8 @@ use renkei_dicom::Syntax;
 use renkei_dicom::walk::Node;
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
-    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, NewExam, PendingDose, ProtocolMapping, ReadReport,
-    UnmappedDescription,
+    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
+    ProtocolMapping, Quantiles, ReadReport, UnmappedDescription,
 };
 use renkei_domain::model::StoredInstance;
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
@@ -212,6 +212,21 @@ impl Archive {
     /// facility's, for an administrator).
     pub async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, ServiceError> {
         Ok(self.dose.exams(filter).await?)
+    }
+
+    /// The distribution of `metric` over the filtered exams, per group; the filter's
+    /// facility is the caller's scope.
+    pub async fn dose_quantiles(
+        &self,
+        filter: &ExamFilter,
+        metric: Metric,
+        by: Grouping,
+    ) -> Result<Vec<Quantiles>, ServiceError> {
+        Ok(self.dose.quantiles(filter, metric, by).await?)
+    }
+
+    pub async fn dose_devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, ServiceError> {
+        Ok(self.dose.devices(facility).await?)
     }
 
     /// One exam and its merged report, if it is `facility`'s (any facility's for `None`).

@@ -3,13 +3,13 @@
 
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
-    Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, NewExam, PendingDose, ProtocolMapping,
-    UnmappedDescription,
+    Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam,
+    PendingDose, ProtocolMapping, Quantiles, UnmappedDescription,
 };
 use renkei_store::StoreError;
 
 use crate::instances::stored_instance;
-use crate::{ColumnType, Sql, Statement, Value, corrupt};
+use crate::{ColumnType, Dialect, Sql, Statement, Value, corrupt};
 
 const PENDING: &str = "\
     SELECT d.instance_pk, i.facility_id, s.pk, s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, \
@@ -233,7 +233,8 @@ fn exam(row: Vec<Value>) -> Result<Exam, StoreError> {
     })
 }
 
-pub(crate) async fn exams(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError> {
+/// The conditions of an exam filter on `dose_exam e`, and their values.
+fn conditions(filter: &ExamFilter) -> (String, Vec<Value>) {
     let mut conditions = vec!["1 = 1".to_owned()];
     let mut binds = Vec::new();
     if let Some(facility) = &filter.facility {
@@ -264,13 +265,133 @@ pub(crate) async fn exams(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<
         conditions.push("e.started_at < ?".into());
         binds.push(Value::Int(until));
     }
-    let text = format!(
-        "SELECT {EXAM} FROM {EXAM_FROM} WHERE {} ORDER BY e.started_at DESC, e.pk DESC LIMIT ?",
-        conditions.join(" AND ")
-    );
+    (conditions.join(" AND "), binds)
+}
+
+pub(crate) async fn exams(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError> {
+    let (conditions, mut binds) = conditions(filter);
+    let text =
+        format!("SELECT {EXAM} FROM {EXAM_FROM} WHERE {conditions} ORDER BY e.started_at DESC, e.pk DESC LIMIT ?");
     binds.push(Value::Int(i64::from(filter.limit)));
     let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
     sql.fetch_all(&statement, &EXAM_TYPES).await?.into_iter().map(exam).collect()
+}
+
+/// The column of a metric (from this fixed list, never from a request).
+fn metric_column(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Ctdivol => "e.ctdivol",
+        Metric::Dlp => "e.dlp",
+        Metric::DoseRp => "e.dose_rp",
+        Metric::Dap => "e.dap",
+        Metric::Agd => "e.agd",
+        Metric::Activity => "e.activity",
+    }
+}
+
+pub(crate) async fn quantiles(
+    sql: &mut dyn Sql,
+    filter: &ExamFilter,
+    metric: Metric,
+    by: Grouping,
+) -> Result<Vec<Quantiles>, StoreError> {
+    use ColumnType::{Int, Real, Text};
+    // The month in Japan (UTC+9) of the exam's start.
+    let month = match sql.dialect() {
+        Dialect::Sqlite => "strftime('%Y-%m', e.started_at + 32400, 'unixepoch')",
+        Dialect::Postgres => "to_char(to_timestamp(e.started_at + 32400) AT TIME ZONE 'UTC', 'YYYY-MM')",
+    };
+    let (device, month) = match by {
+        Grouping::Facility => ("CAST(NULL AS BIGINT)", "CAST(NULL AS TEXT)"),
+        Grouping::Device => ("e.device_pk", "CAST(NULL AS TEXT)"),
+        Grouping::Month => ("CAST(NULL AS BIGINT)", month),
+    };
+    let column = metric_column(metric);
+    let (conditions, binds) = conditions(filter);
+    // Each group's values ranked; only the ranks of the quartiles, the median and the ends
+    // leave the database.
+    let text = format!(
+        "SELECT g_facility, g_device, g_month, n, k, value FROM ( \
+           SELECT e.facility_id AS g_facility, {device} AS g_device, {month} AS g_month, {column} AS value, \
+             ROW_NUMBER() OVER (PARTITION BY e.facility_id, {device}, {month} ORDER BY {column}) AS k, \
+             COUNT(*) OVER (PARTITION BY e.facility_id, {device}, {month}) AS n \
+           FROM dose_exam e WHERE {column} IS NOT NULL AND {conditions}) v \
+         WHERE k = 1 OR k = n OR k = (n + 3) / 4 OR k = (n + 1) / 2 OR k = (n + 2) / 2 OR k = (3 * n + 3) / 4 \
+         ORDER BY g_facility, g_device, g_month, k"
+    );
+    let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
+    let rows = sql.fetch_all(&statement, &[Text, Int, Text, Int, Int, Real]).await?;
+    let mut out: Vec<Quantiles> = Vec::new();
+    for row in rows {
+        let [facility, device, month, n, k, value] =
+            <[Value; 6]>::try_from(row).map_err(|_| corrupt("quantile row"))?;
+        let (facility, device, month) = (facility.into_text().unwrap_or_default(), device.as_int(), month.into_text());
+        let (n, k, value) = (n.as_int().unwrap_or(0), k.as_int().unwrap_or(0), value.as_real().unwrap_or(0.0));
+        let same = |q: &Quantiles| q.facility == facility && q.device_id == device && q.month == month;
+        if !out.last().is_some_and(same) {
+            out.push(Quantiles {
+                facility: facility.clone(),
+                device_id: device,
+                month: month.clone(),
+                exams: n as u64,
+                min: value,
+                q1: value,
+                median: value,
+                q3: value,
+                max: value,
+            });
+        }
+        let q = out.last_mut().ok_or_else(|| corrupt("quantile row"))?;
+        if k == (n + 3) / 4 {
+            q.q1 = value;
+        }
+        // The median: the middle value, or halfway between the middle two.
+        if k == (n + 1) / 2 {
+            q.median = value;
+        }
+        if k == (n + 2) / 2 && n % 2 == 0 {
+            q.median = (q.median + value) / 2.0;
+        }
+        if k == (3 * n + 3) / 4 {
+            q.q3 = value;
+        }
+        if k == n {
+            q.max = value;
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn devices(sql: &mut dyn Sql, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError> {
+    use ColumnType::{Int, Text};
+    let facility = facility.map(FacilityId::as_str);
+    let statement = sql
+        .statement(
+            "SELECT pk, facility_id, manufacturer, model, serial, station, institution, observer_uid FROM dose_device \
+             WHERE (? IS NULL OR facility_id = ?) ORDER BY facility_id, pk",
+        )
+        .bind(Value::text(facility))
+        .bind(Value::text(facility));
+    let rows = sql.fetch_all(&statement, &[Int, Text, Text, Text, Text, Text, Text, Text]).await?;
+    rows.into_iter()
+        .map(|row| {
+            let mut values = row.into_iter();
+            let id = values.next().and_then(|v| v.as_int()).ok_or_else(|| corrupt("device key"))?;
+            let mut text = || values.next().and_then(Value::into_text).unwrap_or_default();
+            Ok(KnownDevice {
+                id,
+                facility: text(),
+                device: Device {
+                    manufacturer: text(),
+                    model: text(),
+                    serial: text(),
+                    station: text(),
+                    institution: text(),
+                    observer_uid: text(),
+                },
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn exam_report(sql: &mut dyn Sql, id: i64) -> Result<Option<(Exam, DoseReport)>, StoreError> {

@@ -4,7 +4,8 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 use renkei_domain::dose::{
-    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, PendingDose, ProtocolMapping, UnmappedDescription,
+    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping,
+    Quantiles, UnmappedDescription,
 };
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
@@ -352,6 +353,14 @@ impl<B: SqlBackend> DoseStore for SqlStore<B> {
 
     async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError> {
         dose::exams(&mut *self.0.reader(), filter).await
+    }
+
+    async fn quantiles(&self, filter: &ExamFilter, metric: Metric, by: Grouping) -> Result<Vec<Quantiles>, StoreError> {
+        dose::quantiles(&mut *self.0.reader(), filter, metric, by).await
+    }
+
+    async fn devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError> {
+        dose::devices(&mut *self.0.reader(), facility).await
     }
 
     async fn exam_report(&self, id: i64) -> Result<Option<(Exam, DoseReport)>, StoreError> {

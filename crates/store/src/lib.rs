@@ -14,7 +14,10 @@
 //! Backends live in `store-*` crates; SQL text exists only there.
 
 use async_trait::async_trait;
-use renkei_domain::dose::{DoseKind, DoseWrite, Exam, ExamFilter, PendingDose, ProtocolMapping, UnmappedDescription};
+use renkei_domain::dose::{
+    DoseKind, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping, Quantiles,
+    UnmappedDescription,
+};
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
 use renkei_domain::query::{Query, QueryMatch};
@@ -264,6 +267,11 @@ pub trait DoseStore: Send + Sync {
     /// again (`renkei dose reindex`); returns how many were queued.
     async fn requeue_dose(&self, sop_classes: &[&str], now: i64) -> Result<u64, StoreError>;
     async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError>;
+    /// The distribution of `metric` over the filtered exams that have it, per group (the
+    /// filter's limit does not apply).
+    async fn quantiles(&self, filter: &ExamFilter, metric: Metric, by: Grouping) -> Result<Vec<Quantiles>, StoreError>;
+    /// Every device that has exams, of one facility or all.
+    async fn devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError>;
     /// One exam's merged report.
     async fn exam_report(&self, id: i64) -> Result<Option<(Exam, renkei_domain::dose::DoseReport)>, StoreError>;
     /// Confirms (or, with `None`, rules out) the category of a facility's exam description,

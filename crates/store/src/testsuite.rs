@@ -14,8 +14,8 @@ use renkei_domain::sharing::{
 };
 
 use renkei_domain::dose::{
-    CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, NewExam, PatientSize,
-    ProtocolMapping, ReadReport, Totals,
+    CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, Grouping, Metric,
+    NewExam, PatientSize, ProtocolMapping, ReadReport, Totals,
 };
 
 use crate::{DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
@@ -34,7 +34,8 @@ macro_rules! store_test_suite {
             find_levels_and_computed_attributes, find_matchers, find_japanese_names, retrieve_current_versions, stats,
             tokens, tiers_and_availability, idle_studies_and_the_access_report, leases,
             patients_are_pending_until_matched, matching_writes_keys_links_and_persons, decisions_keep_history,
-            sharing_follows_links_publications_and_break_glass, dose_queue_exams_devices_and_mappings);
+            sharing_follows_links_publications_and_break_glass, dose_queue_exams_devices_and_mappings,
+            dose_distributions_by_facility_device_and_month);
     };
     (@tests $make:expr; $($check:ident),*) => {$(
         #[tokio::test]
@@ -952,4 +953,66 @@ pub async fn dose_queue_exams_devices_and_mappings(store: &dyn Store) {
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+pub async fn dose_distributions_by_facility_device_and_month(store: &dyn Store) {
+    add_facility(store, "east", &["EAST"]).await;
+    add_facility(store, "west", &["WEST"]).await;
+    // (facility, DLP, station, started at): two east rooms, one west; January and February 2026 in Japan.
+    let (january, february) = (1_767_225_600 + 3600, 1_769_904_000 + 3600);
+    let exams = [
+        ("east", 100.0, "CT1", january),
+        ("east", 200.0, "CT1", january),
+        ("east", 300.0, "CT2", february),
+        ("east", 400.0, "CT2", february),
+        ("west", 1000.0, "CT9", january),
+    ];
+    let mut write = DoseWrite::default();
+    for (n, (facility_id, dlp, station, at)) in exams.iter().enumerate() {
+        let study = format!("1.2.9.{n}");
+        let sop = format!("1.2.9.{n}.1.1");
+        let rdsr = NewInstance {
+            sop_class_uid: uid("1.2.840.10008.5.1.4.1.1.88.67"),
+            dose_source: true,
+            ..instance(facility_id, &format!("P{n}"), &study, &format!("1.2.9.{n}.1"), &sop, &format!("b{n}"))
+        };
+        record(store, &[rdsr]).await;
+        let pending = store.pending_dose(i64::MAX, 100).await.expect("pending");
+        let item = pending.iter().find(|p| p.instance.sop_instance_uid.as_str() == sop).expect("queued");
+        write.exams.push(NewExam {
+            facility: facility(facility_id),
+            study_pk: item.study_pk,
+            report: ct_dose(&sop, 10.0 + n as f64, *dlp, station),
+            started_at: Some(*at),
+            description: "胸部CT".into(),
+        });
+        write.done.push(item.instance_pk);
+    }
+    store.write_dose(&write).await.expect("write");
+
+    let all = ExamFilter { limit: 1, ..ExamFilter::default() };
+    let by_facility = store.quantiles(&all, Metric::Dlp, Grouping::Facility).await.expect("quantiles");
+    assert_eq!(by_facility.len(), 2);
+    let east = &by_facility[0];
+    assert_eq!((east.facility.as_str(), east.exams), ("east", 4), "the filter's limit does not apply");
+    assert_eq!((east.min, east.q1, east.median, east.q3, east.max), (100.0, 100.0, 250.0, 300.0, 400.0));
+    let west = &by_facility[1];
+    assert_eq!((west.exams, west.min, west.median, west.max), (1, 1000.0, 1000.0, 1000.0));
+
+    let by_device = store.quantiles(&all, Metric::Dlp, Grouping::Device).await.expect("quantiles");
+    let medians: Vec<(String, f64)> = by_device.iter().map(|q| (q.facility.clone(), q.median)).collect();
+    assert_eq!(medians, [("east".into(), 150.0), ("east".into(), 350.0), ("west".into(), 1000.0)]);
+    let devices = store.devices(Some(&facility("east"))).await.expect("devices");
+    assert_eq!(devices.len(), 2);
+    assert!(by_device.iter().all(|q| q.device_id.is_some()));
+    assert_eq!(by_device[0].device_id, Some(devices[0].id));
+    assert_eq!(devices[0].device.station, "CT1");
+
+    let east_only = ExamFilter { facility: Some(facility("east")), ..all.clone() };
+    let by_month = store.quantiles(&east_only, Metric::Dlp, Grouping::Month).await.expect("quantiles");
+    let months: Vec<(Option<&str>, f64)> = by_month.iter().map(|q| (q.month.as_deref(), q.median)).collect();
+    assert_eq!(months, [(Some("2026-01"), 150.0), (Some("2026-02"), 350.0)]);
+    assert!(store.quantiles(&east_only, Metric::Dap, Grouping::Facility).await.expect("quantiles").is_empty());
+    let ctdivol = store.quantiles(&east_only, Metric::Ctdivol, Grouping::Facility).await.expect("quantiles");
+    assert_eq!((ctdivol[0].min, ctdivol[0].max), (10.0, 13.0));
 }

@@ -113,6 +113,24 @@ fn dose_objects_sent_over_c_store_become_exams() {
     let ctdivol = detail["drl"]["comparisons"].as_array().into_iter().flatten().find(|c| c["metric"] == "ctdivol");
     assert_eq!(ctdivol.map(|c| c["level"].clone()), Some(serde_json::json!(67.0)));
 
+    // Distributions: a facility's own, per device; the benchmark across facilities is the
+    // administrators' alone.
+    let own = json(call("GET", &east, "/api/dose/distribution?category=ct.head&metric=ctdivol", ""));
+    assert_eq!(own["level"], 67.0);
+    assert_eq!(own["groups"][0]["median"], 75.0);
+    assert!(own["groups"][0]["device"].as_str().is_some_and(|d| d.contains("Synthetica")), "{own}");
+    let benchmark = "/api/dose/benchmark?category=ct.head&metric=ctdivol";
+    assert_eq!(call("GET", &east, benchmark, "").0, 403);
+    assert_eq!(call("GET", &west, benchmark, "").0, 403);
+    let uploader = token(&fixture, &["--facility", "east", "--role", "uploader"]);
+    assert_eq!(call("GET", &uploader, benchmark, "").0, 403);
+    let across = json(call("GET", &admin, benchmark, ""));
+    assert_eq!(across["facilities"].as_array().map(Vec::len), Some(1));
+    assert_eq!(across["facilities"][0]["facility"], "east");
+    assert!((across["facilities"][0]["ratio"].as_f64().unwrap_or(0.0) - 75.0 / 67.0).abs() < 1e-9);
+    assert_eq!(across["devices"].as_array().map(Vec::len), Some(1));
+    assert_eq!(call("GET", &admin, "/api/dose/benchmark?category=ct.head&metric=kerma", "").0, 400);
+
     let (status, csv) = call("GET", &east, "/api/dose/exams.csv", "");
     assert_eq!(status, 200);
     let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();

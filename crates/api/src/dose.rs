@@ -343,3 +343,49 @@ pub async fn benchmark(
     }))
     .into_response())
 }
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    /// The patient's facility (a facility's token: its own, the default).
+    facility: Option<String>,
+    patient_id: String,
+    #[serde(default)]
+    issuer: String,
+}
+
+/// `GET /api/dose/history`: a patient's exams over time, oldest first, with running totals
+/// of each metric (for an administrator, across the person's records in every facility).
+pub async fn history(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, Problem> {
+    let facility = match scope(&principal, query.facility.as_deref())? {
+        Some(facility) => facility,
+        None => return Err(Problem::bad_request("an administrator names the patient's facility")),
+    };
+    let (record, exams) = state.archive.dose_history(&principal, &facility, &query.patient_id, &query.issuer).await?;
+    let mut totals: Vec<(Metric, f64)> = Vec::new();
+    let listed: Vec<Value> = exams
+        .iter()
+        .map(|exam| {
+            for metric in Metric::ALL {
+                if let Some(value) = metric.of_exam(exam) {
+                    match totals.iter_mut().find(|(m, _)| *m == metric) {
+                        Some((_, total)) => *total += value,
+                        None => totals.push((metric, value)),
+                    }
+                }
+            }
+            exam_json(exam)
+        })
+        .collect();
+    let totals: serde_json::Map<String, Value> =
+        totals.into_iter().map(|(metric, total)| (metric.as_str().to_owned(), json!(total))).collect();
+    Ok(Json(json!({
+        "patient": { "facility": record.facility.as_str(), "patient_id": record.patient_id, "name": record.name },
+        "exams": listed,
+        "totals": totals,
+    }))
+    .into_response())
+}

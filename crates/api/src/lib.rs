@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dose/drl", get(dose::drl_tables))
         .route("/dose/distribution", get(dose::distribution))
         .route("/dose/benchmark", get(dose::benchmark))
+        .route("/dose/history", get(dose::history))
         .route("/dose/protocols", get(dose::protocols).post(dose::map_protocol))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -18,7 +18,8 @@ use renkei_domain::dose::{
     DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
     ProtocolMapping, Quantiles, ReadReport, UnmappedDescription,
 };
-use renkei_domain::model::StoredInstance;
+use renkei_domain::model::{Principal, StoredInstance};
+use renkei_domain::mpi::PatientRecord;
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::tier::date_time_in_japan;
 use renkei_dose::{NotADoseReport, exam, header};
@@ -33,6 +34,9 @@ const ROUND: u32 = 500;
 /// Values up to this size are held when a dose object is read; larger ones (pixel data)
 /// are skipped.
 const MAX_INLINE: u32 = 64 * 1024;
+
+/// The most exams a history lists (decades of a heavily imaged patient fit).
+const HISTORY_LIMIT: u32 = 10_000;
 
 /// What one extractor run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,6 +231,28 @@ impl Archive {
 
     pub async fn dose_devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, ServiceError> {
         Ok(self.dose.devices(facility).await?)
+    }
+
+    /// A patient's dose history, oldest first: the exams of its record and of the other
+    /// records of its person that `principal` may see (for an administrator, the person's
+    /// records across the group; for a facility, its own).
+    pub async fn dose_history(
+        &self,
+        principal: &Principal,
+        facility: &FacilityId,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<(PatientRecord, Vec<Exam>), ServiceError> {
+        if !principal.sees(facility) {
+            return Err(ServiceError::not_found("patient"));
+        }
+        let record = self.mpi_record(facility, patient_id, issuer).await?;
+        let mut patients = vec![record.id.0];
+        patients.extend(self.linked_records(principal, &record).await?.iter().map(|r| r.id.0));
+        let filter = ExamFilter { patients, limit: HISTORY_LIMIT, ..ExamFilter::default() };
+        let mut exams = self.dose.exams(&filter).await?;
+        exams.reverse();
+        Ok((record, exams))
     }
 
     /// One exam and its merged report, if it is `facility`'s (any facility's for `None`).

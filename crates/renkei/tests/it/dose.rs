@@ -131,6 +131,15 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert_eq!(across["devices"].as_array().map(Vec::len), Some(1));
     assert_eq!(call("GET", &admin, "/api/dose/benchmark?category=ct.head&metric=kerma", "").0, 400);
 
+    // A patient's history, with its totals; another facility cannot see that patient.
+    let history = json(call("GET", &east, "/api/dose/history?patient_id=DOSE00001", ""));
+    assert_eq!(history["exams"].as_array().map(Vec::len), Some(1));
+    assert_eq!(history["totals"]["dlp"], 1600.0);
+    assert_eq!(call("GET", &west, "/api/dose/history?patient_id=DOSE00001", "").0, 404);
+    assert_eq!(call("GET", &west, "/api/dose/history?facility=east&patient_id=DOSE00001", "").0, 403);
+    let all = json(call("GET", &admin, "/api/dose/history?facility=east&patient_id=DOSE00001", ""));
+    assert_eq!(all["exams"], history["exams"]);
+
     let (status, csv) = call("GET", &east, "/api/dose/exams.csv", "");
     assert_eq!(status, 200);
     let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();

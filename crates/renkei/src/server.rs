@@ -153,9 +153,12 @@ async fn move_periodically(
     }
 }
 
-/// Matches new and changed patients every `every` until shutdown, on whichever node holds
-/// the matcher's lease.
-async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: CancellationToken) {
+/// Runs `job` every `every` until shutdown; a run that shutdown cuts short is dropped.
+async fn periodically<F, Fut>(every: Duration, shutdown: CancellationToken, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -165,16 +168,29 @@ async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: Ca
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            run = archive.match_pending() => match run {
-                Ok(renkei_service::MatcherRun::Done(report)) if report.matched > 0 => {
-                    tracing::info!(matched = report.matched, auto_links = report.auto_links,
-                        candidates = report.candidates, "patients matched");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "matching stopped; it resumes next time"),
-            },
+            _ = job() => {}
         }
     }
+}
+
+/// Matches new and changed patients every `every` until shutdown, on whichever node holds
+/// the matcher's lease.
+async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: CancellationToken) {
+    periodically(every, shutdown, || async {
+        match archive.match_pending().await {
+            Ok(renkei_service::MatcherRun::Done(report)) if report.matched > 0 => {
+                tracing::info!(
+                    matched = report.matched,
+                    auto_links = report.auto_links,
+                    candidates = report.candidates,
+                    "patients matched"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "matching stopped; it resumes next time"),
+        }
+    })
+    .await
 }
 
 /// Reads newly stored dose objects every `every` until shutdown, on whichever node holds
@@ -185,24 +201,16 @@ async fn extract_dose_periodically(
     settle: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+    periodically(every, shutdown, || async {
+        match archive.extract_dose(settle).await {
+            Ok(renkei_service::ExtractorRun::Done(run)) if run.read > 0 => {
+                tracing::info!(read = run.read, reports = run.reports, exams = run.exams, "dose objects read");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "dose extraction stopped; it resumes next time"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            run = archive.extract_dose(settle) => match run {
-                Ok(renkei_service::ExtractorRun::Done(run)) if run.read > 0 => {
-                    tracing::info!(read = run.read, reports = run.reports, exams = run.exams, "dose objects read");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "dose extraction stopped; it resumes next time"),
-            },
-        }
-    }
+    })
+    .await
 }
 
 /// Fires `token` on SIGINT or SIGTERM.

@@ -10,7 +10,9 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renkei_domain::FacilityId;
-use renkei_domain::dose::{DoseKind, Exam, ExamFilter, Grouping, KnownDevice, Metric, ProtocolMapping, Quantiles};
+use renkei_domain::dose::{
+    AlertRule, DoseKind, Exam, ExamFilter, Grouping, KnownDevice, Metric, ProtocolMapping, Quantiles,
+};
 use renkei_domain::model::{Principal, Role};
 use renkei_dose::drl;
 use serde::Deserialize;
@@ -388,4 +390,92 @@ pub async fn history(
         "totals": totals,
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AlertQuery {
+    facility: Option<String>,
+    /// From (default: 90 days ago), Unix seconds.
+    since: Option<i64>,
+    /// Until (default: now).
+    until: Option<i64>,
+}
+
+/// `GET /api/dose/alerts`: exams of the period over their DRL or a threshold (with the
+/// reasons), and patients over a cumulative threshold.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<AlertQuery>,
+) -> Result<Response, Problem> {
+    let facility = scope(&principal, query.facility.as_deref())?;
+    let now = renkei_service::now_unix();
+    let (since, until) = (query.since.unwrap_or(now - 90 * 86_400), query.until.unwrap_or(now + 1));
+    let found = state.archive.dose_alerts(facility.as_ref(), since, until).await?;
+    let exams: Vec<Value> = found
+        .exams
+        .iter()
+        .map(|(exam, reasons)| {
+            let mut value = exam_json(exam);
+            value["reasons"] = json!(reasons);
+            value
+        })
+        .collect();
+    Ok(Json(
+        json!({ "since": since, "until": until, "exams": exams, "patients": found.patients, "rules": found.rules }),
+    )
+    .into_response())
+}
+
+/// `GET /api/dose/alert-rules`: a facility's thresholds (every facility's for an
+/// administrator).
+pub async fn alert_rules(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ProtocolQuery>,
+) -> Result<Response, Problem> {
+    let facility = scope(&principal, query.facility.as_deref())?;
+    Ok(Json(state.archive.alert_rules(facility.as_ref()).await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AlertRuleRequest {
+    /// For an administrator's token: the facility.
+    facility: Option<String>,
+    metric: String,
+    /// 0 (the default): per exam; otherwise a patient's sum over this many weeks.
+    #[serde(default)]
+    weeks: u32,
+    /// Null: remove the rule.
+    threshold: Option<f64>,
+    by: String,
+}
+
+/// `POST /api/dose/alert-rules`: sets or removes a facility's threshold. A facility's
+/// uploader sets its own; an administrator any facility's.
+pub async fn set_alert_rule(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(request): Json<AlertRuleRequest>,
+) -> Result<Response, Problem> {
+    if principal.role == Role::Viewer {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "a viewer's token may not set alert thresholds"));
+    }
+    if request.by.trim().is_empty() {
+        return Err(Problem::bad_request("who sets the threshold is required"));
+    }
+    let Some(facility) = scope(&principal, request.facility.as_deref())? else {
+        return Err(Problem::bad_request("an administrator names the facility"));
+    };
+    let metric = metric(&request.metric)?;
+    let rule = request.threshold.map(|threshold| AlertRule {
+        facility: facility.as_str().to_owned(),
+        metric,
+        weeks: request.weeks,
+        threshold,
+        set_by: format!("{} ({})", request.by.trim(), token_kind(&principal)),
+        set_at: renkei_service::now_unix(),
+    });
+    state.archive.set_alert_rule(&facility, metric, request.weeks, rule.as_ref()).await?;
+    Ok(Json(json!({ "rule": rule })).into_response())
 }

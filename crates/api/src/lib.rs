@@ -96,6 +96,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dose/distribution", get(dose::distribution))
         .route("/dose/benchmark", get(dose::benchmark))
         .route("/dose/history", get(dose::history))
+        .route("/dose/alerts", get(dose::alerts))
+        .route("/dose/alert-rules", get(dose::alert_rules).post(dose::set_alert_rule))
         .route("/dose/protocols", get(dose::protocols).post(dose::map_protocol))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -545,3 +545,15 @@ pub struct KnownDevice {
     pub facility: String,
     pub device: Device,
 }
+
+/// A facility's alert threshold on one metric, in its canonical unit: for one exam
+/// (`weeks` 0), or for a patient's exams summed over a rolling `weeks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub facility: String,
+    pub metric: Metric,
+    pub weeks: u32,
+    pub threshold: f64,
+    pub set_by: String,
+    pub set_at: i64,
+}

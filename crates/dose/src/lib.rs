@@ -8,9 +8,12 @@
 //! - [`exam`]: a study's reports of one kind merged, each irradiation event once.
 //! - [`header`]: the dose of a CT study without an RDSR, from its images' CTDIvol.
 //! - [`ssde`]: size-specific dose estimates (AAPM 204/220).
+//! - [`alerts`]: exams over their DRL or a facility's threshold; patients over a rolling
+//!   cumulative threshold.
 //! - [`drl`]: the Japanese DRL editions shipped as data files, exam metrics, comparisons
 //!   and category suggestions from descriptions.
 
+pub mod alerts;
 pub mod codes;
 pub mod drl;
 pub mod exam;

@@ -15,14 +15,14 @@ use renkei_dicom::Syntax;
 use renkei_dicom::walk::Node;
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
-    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
+    AlertRule, DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
     ProtocolMapping, Quantiles, ReadReport, UnmappedDescription,
 };
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::mpi::PatientRecord;
 use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::tier::date_time_in_japan;
-use renkei_dose::{NotADoseReport, exam, header};
+use renkei_dose::{NotADoseReport, alerts, exam, header};
 
 use crate::tiers::{now_unix, release_lease};
 use crate::{Archive, ServiceError};
@@ -34,6 +34,17 @@ const ROUND: u32 = 500;
 /// Values up to this size are held when a dose object is read; larger ones (pixel data)
 /// are skipped.
 const MAX_INLINE: u32 = 64 * 1024;
+
+/// The most exams an alert check reads.
+const ALERT_SCAN_LIMIT: u32 = 200_000;
+
+/// What the alerts of a period are.
+#[derive(Debug, Clone)]
+pub struct DoseAlerts {
+    pub exams: Vec<(Exam, Vec<alerts::Reason>)>,
+    pub patients: Vec<alerts::PatientAlert>,
+    pub rules: Vec<AlertRule>,
+}
 
 /// The most exams a history lists (decades of a heavily imaged patient fit).
 const HISTORY_LIMIT: u32 = 10_000;
@@ -253,6 +264,54 @@ impl Archive {
         let mut exams = self.dose.exams(&filter).await?;
         exams.reverse();
         Ok((record, exams))
+    }
+
+    /// A facility's alert rules (every facility's for `None`).
+    pub async fn alert_rules(&self, facility: Option<&FacilityId>) -> Result<Vec<AlertRule>, ServiceError> {
+        Ok(self.dose.alert_rules(facility).await?)
+    }
+
+    /// Sets (or with `None` removes) a facility's alert rule on a metric and window.
+    pub async fn set_alert_rule(
+        &self,
+        facility: &FacilityId,
+        metric: Metric,
+        weeks: u32,
+        rule: Option<&AlertRule>,
+    ) -> Result<(), ServiceError> {
+        if rule.is_some_and(|r| !(r.threshold > 0.0 && r.threshold.is_finite())) {
+            return Err(ServiceError::invalid("a threshold must be a positive number"));
+        }
+        tracing::info!(%facility, metric = metric.as_str(), weeks, set = rule.is_some(), "dose alert rule changed");
+        Ok(self.dose.set_alert_rule(facility, metric, weeks, rule).await?)
+    }
+
+    /// Alerts about exams that started in `[since, until)`: exams over their DRL or a
+    /// threshold, and patients over a cumulative threshold in a window ending then.
+    pub async fn dose_alerts(
+        &self,
+        facility: Option<&FacilityId>,
+        since: i64,
+        until: i64,
+    ) -> Result<DoseAlerts, ServiceError> {
+        let rules = self.dose.alert_rules(facility).await?;
+        let lookback = rules.iter().map(|r| i64::from(r.weeks) * 7 * 86_400).max().unwrap_or(0);
+        let filter = ExamFilter {
+            facility: facility.cloned(),
+            since: Some(since - lookback),
+            until: Some(until),
+            limit: ALERT_SCAN_LIMIT,
+            ..ExamFilter::default()
+        };
+        let exams = self.dose.exams(&filter).await?;
+        let recent: Vec<Exam> = exams.iter().filter(|e| e.started_at.is_some_and(|t| t >= since)).cloned().collect();
+        let flagged = alerts::exam_alerts(&recent, &rules);
+        let patients = alerts::patient_alerts(&exams, &rules).into_iter().filter(|a| a.to >= since).collect();
+        let exams = flagged
+            .into_iter()
+            .filter_map(|(id, reasons)| Some((recent.iter().find(|e| e.id == id)?.clone(), reasons)))
+            .collect();
+        Ok(DoseAlerts { exams, patients, rules })
     }
 
     /// One exam and its merged report, if it is `facility`'s (any facility's for `None`).

@@ -37,7 +37,7 @@ use renkei_store::{
     DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore,
 };
 
-pub use dose::{DoseRun, ExtractorRun};
+pub use dose::{DoseAlerts, DoseRun, ExtractorRun};
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
 pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, ReviewTask, thresholds};
 pub use renkei_matching::Record as Demographics;

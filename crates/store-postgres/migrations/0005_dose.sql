@@ -73,3 +73,15 @@ CREATE TABLE dose_protocol (
     confirmed_at  BIGINT NOT NULL,
     PRIMARY KEY (facility_id, kind, description)
 );
+
+-- A facility's alert thresholds on one metric (canonical units): per exam (weeks 0), or on
+-- a patient's sum over a rolling number of weeks.
+CREATE TABLE dose_alert_rule (
+    facility_id   TEXT COLLATE "C" NOT NULL,
+    metric        TEXT COLLATE "C" NOT NULL,
+    weeks         BIGINT NOT NULL,
+    threshold     DOUBLE PRECISION NOT NULL,
+    set_by        TEXT NOT NULL,
+    set_at        BIGINT NOT NULL,
+    PRIMARY KEY (facility_id, metric, weeks)
+);

@@ -3,8 +3,8 @@
 
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
-    Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam,
-    PendingDose, ProtocolMapping, Quantiles, UnmappedDescription,
+    AlertRule, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric,
+    NewExam, PendingDose, ProtocolMapping, Quantiles, UnmappedDescription,
 };
 use renkei_store::StoreError;
 
@@ -490,6 +490,66 @@ pub(crate) async fn unmapped(
                 kind: kind.into_text().and_then(|k| DoseKind::parse(&k)).ok_or_else(|| corrupt("dose kind"))?,
                 description: description.into_text().unwrap_or_default(),
                 exams: exams.as_int().unwrap_or(0) as u64,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn set_alert_rule(
+    tx: &mut dyn Sql,
+    facility: &FacilityId,
+    metric: Metric,
+    weeks: u32,
+    rule: Option<&AlertRule>,
+) -> Result<(), StoreError> {
+    let remove = tx
+        .statement("DELETE FROM dose_alert_rule WHERE facility_id = ? AND metric = ? AND weeks = ?")
+        .text(facility.as_str())
+        .text(metric.as_str())
+        .int(i64::from(weeks));
+    tx.execute(&remove).await?;
+    if let Some(rule) = rule {
+        let insert = tx
+            .statement(
+                "INSERT INTO dose_alert_rule (facility_id, metric, weeks, threshold, set_by, set_at) \
+                 VALUES (?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, ?)",
+            )
+            .text(facility.as_str())
+            .text(metric.as_str())
+            .int(i64::from(weeks))
+            .real(Some(rule.threshold))
+            .text(&rule.set_by)
+            .int(rule.set_at);
+        tx.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn alert_rules(
+    sql: &mut dyn Sql,
+    facility: Option<&FacilityId>,
+) -> Result<Vec<AlertRule>, StoreError> {
+    use ColumnType::{Int, Real, Text};
+    let facility = facility.map(FacilityId::as_str);
+    let statement = sql
+        .statement(
+            "SELECT facility_id, metric, weeks, threshold, set_by, set_at FROM dose_alert_rule \
+             WHERE (? IS NULL OR facility_id = ?) ORDER BY facility_id, metric, weeks",
+        )
+        .bind(Value::text(facility))
+        .bind(Value::text(facility));
+    let rows = sql.fetch_all(&statement, &[Text, Text, Int, Real, Text, Int]).await?;
+    rows.into_iter()
+        .map(|row| {
+            let [facility, metric, weeks, threshold, by, at] =
+                <[Value; 6]>::try_from(row).map_err(|_| corrupt("alert rule"))?;
+            Ok(AlertRule {
+                facility: facility.into_text().unwrap_or_default(),
+                metric: metric.into_text().and_then(|m| Metric::parse(&m)).ok_or_else(|| corrupt("metric"))?,
+                weeks: weeks.as_int().unwrap_or(0) as u32,
+                threshold: threshold.as_real().ok_or_else(|| corrupt("threshold"))?,
+                set_by: by.into_text().unwrap_or_default(),
+                set_at: at.as_int().unwrap_or(0),
             })
         })
         .collect()

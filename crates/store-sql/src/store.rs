@@ -4,8 +4,8 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 use renkei_domain::dose::{
-    DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping,
-    Quantiles, UnmappedDescription,
+    AlertRule, DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose,
+    ProtocolMapping, Quantiles, UnmappedDescription,
 };
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
@@ -385,5 +385,21 @@ impl<B: SqlBackend> DoseStore for SqlStore<B> {
         limit: u32,
     ) -> Result<Vec<UnmappedDescription>, StoreError> {
         dose::unmapped(&mut *self.0.reader(), facility, kind, limit).await
+    }
+
+    async fn set_alert_rule(
+        &self,
+        facility: &FacilityId,
+        metric: Metric,
+        weeks: u32,
+        rule: Option<&AlertRule>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction().await?;
+        dose::set_alert_rule(&mut *tx, facility, metric, weeks, rule).await?;
+        tx.commit().await
+    }
+
+    async fn alert_rules(&self, facility: Option<&FacilityId>) -> Result<Vec<AlertRule>, StoreError> {
+        dose::alert_rules(&mut *self.0.reader(), facility).await
     }
 }

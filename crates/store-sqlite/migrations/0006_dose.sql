@@ -73,3 +73,15 @@ CREATE TABLE dose_protocol (
     confirmed_at  INTEGER NOT NULL,
     PRIMARY KEY (facility_id, kind, description)
 );
+
+-- A facility's alert thresholds on one metric (canonical units): per exam (weeks 0), or on
+-- a patient's sum over a rolling number of weeks.
+CREATE TABLE dose_alert_rule (
+    facility_id   TEXT NOT NULL,
+    metric        TEXT NOT NULL,
+    weeks         INTEGER NOT NULL,
+    threshold     REAL NOT NULL,
+    set_by        TEXT NOT NULL,
+    set_at        INTEGER NOT NULL,
+    PRIMARY KEY (facility_id, metric, weeks)
+);

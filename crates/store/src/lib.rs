@@ -15,8 +15,8 @@
 
 use async_trait::async_trait;
 use renkei_domain::dose::{
-    DoseKind, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping, Quantiles,
-    UnmappedDescription,
+    AlertRule, DoseKind, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping,
+    Quantiles, UnmappedDescription,
 };
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
@@ -278,6 +278,15 @@ pub trait DoseStore: Send + Sync {
     /// and applies it to the exams that have it.
     async fn map_protocol(&self, mapping: &ProtocolMapping) -> Result<u64, StoreError>;
     async fn protocol_mappings(&self, facility: Option<&FacilityId>) -> Result<Vec<ProtocolMapping>, StoreError>;
+    /// Sets a facility's alert rule on a metric and window, or with `None` removes it.
+    async fn set_alert_rule(
+        &self,
+        facility: &FacilityId,
+        metric: Metric,
+        weeks: u32,
+        rule: Option<&AlertRule>,
+    ) -> Result<(), StoreError>;
+    async fn alert_rules(&self, facility: Option<&FacilityId>) -> Result<Vec<AlertRule>, StoreError>;
     /// Descriptions of exams that no mapping covers, most exams first.
     async fn unmapped_descriptions(
         &self,

@@ -14,8 +14,8 @@ use renkei_domain::sharing::{
 };
 
 use renkei_domain::dose::{
-    CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, Grouping, Metric,
-    NewExam, PatientSize, ProtocolMapping, ReadReport, Totals,
+    AlertRule, CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, Grouping,
+    Metric, NewExam, PatientSize, ProtocolMapping, ReadReport, Totals,
 };
 
 use crate::{DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
@@ -1015,4 +1015,22 @@ pub async fn dose_distributions_by_facility_device_and_month(store: &dyn Store) 
     assert!(store.quantiles(&east_only, Metric::Dap, Grouping::Facility).await.expect("quantiles").is_empty());
     let ctdivol = store.quantiles(&east_only, Metric::Ctdivol, Grouping::Facility).await.expect("quantiles");
     assert_eq!((ctdivol[0].min, ctdivol[0].max), (10.0, 13.0));
+
+    // Alert rules: one per facility, metric and window; set again replaces, None removes.
+    let rule = |threshold: f64, weeks: u32| AlertRule {
+        facility: "east".into(),
+        metric: Metric::Dlp,
+        weeks,
+        threshold,
+        set_by: "佐藤".into(),
+        set_at: 5,
+    };
+    let east_id = facility("east");
+    store.set_alert_rule(&east_id, Metric::Dlp, 0, Some(&rule(1000.0, 0))).await.expect("set");
+    store.set_alert_rule(&east_id, Metric::Dlp, 0, Some(&rule(1200.5, 0))).await.expect("set");
+    store.set_alert_rule(&east_id, Metric::Dlp, 12, Some(&rule(3000.0, 12))).await.expect("set");
+    assert_eq!(store.alert_rules(Some(&east_id)).await.expect("rules"), vec![rule(1200.5, 0), rule(3000.0, 12)]);
+    assert!(store.alert_rules(Some(&facility("west"))).await.expect("rules").is_empty());
+    store.set_alert_rule(&east_id, Metric::Dlp, 0, None).await.expect("remove");
+    assert_eq!(store.alert_rules(None).await.expect("rules"), vec![rule(3000.0, 12)]);
 }

@@ -10,22 +10,29 @@ use crate::dicomweb::{request, token};
 use crate::harness::{Fixture, Hub, dcmtk, text};
 
 /// `renkei dose exams`, one map of column to value per exam.
-fn exams(fixture: &Fixture) -> Vec<std::collections::HashMap<String, String>> {
+fn exams(fixture: &Fixture) -> Vec<Row> {
     let out = fixture.admin(&["dose", "exams"]);
     let mut lines = out.lines();
     let header: Vec<String> = lines.next().expect("a header line").split('\t').map(str::to_owned).collect();
     lines.map(|line| header.iter().cloned().zip(line.split('\t').map(str::to_owned)).collect()).collect()
 }
 
-fn wait_for_exams(fixture: &Fixture, count: usize) -> Vec<std::collections::HashMap<String, String>> {
+type Row = std::collections::HashMap<String, String>;
+
+/// The exams once `settled` says they are, or after 30 s (for the assertions to explain).
+fn wait_for(fixture: &Fixture, settled: impl Fn(&[Row]) -> bool) -> Vec<Row> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = exams(fixture);
-        if found.len() >= count || Instant::now() > deadline {
+        if settled(&found) || Instant::now() > deadline {
             return found;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+fn wait_for_exams(fixture: &Fixture, count: usize) -> Vec<Row> {
+    wait_for(fixture, |found| found.len() >= count)
 }
 
 #[test]
@@ -41,7 +48,9 @@ fn dose_objects_sent_over_c_store_become_exams() {
         assert!(output.status.success(), "storescu failed for {path}: {}", text(&output));
     }
 
-    let found = wait_for_exams(&fixture, 5);
+    // The extractor may read the chest CT before its last slice is in (settle_seconds = 0),
+    // and reads it again once it is.
+    let found = wait_for(&fixture, |found| found.len() == 5 && found.iter().any(|e| e["dlp"] == "24.00"));
     assert_eq!(found.len(), 5, "{found:#?}");
     let exam = |kind: &str, source: &str| {
         found
@@ -139,6 +148,27 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert_eq!(call("GET", &west, "/api/dose/history?facility=east&patient_id=DOSE00001", "").0, 403);
     let all = json(call("GET", &admin, "/api/dose/history?facility=east&patient_id=DOSE00001", ""));
     assert_eq!(all["exams"], history["exams"]);
+
+    // Alerts: the head CT is over its DRL; a facility's uploader sets a per-exam DLP
+    // threshold and a 12-week cumulative one, which flag it and its patient too.
+    let since = "since=1735657200";
+    let alerts = json(call("GET", &east, &format!("/api/dose/alerts?{since}"), ""));
+    let flagged = alerts["exams"].as_array().expect("exams");
+    assert_eq!(flagged.len(), 1, "{alerts}");
+    assert_eq!(flagged[0]["reasons"][0]["kind"], "drl");
+    let rule = r#"{"metric":"dlp","threshold":1000,"by":"佐藤"}"#;
+    assert_eq!(call("POST", &east, "/api/dose/alert-rules", rule).0, 403, "a viewer's token");
+    assert_eq!(json(call("POST", &uploader, "/api/dose/alert-rules", rule))["rule"]["threshold"], 1000.0);
+    let cumulative = r#"{"metric":"dlp","weeks":12,"threshold":1500,"by":"佐藤"}"#;
+    json(call("POST", &uploader, "/api/dose/alert-rules", cumulative));
+    assert_eq!(call("POST", &uploader, "/api/dose/alert-rules", &cumulative.replace("1500", "-1")).0, 400);
+    assert_eq!(json(call("GET", &east, "/api/dose/alert-rules", "")).as_array().map(Vec::len), Some(2));
+    let alerts = json(call("GET", &east, &format!("/api/dose/alerts?{since}"), ""));
+    let reasons = alerts["exams"][0]["reasons"].as_array().expect("reasons");
+    assert!(reasons.iter().any(|r| r["kind"] == "threshold" && r["threshold"] == 1000.0), "{alerts}");
+    assert_eq!(alerts["patients"][0]["patient_id"], "DOSE00001");
+    assert_eq!(alerts["patients"][0]["total"], 1600.0);
+    assert_eq!(json(call("GET", &west, &format!("/api/dose/alerts?{since}"), ""))["exams"], serde_json::json!([]));
 
     let (status, csv) = call("GET", &east, "/api/dose/exams.csv", "");
     assert_eq!(status, 200);

@@ -50,6 +50,7 @@ pub enum DoseKind {
     /// Mammography (TID 10001 with Procedure reported = Mammography).
     Mammography,
     /// Nuclear medicine and PET: administered radiopharmaceuticals (TID 10021).
+    #[serde(rename = "nm")]
     NuclearMedicine,
 }
 
@@ -556,4 +557,22 @@ pub struct AlertRule {
     pub threshold: f64,
     pub set_by: String,
     pub set_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_json_are_the_names_in_queries_and_tables() {
+        for kind in DoseKind::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::json!(kind.as_str())));
+        }
+        for source in DoseSource::ALL {
+            assert_eq!(serde_json::to_value(source).ok(), Some(serde_json::json!(source.as_str())));
+        }
+        for metric in Metric::ALL {
+            assert_eq!(serde_json::to_value(metric).ok(), Some(serde_json::json!(metric.as_str())));
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! Radiation dose under `/api/dose`: exams (a list, one with its events and its DRL
-//! comparison, CSV), the Japanese DRL tables, and each facility's protocol mapping.
+//! comparison, CSV), a patient's history, distributions, alerts and their thresholds, the
+//! Japanese DRL tables, each facility's protocol mapping, and the cross-facility benchmark.
 //! Metrics are in canonical units (see `renkei_domain::dose`); times are Unix seconds.
 //!
 //! A facility's token sees its own exams; an administrator's sees every facility's, or
-//! one with `facility=`. Only an administrator confirms protocol mappings.
+//! one with `facility=`. Only an administrator confirms protocol mappings or reads the
+//! benchmark; a facility's uploader sets its own thresholds.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};

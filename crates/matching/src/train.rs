@@ -158,7 +158,7 @@ fn term_frequencies(records: &[Keys], common: usize) -> TermFrequencies {
 fn patterns(blocks: &HashMap<u64, Vec<u32>>, records: &[Keys], limit: usize) -> HashMap<Comparison, u64> {
     let mut patterns: HashMap<Comparison, u64> = HashMap::new();
     let mut seen = 0;
-    'blocks: for block in blocks.values() {
+    'blocks: for block in in_key_order(blocks) {
         for (i, a) in block.iter().enumerate() {
             for b in &block[i + 1..] {
                 *patterns.entry(compare(&records[*a as usize], &records[*b as usize])).or_default() += 1;
@@ -177,7 +177,7 @@ fn patterns(blocks: &HashMap<u64, Vec<u32>>, records: &[Keys], limit: usize) -> 
 fn weighted_by_names(model: &Model, records: &[Keys], limit: usize) -> HashMap<(u8, i32), u64> {
     let mut groups: HashMap<(u8, i32), u64> = HashMap::new();
     let mut seen = 0;
-    'blocks: for block in blocks(records, Rule::KanaName).values() {
+    'blocks: for block in in_key_order(&blocks(records, Rule::KanaName)) {
         for (i, a) in block.iter().enumerate() {
             for b in &block[i + 1..] {
                 let (a, b) = (&records[*a as usize], &records[*b as usize]);
@@ -192,6 +192,15 @@ fn weighted_by_names(model: &Model, records: &[Keys], limit: usize) -> HashMap<(
         }
     }
     groups
+}
+
+/// Blocks in the order of their keys: sampling stops at a limit, and a hash map's own order
+/// changes from run to run, which made two rebuilds of the same records estimate different
+/// models.
+fn in_key_order(blocks: &HashMap<u64, Vec<u32>>) -> impl Iterator<Item = &Vec<u32>> {
+    let mut keys: Vec<&u64> = blocks.keys().collect();
+    keys.sort_unstable();
+    keys.into_iter().map(|key| &blocks[key])
 }
 
 fn pair_count(blocks: &HashMap<u64, Vec<u32>>) -> u64 {

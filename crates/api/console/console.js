@@ -33,6 +33,13 @@ const TEXT = {
     referred: "他施設から公開された患者", linkThis: "選んだ自施設の患者と同一人物として名寄せ", linked: "名寄せしました",
     chooseOwn: "自施設の患者を選んでください。", grade: "一致度", noCandidates: "候補はありません。",
     unlink: "切り離す（別人）", withdraw: "判断を取り消す", linkRecord: "この人物に患者を名寄せ", link: "名寄せする",
+    dose: "線量管理", doseKind: "種別", category: "DRL区分", metric: "指標", show: "表示", byDevice: "装置別の分布",
+    histogram: "分布（ヒストグラム）", trend: "月別の中央値", drlLevel: "DRL", median: "中央値", exams: "検査数",
+    recentExams: "最近の検査", overDrl: "DRL超過", patientHistory: "患者の線量履歴", cumulative: "累積",
+    benchmark: "施設間ベンチマーク（管理者のみ）", csv: "CSV出力", alerts: "線量アラート（過去1年）", reasons: "理由",
+    patientAlerts: "累積線量の超過", total: "合計", device: "装置", unmapped: "DRL区分が未設定の検査名",
+    allCategories: "（すべて）", doseKinds: { ct: "CT", projection: "血管撮影・透視", mammography: "マンモグラフィ", nm: "核医学" },
+    metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "投与量 (MBq)" },
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
     levels: { missing: "なし", exact: "完全一致", "same reading": "同じ読み", "same reading, other kanji": "同じ読み・別の漢字",
       "kana typo, same kanji": "かなの誤り・同じ漢字", "same kanji, other reading": "同じ漢字・別の読み", "similar kana": "似たかな",
@@ -66,6 +73,13 @@ const TEXT = {
     linkThis: "Link to the chosen patient of ours", linked: "Linked", chooseOwn: "Choose one of this facility's patients.",
     grade: "Match", noCandidates: "No candidates.", unlink: "Unlink (different people)", withdraw: "Withdraw the decision",
     linkRecord: "Link a patient to this person", link: "Link",
+    dose: "Dose", doseKind: "Kind", category: "DRL category", metric: "Metric", show: "Show", byDevice: "By device",
+    histogram: "Distribution (histogram)", trend: "Monthly median", drlLevel: "DRL", median: "Median", exams: "Exams",
+    recentExams: "Recent exams", overDrl: "Over DRL", patientHistory: "Patient dose history", cumulative: "Cumulative",
+    benchmark: "Benchmark across facilities (administrators)", csv: "Export CSV", alerts: "Dose alerts (past year)", reasons: "Reasons",
+    patientAlerts: "Cumulative dose over threshold", total: "Total", device: "Device", unmapped: "Exam names without a DRL category",
+    allCategories: "(all)", doseKinds: { ct: "CT", projection: "Angiography / fluoroscopy", mammography: "Mammography", nm: "Nuclear medicine" },
+    metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "Activity (MBq)" },
     fields: {}, levels: {},
   },
 };
@@ -125,6 +139,7 @@ function renderChrome() {
   document.getElementById("logout").hidden = !token;
   document.getElementById("review").hidden = !(token && administrator);
   document.getElementById("sharing").hidden = !token;
+  document.getElementById("dose").hidden = !token;
   document.getElementById("referral").hidden = !(token && !administrator);
 }
 
@@ -598,6 +613,164 @@ async function personView(id) {
   }
 }
 
+// Radiation dose (線量管理): per protocol (DRL category) and device, the distribution of a
+// metric against its DRL, its monthly median, the recent exams with their DRL flags, the
+// alerts, and for administrators the benchmark across facilities. Charts are Chart.js
+// (loaded as /chart.js); each is drawn once its canvas is in the page.
+const METRICS = { ct: ["ctdivol", "dlp"], projection: ["dose_rp", "dap"], mammography: ["agd"], nm: ["activity"] };
+const getJson = async (path) => (await api(path, "application/json")).json();
+const number = (v) => (v === null || v === undefined ? "" : Number(v).toLocaleString(language, { maximumFractionDigits: 2 }));
+const when = (unix) => (unix ? new Date(unix * 1000).toLocaleString(language === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo" }) : "");
+
+function chartBox(testid, config) {
+  const canvas = element("canvas", { "data-testid": testid });
+  const box = element("div", { class: "chart" }, canvas);
+  box.draw = () => {
+    canvas.chart = new Chart(canvas, { ...config, options: { animation: false, maintainAspectRatio: false, ...(config.options || {}) } });
+    canvas.dataset.drawn = String(config.data.datasets.reduce((n, d) => n + d.data.length, 0));
+  };
+  return box;
+}
+
+// A horizontal DRL line across a chart's categories, and axes that keep it in view.
+const levelLine = (level, count) => ({ type: "line", label: t("drlLevel"), data: Array(count).fill(level), borderColor: "#a4262c", borderDash: [6, 4], pointRadius: count > 1 ? 0 : 4, pointStyle: "line" });
+const levelOptions = (level) => (level
+  ? { plugins: { title: { display: true, text: `${t("drlLevel")} ${number(level)}` } }, scales: { y: { suggestedMin: 0, suggestedMax: level * 1.15 } } }
+  : { scales: { y: { suggestedMin: 0 } } });
+
+// A box plot without a plugin: the quartile range as floating bars, the median as points.
+function boxPlot(testid, groups, level) {
+  const labels = groups.map((g) => g.device || g.month || g.facility);
+  const datasets = [
+    { type: "bar", label: "Q1–Q3", data: groups.map((g) => [g.q1, g.q3]), backgroundColor: "#9cc4dd" },
+    { type: "scatter", label: t("median"), data: groups.map((g, i) => ({ x: labels[i], y: g.median })), backgroundColor: "#0b6e99", pointRadius: 6 },
+    { type: "scatter", label: "min / max", data: groups.flatMap((g, i) => [{ x: labels[i], y: g.min }, { x: labels[i], y: g.max }]), backgroundColor: "#5b6b7c", pointStyle: "line", pointRadius: 8 },
+  ];
+  if (level) datasets.push(levelLine(level, labels.length));
+  const options = levelOptions(level);
+  return chartBox(testid, { data: { labels, datasets }, options: { ...options, scales: { ...options.scales, x: { type: "category" } } } });
+}
+
+function histogram(testid, values, level) {
+  if (!values.length) return chartBox(testid, { type: "bar", data: { labels: [], datasets: [{ data: [] }] } });
+  const top = Math.max(...values, level || 0) * 1.05;
+  const bins = 20;
+  const width = top / bins;
+  const counts = Array(bins).fill(0);
+  for (const v of values) counts[Math.min(bins - 1, Math.floor(v / width))] += 1;
+  const labels = counts.map((_, i) => number(i * width));
+  const colours = counts.map((_, i) => (level && i * width >= level ? "#e8a0a4" : "#9cc4dd"));
+  return chartBox(testid, { type: "bar", data: { labels, datasets: [{ label: t("exams"), data: counts, backgroundColor: colours }] },
+    options: { plugins: { title: { display: Boolean(level), text: level ? `${t("drlLevel")} ${number(level)}` : "" } } } });
+}
+
+async function doseView(params) {
+  const drl = await getJson("/api/dose/drl");
+  const kind = params.get("kind") || "ct";
+  const metric = METRICS[kind].includes(params.get("metric")) ? params.get("metric") : METRICS[kind][0];
+  const category = params.get("category") || "";
+  const kindSelect = element("select", { name: "kind", "data-testid": "dose-kind" },
+    ...Object.keys(METRICS).map((k) => element("option", { value: k, text: t("doseKinds")[k] ?? k })));
+  kindSelect.value = kind;
+  const categorySelect = element("select", { name: "category", "data-testid": "dose-category" },
+    element("option", { value: "", text: t("allCategories") }),
+    ...drl.categories.filter((c) => c.kind === kind).map((c) => element("option", { value: c.id, text: language === "ja" ? c.name_ja : c.name_en })));
+  categorySelect.value = category;
+  const metricSelect = element("select", { name: "metric", "data-testid": "dose-metric" },
+    ...METRICS[kind].map((m) => element("option", { value: m, text: t("metrics")[m] ?? m })));
+  metricSelect.value = metric;
+  const form = element("form", { class: "search", "data-testid": "dose-filter" },
+    element("label", {}, t("doseKind"), kindSelect), element("label", {}, t("category"), categorySelect),
+    element("label", {}, t("metric"), metricSelect), element("button", { class: "primary", type: "submit", text: t("show") }));
+  kindSelect.addEventListener("change", () => { location.hash = `#/dose?kind=${kindSelect.value}`; });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/dose?${new URLSearchParams({ kind: kindSelect.value, category: categorySelect.value, metric: metricSelect.value })}`;
+  });
+
+  const query = new URLSearchParams({ kind, metric, ...(category ? { category } : {}) });
+  const [byDevice, byMonth, exams, alerts] = await Promise.all([
+    getJson(`/api/dose/distribution?${query}&by=device`),
+    getJson(`/api/dose/distribution?${query}&by=month`),
+    getJson(`/api/dose/exams?${new URLSearchParams({ kind, ...(category ? { category } : {}), limit: "5000" })}`),
+    getJson(`/api/dose/alerts?since=${Math.floor(Date.now() / 1000) - 365 * 86400}`),
+  ]);
+  const level = byDevice.level;
+  const values = exams.map((e) => e[metric]).filter((v) => v !== null && v !== undefined);
+  const charts = [
+    boxPlot("dose-by-device", byDevice.groups, level),
+    histogram("dose-histogram", values, level),
+    chartBox("dose-trend", { type: "line", data: { labels: byMonth.groups.map((g) => g.month),
+      datasets: [{ label: t("median"), data: byMonth.groups.map((g) => g.median), borderColor: "#0b6e99" },
+        ...(level ? [levelLine(level, byMonth.groups.length)] : [])] }, options: levelOptions(level) }),
+  ];
+  const rows = exams.slice(0, 50).map((e) => element("tr", {
+    class: e.drl.exceeds ? "flagged" : "", "data-testid": "dose-exam",
+    onclick: () => { location.hash = `#/dose-patient/${encodeURIComponent(e.patient_id)}`; } },
+    element("td", { text: when(e.started_at) }), element("td", { text: e.patient_id }),
+    element("td", { text: e.description }), element("td", { text: e.category ?? "" }), element("td", { text: e.device.label }),
+    element("td", { text: number(e[metric]) }), element("td", { text: e.drl.exceeds ? t("overDrl") : "" })));
+  const csv = element("button", { "data-testid": "dose-csv", type: "button", text: t("csv"), onclick: async () => {
+    const blob = await (await api(`/api/dose/exams.csv?${new URLSearchParams({ kind, ...(category ? { category } : {}) })}`, "text/csv")).blob();
+    const link = element("a", { href: URL.createObjectURL(blob), download: "dose-exams.csv" });
+    link.click();
+  } });
+  const alertRows = alerts.exams.map((e) => element("tr", { class: "flagged", "data-testid": "dose-alert" },
+    element("td", { text: when(e.started_at) }), element("td", { text: e.patient_id }), element("td", { text: e.description }),
+    element("td", { text: e.reasons.map((r) => `${t("metrics")[r.metric] ?? r.metric} ${number(r.value)} > ${number(r.level ?? r.threshold)}`).join(" / ") })));
+  const patientRows = alerts.patients.map((p) => element("tr", { "data-testid": "dose-patient-alert" },
+    element("td", { text: p.patient_id }), element("td", { text: `${t("metrics")[p.metric] ?? p.metric}` }),
+    element("td", { text: `${number(p.total)} > ${number(p.threshold)} (${p.weeks}w)` })));
+
+  const parts = [
+    element("h2", { text: t("dose") }), form,
+    element("section", { class: "charts" },
+      element("div", {}, element("h3", { text: t("byDevice") }), charts[0]),
+      element("div", {}, element("h3", { text: t("histogram") }), charts[1]),
+      element("div", {}, element("h3", { text: t("trend") }), charts[2])),
+    element("h3", { text: t("recentExams") }), csv,
+    table("dose-exams", ["date", "patientId", "description", "category", "device", t("metrics")[metric] ?? metric, "overDrl"], rows),
+    element("h3", { text: t("alerts") }),
+    table("dose-alerts", ["date", "patientId", "description", "reasons"], alertRows),
+    table("dose-patient-alerts", ["patientId", "metric", "total"], patientRows),
+  ];
+  if (administrator && category) {
+    const benchmark = await getJson(`/api/dose/benchmark?${new URLSearchParams({ category, metric })}`);
+    const chart = chartBox("dose-benchmark", { data: { labels: benchmark.facilities.map((f) => f.facility),
+      datasets: [{ type: "bar", label: t("median"), data: benchmark.facilities.map((f) => f.median), backgroundColor: "#9cc4dd" },
+        ...(benchmark.level ? [levelLine(benchmark.level, benchmark.facilities.length)] : [])] }, options: levelOptions(benchmark.level) });
+    charts.push(chart);
+    parts.push(element("h3", { text: t("benchmark") }), chart,
+      table("dose-benchmark-devices", ["facility", "device", "exams", "median"], benchmark.devices.map((d) => element("tr", {},
+        element("td", { text: d.facility }), element("td", { text: d.device ?? "" }), element("td", { text: String(d.exams) }),
+        element("td", { text: number(d.median) })))));
+  }
+  view.replaceChildren(...parts);
+  renderChrome();
+  for (const chart of charts) chart.draw();
+}
+
+async function doseHistoryView(patientId) {
+  const history = await getJson(`/api/dose/history?${new URLSearchParams({ patient_id: patientId })}`);
+  let running = 0;
+  const points = history.exams.filter((e) => e.dlp !== null && e.dlp !== undefined).map((e) => ({ label: when(e.started_at), value: (running += e.dlp) }));
+  const chart = chartBox("dose-history", { type: "line", data: { labels: points.map((p) => p.label),
+    datasets: [{ label: `${t("cumulative")} DLP (mGy·cm)`, data: points.map((p) => p.value), borderColor: "#0b6e99", stepped: true }] } });
+  const rows = history.exams.map((e) => element("tr", { class: e.drl.exceeds ? "flagged" : "", "data-testid": "history-exam" },
+    element("td", { text: when(e.started_at) }), element("td", { text: t("doseKinds")[e.kind] ?? e.kind }), element("td", { text: e.description }),
+    element("td", { text: number(e.ctdivol) }), element("td", { text: number(e.dlp) }), element("td", { text: number(e.dap) }),
+    element("td", { text: number(e.dose_rp) }), element("td", { text: number(e.activity) })));
+  const totals = Object.entries(history.totals).map(([m, v]) => `${t("metrics")[m] ?? m}: ${number(v)}`).join(" ／ ");
+  view.replaceChildren(
+    element("button", { text: t("back"), onclick: () => window.history.back() }),
+    element("h2", { text: `${t("patientHistory")}: ${history.patient.patient_id}` }),
+    element("p", { "data-testid": "history-totals", text: `${t("total")}: ${totals}` }),
+    element("div", {}, chart),
+    table("history-exams", ["date", "doseKind", "description", "CTDIvol", "DLP", "PKA", "Ka,r", "MBq"], rows));
+  renderChrome();
+  chart.draw();
+}
+
 async function route() {
   try {
     if (!token) return loginView();
@@ -605,6 +778,8 @@ async function route() {
     if (page === "review") return await reviewView();
     if (page === "sharing") return await sharingView();
     if (page === "referral") return await referralView();
+    if (page === "dose") return await doseView(new URLSearchParams(location.hash.split("?")[1] || ""));
+    if (page === "dose-patient") return await doseHistoryView(decodeURIComponent(rest[0]));
     if (page === "person") return await personView(rest[0]);
     if (page === "study") return await studyView(rest[0]);
     if (page === "viewer") return await viewerView(rest[0], rest[1]);
@@ -634,5 +809,6 @@ document.getElementById("logout").addEventListener("click", () => {
 document.getElementById("review").addEventListener("click", () => { location.hash = "#/review"; });
 document.getElementById("sharing").addEventListener("click", () => { location.hash = "#/sharing"; });
 document.getElementById("referral").addEventListener("click", () => { location.hash = "#/referral"; });
+document.getElementById("dose").addEventListener("click", () => { location.hash = "#/dose"; });
 window.addEventListener("hashchange", route);
 if (token) checkAdministrator().then(route); else route();

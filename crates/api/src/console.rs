@@ -1,6 +1,7 @@
-//! The web console: a static page, a stylesheet and a script, compiled into the binary. It
-//! holds no patient data and needs no token to load; everything it shows it fetches from
-//! the DICOMweb API with the token the user types in.
+//! The web console: a static page, a stylesheet and a script, compiled into the binary,
+//! with Chart.js (from npm, vendored by `npm run vendor` in `console/`) for the dose charts.
+//! It holds no patient data and needs no token to load; everything it shows it fetches
+//! from the DICOMweb and admin APIs with the token the user types in.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -22,4 +23,8 @@ pub async fn script() -> Response {
 
 pub async fn stylesheet() -> Response {
     asset(include_str!("../console/console.css"), "text/css; charset=utf-8")
+}
+
+pub async fn charts() -> Response {
+    asset(include_str!("../console/vendor/chart.umd.min.js"), "text/javascript; charset=utf-8")
 }

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(console::index))
         .route("/console.js", get(console::script))
         .route("/console.css", get(console::stylesheet))
+        .route("/chart.js", get(console::charts))
         .nest("/dicom-web", dicomweb)
         .nest("/fhir", fhir)
         .nest("/api", api)

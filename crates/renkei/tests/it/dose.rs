@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::dicomweb::{request, token};
-use crate::harness::{Fixture, Hub, dcmtk, text};
+use crate::harness::{Fixture, Hub, dcmtk, run_console_script, text};
 
 /// `renkei dose exams`, one map of column to value per exam.
 fn exams(fixture: &Fixture) -> Vec<Row> {
@@ -178,6 +178,17 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert!(
         rows.iter().any(|r| r.contains("頭部単純CT") && r.contains("ct.head") && r.ends_with("2025,true")),
         "{csv}"
+    );
+
+    // The console's dose pages, in headless Chromium, drawn with Chart.js.
+    run_console_script(
+        &fixture,
+        &hub,
+        "dose.test.mjs",
+        &east,
+        &[&admin],
+        "dose console ok",
+        &["dose.png", "dose-history.png", "dose-benchmark.png"],
     );
 
     // Reindexing forgets and reads every stored dose object again, to the same exams.

@@ -4,21 +4,13 @@
 // the benchmark across facilities appears only for an administrator.
 //
 // usage: node dose.test.mjs BASE_URL EAST_TOKEN SCREENSHOT_DIR ADMIN_TOKEN
-import { check, launch } from "./browser.mjs";
+import { check, launch, login as loginPage } from "./browser.mjs";
 
 const [base, east, shots, admin] = process.argv.slice(2);
 
 const browser = await launch();
 try {
-  const login = async (token) => {
-    const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1300, height: 1400 } });
-    page.setDefaultTimeout(15000);
-    await page.goto(`${base}/`);
-    await page.fill("[data-testid=token]", token);
-    await page.click("[data-testid=login] button[type=submit]");
-    await page.waitForSelector("[data-testid=study-row]");
-    return page;
-  };
+  const login = (token) => loginPage(browser, base, token, { width: 1300, height: 1400 });
   const drawn = async (page, testid) => Number(await page.getAttribute(`[data-testid=${testid}]`, "data-drawn"));
 
   const radiographer = await login(east);

@@ -4,22 +4,14 @@
 // access.
 //
 // usage: node sharing.test.mjs BASE_URL EAST_TOKEN SCREENSHOT_DIR WEST_TOKEN ADMIN_TOKEN STUDY_UID
-import { check, launch } from "./browser.mjs";
+import { check, launch, login as loginPage } from "./browser.mjs";
 
 const [base, east, shots, west, admin, study] = process.argv.slice(2);
 
 const browser = await launch();
 try {
   // Each page is its own browser context: its own session, its own token.
-  const login = async (token) => {
-    const page = await browser.newPage({ locale: "ja-JP", viewport: { width: 1300, height: 900 } });
-    page.setDefaultTimeout(15000);
-    await page.goto(`${base}/`);
-    await page.fill("[data-testid=token]", token);
-    await page.click("[data-testid=login] button[type=submit]");
-    await page.waitForSelector("[data-testid=study-row]");
-    return page;
-  };
+  const login = (token) => loginPage(browser, base, token);
   const sharedRows = async (page) => {
     await page.goto(`${base}/#/studies?r=${Date.now()}`);
     await page.waitForSelector("[data-testid=study-row]");

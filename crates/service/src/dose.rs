@@ -95,13 +95,18 @@ impl Archive {
             for item in pending {
                 studies.entry(item.study_pk).or_default().push(item);
             }
+            // One transaction for the round: a commit per study cost more than reading it.
+            let mut write = DoseWrite::default();
             for (study_pk, items) in studies {
-                let write = self.study_dose(study_pk, items).await?;
-                run.read += write.done.len();
-                run.reports += write.reports.len();
-                run.exams += write.exams.len();
-                self.dose.write_dose(&write).await?;
+                let study = self.study_dose(study_pk, items).await?;
+                write.reports.extend(study.reports);
+                write.exams.extend(study.exams);
+                write.done.extend(study.done);
             }
+            run.read += write.done.len();
+            run.reports += write.reports.len();
+            run.exams += write.exams.len();
+            self.dose.write_dose(&write).await?;
             if round < ROUND as usize {
                 return Ok(run);
             }

@@ -701,3 +701,38 @@ pub fn write_corpus(dir: &std::path::Path) -> std::io::Result<Vec<DoseFile>> {
     }
     Ok(files)
 }
+
+/// The `n`th report of benchmark run `run`: a CT RDSR of three acquisitions (a scout, a
+/// head, a neck), with its SOP Instance UID.
+pub fn bench_rdsr(run: u64, n: u64) -> (String, Vec<u8>) {
+    let mut header = Header::synthetic(run * 1_000_000 + n, Syntax::EXPLICIT_LE);
+    header.patient.id = format!("BENCH{n:06}");
+    let acquisition = |protocol: &str, uid: u64, ctdivol: f64, dlp: f64| CtAcquisition {
+        protocol: protocol.into(),
+        target: ("69536005", "SCT", "Head"),
+        event_uid: Some(crate::generate::uid(0xD05E_0001 + run, n * 4 + uid)),
+        ctdivol,
+        dlp,
+        head_phantom: true,
+        kvp: 120.0,
+        tube_current: 250.0,
+        exposure_time: 6.0,
+        pitch: 0.8,
+        scanning_length_mm: 150.0,
+        ssde: None,
+        dose_check: None,
+    };
+    let spread = (n % 40) as f64;
+    let report = CtReport {
+        header,
+        codes: if n.is_multiple_of(3) { Codes::Legacy } else { Codes::Current },
+        acquisitions: vec![
+            acquisition("Scout", 1, 0.3, 5.0),
+            acquisition("頭部ルーチン", 2, 45.0 + spread, 800.0 + 10.0 * spread),
+            acquisition("頸部", 3, 12.0, 250.0),
+        ],
+        without_total: false,
+        enhanced: false,
+    };
+    (report.header.sop_instance_uid.clone(), ct_rdsr(&report))
+}

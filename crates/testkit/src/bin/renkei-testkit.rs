@@ -90,6 +90,9 @@ enum Command {
         /// see `generate::index_instance`) instead of one study of `--size` slices.
         #[arg(long)]
         index: bool,
+        /// Send CT dose reports (RDSRs, one study each; see `dose::bench_rdsr`) instead.
+        #[arg(long, conflicts_with = "index")]
+        dose: bool,
     },
     /// Record synthetic index rows (no blobs) for facility `bench`, straight through the
     /// store, and print one JSON line with the rate. For the scale benchmark.
@@ -214,10 +217,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{{\"count\":{count},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", took.as_secs_f64());
             Ok(())
         }
-        Command::Send { address, called, calling, associations, count, size, run, index } => {
-            let instances = (0..count).map(|n| if index { index_instance(run, n) } else { bench_slice(size, run, n) });
-            let instances = instances.map(|spec| (spec.sop_instance_uid.clone(), dataset(&spec))).collect();
-            send(&address, &called, &calling, associations.max(1), instances).await
+        Command::Send { address, called, calling, associations, count, size, run, index, dose } => {
+            let (sop_class, instances) = if dose {
+                (renkei_testkit::dose::RDSR, (0..count).map(|n| renkei_testkit::dose::bench_rdsr(run, n)).collect())
+            } else {
+                let specs = (0..count).map(|n| if index { index_instance(run, n) } else { bench_slice(size, run, n) });
+                (CT_IMAGE, specs.map(|spec| (spec.sop_instance_uid.clone(), dataset(&spec))).collect())
+            };
+            send(&address, &called, &calling, associations.max(1), sop_class, instances).await
         }
         Command::Stow { url, token, clients, files } => {
             let bodies = files.iter().map(std::fs::read).collect::<Result<Vec<_>, _>>().context("reading files")?;
@@ -240,6 +247,7 @@ async fn send(
     called: &str,
     calling: &str,
     associations: usize,
+    sop_class: &'static str,
     instances: Vec<(String, Vec<u8>)>,
 ) -> anyhow::Result<()> {
     let count = instances.len();
@@ -251,14 +259,14 @@ async fn send(
         let instances = instances.clone();
         let (address, called, calling) = (address.to_owned(), called.to_owned(), calling.to_owned());
         tasks.spawn(async move {
-            let contexts = vec![(CT_IMAGE.to_owned(), vec!["1.2.840.10008.1.2.1".to_owned()])];
+            let contexts = vec![(sop_class.to_owned(), vec!["1.2.840.10008.1.2.1".to_owned()])];
             let mut scu = Scu::connect(&address, &calling, &called, &contexts, 256 * 1024).await?;
-            let context = scu.context_for(CT_IMAGE, "1.2.840.10008.1.2.1").context("CT storage not accepted")?;
+            let context = scu.context_for(sop_class, "1.2.840.10008.1.2.1").context("storage not accepted")?;
             let mut latencies = Vec::new();
             let mut failed = 0u64;
             for (uid, bytes) in instances.iter().skip(worker).step_by(associations) {
                 let t = Instant::now();
-                let response = scu.store(context, CT_IMAGE, uid, bytes.as_slice(), bytes.len() as u64, None).await?;
+                let response = scu.store(context, sop_class, uid, bytes.as_slice(), bytes.len() as u64, None).await?;
                 latencies.push(t.elapsed());
                 if response.status != Some(0) {
                     failed += 1;

@@ -31,6 +31,8 @@ const LEASE: &str = "dose";
 const LEASE_SECONDS: u32 = 120;
 /// Objects read a round.
 const ROUND: u32 = 500;
+/// Objects whose reports and exams are written in one transaction.
+const WRITE_CHUNK: usize = 32;
 /// Values up to this size are held when a dose object is read; larger ones (pixel data)
 /// are skipped.
 const MAX_INLINE: u32 = 64 * 1024;
@@ -95,22 +97,33 @@ impl Archive {
             for item in pending {
                 studies.entry(item.study_pk).or_default().push(item);
             }
-            // One transaction for the round: a commit per study cost more than reading it.
+            // Written a few dozen objects at a time: a commit per study cost more than reading
+            // it, and one transaction for the round kept ingest waiting for the write lock.
             let mut write = DoseWrite::default();
             for (study_pk, items) in studies {
                 let study = self.study_dose(study_pk, items).await?;
                 write.reports.extend(study.reports);
                 write.exams.extend(study.exams);
                 write.done.extend(study.done);
+                if write.done.len() >= WRITE_CHUNK {
+                    self.write_dose(std::mem::take(&mut write), &mut run).await?;
+                }
             }
-            run.read += write.done.len();
-            run.reports += write.reports.len();
-            run.exams += write.exams.len();
-            self.dose.write_dose(&write).await?;
+            self.write_dose(write, &mut run).await?;
             if round < ROUND as usize {
                 return Ok(run);
             }
         }
+    }
+
+    async fn write_dose(&self, write: DoseWrite, run: &mut DoseRun) -> Result<(), ServiceError> {
+        if write.done.is_empty() {
+            return Ok(());
+        }
+        run.read += write.done.len();
+        run.reports += write.reports.len();
+        run.exams += write.exams.len();
+        Ok(self.dose.write_dose(&write).await?)
     }
 
     /// Reads a study's queued objects and works out its exams.

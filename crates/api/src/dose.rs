@@ -38,13 +38,13 @@ fn scope(principal: &Principal, named: Option<&str>) -> Result<Option<FacilityId
     }
 }
 
+fn parse_kind(value: &str) -> Result<DoseKind, Problem> {
+    DoseKind::parse(value)
+        .ok_or_else(|| Problem::bad_request(format!("unknown kind {value}: ct, projection, mammography or nm")))
+}
+
 fn kind(value: Option<&str>) -> Result<Option<DoseKind>, Problem> {
-    value
-        .map(|k| {
-            DoseKind::parse(k)
-                .ok_or_else(|| Problem::bad_request(format!("unknown kind {k}: ct, projection, mammography or nm")))
-        })
-        .transpose()
+    value.map(parse_kind).transpose()
 }
 
 #[derive(Deserialize)]
@@ -225,7 +225,7 @@ pub async fn map_protocol(
     let facility = FacilityId::new(&request.facility).map_err(|e| Problem::bad_request(e.to_string()))?;
     let mapping = ProtocolMapping {
         facility: facility.as_str().to_owned(),
-        kind: kind(Some(&request.kind))?.unwrap_or(DoseKind::Ct),
+        kind: parse_kind(&request.kind)?,
         description: request.description,
         category: request.category.filter(|c| !c.is_empty()),
         confirmed_by: format!("{} ({})", request.by.trim(), token_kind(&principal)),

@@ -205,8 +205,6 @@ pub enum SsdeMethod {
     Reported,
     /// From the water-equivalent diameter (TG-220).
     WaterEquivalentDiameter,
-    /// From the effective diameter sqrt(AP × LAT) (TG-204).
-    EffectiveDiameter,
 }
 
 /// The plane of a biplane system.
@@ -286,29 +284,47 @@ pub struct DoseReport {
     pub notes: Vec<String>,
 }
 
+impl EventData {
+    pub fn ctdivol(&self) -> Option<f64> {
+        if let EventData::Ct(ct) = self { ct.ctdivol } else { None }
+    }
+
+    pub fn dlp(&self) -> Option<f64> {
+        if let EventData::Ct(ct) = self { ct.dlp } else { None }
+    }
+
+    pub fn dap(&self) -> Option<f64> {
+        if let EventData::Projection(p) = self { p.dap } else { None }
+    }
+
+    pub fn dose_rp(&self) -> Option<f64> {
+        if let EventData::Projection(p) = self { p.dose_rp } else { None }
+    }
+
+    pub fn agd(&self) -> Option<f64> {
+        if let EventData::Projection(p) = self { p.agd } else { None }
+    }
+
+    pub fn activity(&self) -> Option<f64> {
+        if let EventData::Administration(a) = self { a.activity } else { None }
+    }
+}
+
+/// The sum of `value` over the events that have it (`None` when none has).
+pub fn sum_over(events: &[Event], value: fn(&EventData) -> Option<f64>) -> Option<f64> {
+    events.iter().filter_map(|e| value(&e.data)).fold(None, |total, v| Some(total.unwrap_or(0.0) + v))
+}
+
 impl DoseReport {
     /// The largest CTDIvol of its CT events (what a CT DRL compares), mGy.
     pub fn max_ctdivol(&self) -> Option<f64> {
-        self.events
-            .iter()
-            .filter_map(|e| match &e.data {
-                EventData::Ct(ct) => ct.ctdivol,
-                _ => None,
-            })
-            .reduce(f64::max)
+        self.events.iter().filter_map(|e| e.data.ctdivol()).reduce(f64::max)
     }
 
     /// The average glandular dose of its largest exposure (what the mammography DRL
     /// compares), else its total, mGy.
     pub fn largest_agd(&self) -> Option<f64> {
-        self.events
-            .iter()
-            .filter_map(|e| match &e.data {
-                EventData::Projection(p) => p.agd,
-                _ => None,
-            })
-            .reduce(f64::max)
-            .or(self.totals.agd)
+        self.events.iter().filter_map(|e| e.data.agd()).reduce(f64::max).or(self.totals.agd)
     }
 
     /// The protocols of its events, each once, in order.
@@ -475,16 +491,6 @@ impl Metric {
             Metric::Dlp => "mGy.cm",
             Metric::Dap => "Gy.cm2",
             Metric::Activity => "MBq",
-        }
-    }
-
-    /// The metrics a kind of exam is compared on.
-    pub fn of_kind(kind: DoseKind) -> &'static [Metric] {
-        match kind {
-            DoseKind::Ct => &[Metric::Ctdivol, Metric::Dlp],
-            DoseKind::Projection => &[Metric::DoseRp, Metric::Dap],
-            DoseKind::Mammography => &[Metric::Agd],
-            DoseKind::NuclearMedicine => &[Metric::Activity],
         }
     }
 

@@ -11,21 +11,6 @@ pub use renkei_domain::dose::Metric;
 use renkei_domain::dose::{DoseKind, DoseReport, Exam};
 use unicode_normalization::UnicodeNormalization;
 
-/// A stored exam against the levels of its mapped category, in the edition in force on
-/// the day it was done (the newest for an undated exam). Nothing for an unmapped exam.
-pub fn compare_exam(exam: &Exam) -> (&'static Edition, Vec<Comparison>) {
-    let edition = exam.started_at.map_or_else(current, |at| edition_on(&renkei_domain::tier::day_in_japan(at)));
-    let Some(category) = &exam.category else { return (edition, Vec::new()) };
-    let comparisons = edition
-        .levels_for(category, exam.age_years)
-        .filter_map(|level| {
-            let value = level.metric.of_exam(exam)?;
-            Some(Comparison { metric: level.metric, value, level: level.value, ratio: value / level.value })
-        })
-        .collect();
-    (edition, comparisons)
-}
-
 /// One reference level.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Level {
@@ -66,6 +51,21 @@ impl Edition {
     /// The levels of `category` that apply to a patient of this age.
     pub fn levels_for(&self, category: &str, age_years: Option<f64>) -> impl Iterator<Item = &Level> {
         self.levels.iter().filter(move |l| l.category == category && l.applies_to(age_years))
+    }
+
+    /// Values (by metric) against the levels of `category` for a patient of this age.
+    fn compare(
+        &self,
+        category: &str,
+        age_years: Option<f64>,
+        value: impl Fn(Metric) -> Option<f64>,
+    ) -> Vec<Comparison> {
+        self.levels_for(category, age_years)
+            .filter_map(|level| {
+                let value = value(level.metric)?;
+                Some(Comparison { metric: level.metric, value, level: level.value, ratio: value / level.value })
+            })
+            .collect()
     }
 }
 
@@ -218,13 +218,18 @@ impl Comparison {
 
 /// An exam's report against the levels of `category` in `edition`, for its patient's age.
 pub fn compare(report: &DoseReport, edition: &Edition, category: &str) -> Vec<Comparison> {
-    edition
-        .levels_for(category, report.patient.age_years)
-        .filter_map(|level| {
-            let value = level.metric.of(report)?;
-            Some(Comparison { metric: level.metric, value, level: level.value, ratio: value / level.value })
-        })
-        .collect()
+    edition.compare(category, report.patient.age_years, |metric| metric.of(report))
+}
+
+/// A stored exam against the levels of its mapped category, in the edition in force on
+/// the day it was done (the newest for an undated exam). Nothing for an unmapped exam.
+pub fn compare_exam(exam: &Exam) -> (&'static Edition, Vec<Comparison>) {
+    let edition = exam.started_at.map_or_else(current, |at| edition_on(&renkei_domain::tier::day_in_japan(at)));
+    let comparisons = match &exam.category {
+        Some(category) => edition.compare(category, exam.age_years, |metric| metric.of_exam(exam)),
+        None => Vec::new(),
+    };
+    (edition, comparisons)
 }
 
 static KEYWORDS: LazyLock<Vec<(String, Vec<String>)>> = LazyLock::new(|| {

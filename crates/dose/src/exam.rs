@@ -4,7 +4,7 @@
 //! repeat the earlier events and add new ones; a cumulative report covers all the others.
 //! Events are told apart by their Irradiation Event UID, so nothing is counted twice.
 
-use renkei_domain::dose::{DoseReport, EventData, Totals};
+use renkei_domain::dose::{DoseReport, EventData, Totals, sum_over};
 
 /// The reports of one study and kind merged into one exam (`None` for no reports).
 /// Reports come in the order they were stored; the first names the exam.
@@ -35,30 +35,12 @@ pub fn merge(reports: &[DoseReport]) -> Option<DoseReport> {
 }
 
 fn totals_of_events(exam: &DoseReport, reports: &[DoseReport]) -> Totals {
-    let sum = |value: fn(&EventData) -> Option<f64>| {
-        exam.events.iter().filter_map(|e| value(&e.data)).fold(None, |t: Option<f64>, v| Some(t.unwrap_or(0.0) + v))
-    };
     Totals {
-        dlp: sum(|d| match d {
-            EventData::Ct(ct) => ct.dlp,
-            _ => None,
-        }),
-        dap: sum(|d| match d {
-            EventData::Projection(p) => p.dap,
-            _ => None,
-        }),
-        dose_rp: sum(|d| match d {
-            EventData::Projection(p) => p.dose_rp,
-            _ => None,
-        }),
-        agd: sum(|d| match d {
-            EventData::Projection(p) => p.agd,
-            _ => None,
-        }),
-        activity: sum(|d| match d {
-            EventData::Administration(a) => a.activity,
-            _ => None,
-        }),
+        dlp: sum_over(&exam.events, EventData::dlp),
+        dap: sum_over(&exam.events, EventData::dap),
+        dose_rp: sum_over(&exam.events, EventData::dose_rp),
+        agd: sum_over(&exam.events, EventData::agd),
+        activity: sum_over(&exam.events, EventData::activity),
         // Fluoroscopy time is reported per report, not per event: the longest stands, which
         // undercounts only reports that split one procedure's fluoroscopy between them.
         fluoro_time: reports.iter().filter_map(|r| r.totals.fluoro_time).reduce(f64::max),

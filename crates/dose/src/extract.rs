@@ -9,7 +9,7 @@ use renkei_dicom::tags::tag;
 use renkei_dicom::walk::Node;
 use renkei_domain::dose::{
     Administration, CtEvent, Device, DoseKind, DoseReport, DoseSource, Event, EventData, Filter, PatientSize, Phantom,
-    Plane, ProjectionEvent, Ssde, SsdeMethod, Totals,
+    Plane, ProjectionEvent, Ssde, SsdeMethod, Totals, sum_over,
 };
 
 use crate::codes::{self, Concept};
@@ -259,10 +259,7 @@ fn ct(root: &Item, notes: &mut Notes) -> (Totals, Vec<Event>) {
     }
     let mut dlp = measure(root, codes::CT_DOSE_LENGTH_PRODUCT_TOTAL, Quantity::DoseLength, "DLP total", notes);
     if dlp.is_none() {
-        dlp = sum(events.iter().map(|e| match &e.data {
-            EventData::Ct(ct) => ct.dlp,
-            _ => None,
-        }));
+        dlp = sum_over(&events, EventData::dlp);
         if dlp.is_some() {
             notes.add("no DLP total; the events' DLPs were added up");
         }
@@ -397,21 +394,9 @@ fn projection(root: &Item, notes: &mut Notes) -> (Totals, Vec<Event>) {
         });
     }
     // Totals the device left out are the sums of its events.
-    let of_events = |value: fn(&ProjectionEvent) -> Option<f64>| {
-        sum(events.iter().filter_map(|e| match &e.data {
-            EventData::Projection(p) => Some(value(p)),
-            _ => None,
-        }))
-    };
-    if totals.dap.is_none() {
-        totals.dap = of_events(|p| p.dap);
-    }
-    if totals.dose_rp.is_none() {
-        totals.dose_rp = of_events(|p| p.dose_rp);
-    }
-    if totals.agd.is_none() {
-        totals.agd = of_events(|p| p.agd);
-    }
+    totals.dap = totals.dap.or_else(|| sum_over(&events, EventData::dap));
+    totals.dose_rp = totals.dose_rp.or_else(|| sum_over(&events, EventData::dose_rp));
+    totals.agd = totals.agd.or_else(|| sum_over(&events, EventData::agd));
     totals.events = Some(events.len() as u32);
     (totals, events)
 }
@@ -434,14 +419,6 @@ fn radiopharmaceutical(root: &Item, notes: &mut Notes) -> (Totals, Vec<Event>) {
             data: EventData::Administration(data),
         });
     }
-    let activity = sum(events.iter().map(|e| match &e.data {
-        EventData::Administration(a) => a.activity,
-        _ => None,
-    }));
+    let activity = sum_over(&events, EventData::activity);
     (Totals { activity, events: Some(events.len() as u32), ..Totals::default() }, events)
-}
-
-/// The sum of the values present, if any is.
-fn sum(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    values.flatten().fold(None, |total, v| Some(total.unwrap_or(0.0) + v))
 }

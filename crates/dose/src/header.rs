@@ -8,7 +8,7 @@
 
 use renkei_dicom::tags::tag;
 use renkei_dicom::walk::Node;
-use renkei_domain::dose::{CtEvent, DoseKind, DoseReport, DoseSource, Event, EventData, Phantom, Totals};
+use renkei_domain::dose::{CtEvent, DoseKind, DoseReport, DoseSource, Event, EventData, Phantom, Totals, sum_over};
 
 use crate::extract::{device, patient_size};
 use crate::sr::Reader;
@@ -34,41 +34,6 @@ const IMAGE_POSITION: u32 = tag(0x0020, 0x0032);
 /// Whether an instance of this class may carry header dose attributes.
 pub fn is_ct_image(sop_class: &str) -> bool {
     sop_class == CT_IMAGE || sop_class == ENHANCED_CT_IMAGE
-}
-
-/// The tags [`image_dose`] reads, for a walker that captures only what it is asked for.
-pub fn is_header_dose_tag(t: u32) -> bool {
-    [
-        SERIES_DESCRIPTION,
-        PROTOCOL_NAME,
-        SLICE_THICKNESS,
-        KVP,
-        EXPOSURE_TIME_MS,
-        TUBE_CURRENT,
-        WATER_EQUIVALENT_DIAMETER,
-        ACQUISITION_TYPE,
-        TOTAL_COLLIMATION,
-        SPIRAL_PITCH,
-        CTDIVOL,
-        CTDI_PHANTOM,
-        IMAGE_POSITION,
-        SERIES_UID,
-        crate::extract::MANUFACTURER,
-        crate::extract::MODEL,
-        crate::extract::SERIAL,
-        crate::extract::STATION,
-        crate::extract::INSTITUTION,
-        crate::extract::STUDY_DATE,
-        crate::extract::STUDY_TIME,
-        crate::extract::STUDY_DESCRIPTION,
-        crate::extract::PATIENT_AGE,
-        crate::extract::PATIENT_SIZE,
-        crate::extract::PATIENT_WEIGHT,
-        renkei_dicom::tags::SPECIFIC_CHARACTER_SET,
-        renkei_dicom::tags::SOP_CLASS_UID,
-        renkei_dicom::tags::STUDY_INSTANCE_UID,
-    ]
-    .contains(&t)
 }
 
 /// One CT image's dose attributes.
@@ -223,13 +188,7 @@ pub fn report(uid: &str, first: &[Node], big_endian: bool, images: &[ImageDose])
             }
         })
         .collect();
-    let dlp = events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::Ct(ct) => ct.dlp,
-            _ => None,
-        })
-        .fold(None, |total: Option<f64>, d| Some(total.unwrap_or(0.0) + d));
+    let dlp = sum_over(&events, EventData::dlp);
     Some(DoseReport {
         sop_instance_uid: uid.to_owned(),
         study_uid: reader.string(first, renkei_dicom::tags::STUDY_INSTANCE_UID),

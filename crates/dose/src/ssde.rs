@@ -25,12 +25,6 @@ pub fn from_water_equivalent_diameter(ctdivol: f64, phantom: Phantom, dw_mm: f64
     Some(Ssde { mgy: ctdivol * factor(phantom, d)?, diameter_cm: Some(d), method: SsdeMethod::WaterEquivalentDiameter })
 }
 
-/// The SSDE of `ctdivol` (mGy) from the patient's AP and lateral dimensions (mm).
-pub fn from_dimensions(ctdivol: f64, phantom: Phantom, ap_mm: f64, lateral_mm: f64) -> Option<Ssde> {
-    let d = (ap_mm * lateral_mm).sqrt() / 10.0;
-    Some(Ssde { mgy: ctdivol * factor(phantom, d)?, diameter_cm: Some(d), method: SsdeMethod::EffectiveDiameter })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,7 +47,5 @@ mod tests {
         assert!((ssde.mgy - 14.8).abs() < 0.05, "{ssde:?}");
         assert_eq!(ssde.diameter_cm, Some(25.0));
         assert_eq!(ssde.method, SsdeMethod::WaterEquivalentDiameter);
-        let effective = from_dimensions(10.0, Phantom::Body32, 200.0, 312.5).unwrap();
-        assert!((effective.mgy - ssde.mgy).abs() < 1e-9);
     }
 }

@@ -9,7 +9,7 @@ use renkei_domain::dose::{
 use renkei_store::StoreError;
 
 use crate::instances::stored_instance;
-use crate::{ColumnType, Dialect, Sql, Statement, Value, corrupt};
+use crate::{ColumnType, Dialect, Sql, Statement, Value, corrupt, placeholders};
 
 const PENDING: &str = "\
     SELECT d.instance_pk, i.facility_id, s.pk, s.study_uid, se.series_uid, i.sop_instance_uid, i.sop_class_uid, \
@@ -72,13 +72,15 @@ pub(crate) async fn write(tx: &mut dyn Sql, write: &DoseWrite) -> Result<(), Sto
     for exam in &write.exams {
         write_exam(tx, exam).await?;
     }
-    for done in &write.done {
-        tx.execute(&tx.statement("DELETE FROM dose_pending WHERE instance_pk = ?").int(*done)).await?;
+    for chunk in write.done.chunks(256) {
+        let text = format!("DELETE FROM dose_pending WHERE instance_pk IN ({})", placeholders(chunk.len()));
+        tx.execute(&chunk.iter().fold(tx.statement(&text), |s, pk| s.int(*pk))).await?;
     }
     Ok(())
 }
 
-/// The device's key, recording it the first time it is seen.
+/// The device's key, recording it the first time it is seen (most exams come from a
+/// device already known: one read, no write).
 async fn device(tx: &mut dyn Sql, facility: &str, device: &Device) -> Result<i64, StoreError> {
     let fields = [
         &device.manufacturer,
@@ -88,15 +90,6 @@ async fn device(tx: &mut dyn Sql, facility: &str, device: &Device) -> Result<i64
         &device.institution,
         &device.observer_uid,
     ];
-    let insert = fields.iter().fold(
-        tx.statement(
-            "INSERT INTO dose_device (facility_id, manufacturer, model, serial, station, institution, observer_uid) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .text(facility),
-        |s, f| s.text(f),
-    );
-    tx.execute(&insert).await?;
     let select = fields.iter().fold(
         tx.statement(
             "SELECT pk FROM dose_device WHERE facility_id = ? AND manufacturer = ? AND model = ? AND serial = ? \
@@ -105,7 +98,18 @@ async fn device(tx: &mut dyn Sql, facility: &str, device: &Device) -> Result<i64
         .text(facility),
         |s, f| s.text(f),
     );
-    let row = tx.fetch_optional(&select, &[ColumnType::Int]).await?;
+    let insert = fields.iter().fold(
+        tx.statement(
+            "INSERT INTO dose_device (facility_id, manufacturer, model, serial, station, institution, observer_uid) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+        )
+        .text(facility),
+        |s, f| s.text(f),
+    );
+    let row = match tx.fetch_optional(&select, &[ColumnType::Int]).await? {
+        Some(row) => Some(row),
+        None => tx.fetch_optional(&insert, &[ColumnType::Int]).await?,
+    };
     row.and_then(|r| r.first().and_then(Value::as_int)).ok_or_else(|| corrupt("device"))
 }
 
@@ -163,7 +167,7 @@ pub(crate) async fn requeue(tx: &mut dyn Sql, sop_classes: &[&str], now: i64) ->
     if sop_classes.is_empty() {
         return Ok(0);
     }
-    let list = vec!["?"; sop_classes.len()].join(", ");
+    let list = placeholders(sop_classes.len());
     let text = format!(
         "INSERT INTO dose_pending (instance_pk, queued_at) SELECT pk, ? FROM instance WHERE sop_class_uid IN ({list})"
     );
@@ -242,7 +246,7 @@ fn conditions(filter: &ExamFilter) -> (String, Vec<Value>) {
         binds.push(Value::Text(facility.as_str().to_owned()));
     }
     if !filter.patients.is_empty() {
-        conditions.push(format!("e.patient_pk IN ({})", vec!["?"; filter.patients.len()].join(", ")));
+        conditions.push(format!("e.patient_pk IN ({})", placeholders(filter.patients.len())));
         binds.extend(filter.patients.iter().map(|p| Value::Int(*p)));
     }
     if let Some(kind) = filter.kind {

@@ -214,6 +214,11 @@ pub trait Sql: Send {
     }
 }
 
+/// `n` placeholders for an `IN (…)` list.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// A row that does not hold what the schema promises.
 pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("invalid {what} in index").into())

@@ -11,7 +11,7 @@ use renkei_domain::mpi::{
 };
 use renkei_store::StoreError;
 
-use crate::{ColumnType, Dialect, Sql, Statement, Value, corrupt};
+use crate::{ColumnType, Dialect, Sql, Statement, Value, corrupt, placeholders};
 
 /// Rows per multi-row statement: well inside both databases' limits on bound values.
 const CHUNK: usize = 256;
@@ -44,10 +44,6 @@ async fn records_where(sql: &mut dyn Sql, clause: &str, binds: Vec<Value>) -> Re
     let text = format!("SELECT {RECORD} FROM patient p WHERE {clause}");
     let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
     sql.fetch_all(&statement, &RECORD_TYPES).await?.into_iter().map(record).collect()
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 fn ints(ids: &[RecordId]) -> Vec<Value> {

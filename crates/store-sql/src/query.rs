@@ -7,7 +7,7 @@ use renkei_domain::names::{fuzzy_name_key, name_key};
 use renkei_domain::query::{Attribute, MatchKind, Matcher, NameGroup, Query, QueryLevel};
 use renkei_store::like_pattern;
 
-use crate::{ColumnType, Dialect, Statement, Value};
+use crate::{ColumnType, Dialect, Statement, Value, placeholders};
 
 /// Where an indexed attribute lives: its raw column and the column it is matched on.
 struct Column {
@@ -411,10 +411,6 @@ fn push_constraint(sql: &mut String, binds: &mut Vec<Value>, attribute: Attribut
         }
         Matcher::PersonName(_) => {}
     }
-}
-
-fn placeholders(count: usize) -> String {
-    vec!["?"; count].join(", ")
 }
 
 #[cfg(test)]

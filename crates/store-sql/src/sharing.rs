@@ -10,7 +10,7 @@ use renkei_domain::sharing::{
 use renkei_store::StoreError;
 
 use crate::query::PUBLISHED_TO;
-use crate::{ColumnType, Sql, Statement, Value, corrupt};
+use crate::{ColumnType, Sql, Statement, Value, corrupt, placeholders};
 
 /// Rows per multi-row insert.
 const CHUNK: usize = 256;
@@ -187,7 +187,7 @@ async fn add_targets(sql: &mut dyn Sql, publications: &mut [Publication]) -> Res
         let text = format!(
             "SELECT publication_pk, facility_id FROM publication_target WHERE publication_pk IN ({}) \
              ORDER BY facility_id",
-            vec!["?"; chunk.len()].join(", ")
+            placeholders(chunk.len())
         );
         let statement = chunk.iter().fold(sql.statement(&text), |s, id| s.int(*id));
         for row in sql.fetch_all(&statement, &[ColumnType::Int, ColumnType::Text]).await? {
@@ -348,7 +348,7 @@ pub(crate) async fn published_to(
     for chunk in records.chunks(CHUNK) {
         let text = format!(
             "SELECT DISTINCT pub.patient_pk FROM publication pub WHERE pub.patient_pk IN ({}) AND {PUBLISHED_TO}",
-            vec!["?"; chunk.len()].join(", ")
+            placeholders(chunk.len())
         );
         let statement = chunk.iter().fold(sql.statement(&text), |s, r| s.int(r.0));
         let statement = statement.int(now).int(now).text(facility.as_str());

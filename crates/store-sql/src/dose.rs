@@ -311,59 +311,40 @@ pub(crate) async fn quantiles(
         Grouping::Month => ("CAST(NULL AS BIGINT)", month),
     };
     let column = metric_column(metric);
+    // Quartiles and median by linear interpolation between the two nearest ranks, computed in
+    // the database: only one row per group leaves it. SQLite's are its percentile functions
+    // (built in with SQLITE_ENABLE_PERCENTILE, see .cargo/config.toml).
+    let dialect = sql.dialect();
+    let percentile = |p: &str| match dialect {
+        Dialect::Sqlite => format!("percentile_cont({column}, {p})"),
+        Dialect::Postgres => format!("percentile_cont({p}) WITHIN GROUP (ORDER BY {column})"),
+    };
+    let (q1, median, q3) = (percentile("0.25"), percentile("0.5"), percentile("0.75"));
     let (conditions, binds) = conditions(filter);
-    // Each group's values ranked; only the ranks of the quartiles, the median and the ends
-    // leave the database.
     let text = format!(
-        "SELECT g_facility, g_device, g_month, n, k, value FROM ( \
-           SELECT e.facility_id AS g_facility, {device} AS g_device, {month} AS g_month, {column} AS value, \
-             ROW_NUMBER() OVER (PARTITION BY e.facility_id, {device}, {month} ORDER BY {column}) AS k, \
-             COUNT(*) OVER (PARTITION BY e.facility_id, {device}, {month}) AS n \
-           FROM dose_exam e WHERE {column} IS NOT NULL AND {conditions}) v \
-         WHERE k = 1 OR k = n OR k = (n + 3) / 4 OR k = (n + 1) / 2 OR k = (n + 2) / 2 OR k = (3 * n + 3) / 4 \
-         ORDER BY g_facility, g_device, g_month, k"
+        "SELECT e.facility_id, {device}, {month}, COUNT(*), MIN({column}), {q1}, {median}, {q3}, MAX({column}) \
+         FROM dose_exam e WHERE {column} IS NOT NULL AND {conditions} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     );
     let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
-    let rows = sql.fetch_all(&statement, &[Text, Int, Text, Int, Int, Real]).await?;
-    let mut out: Vec<Quantiles> = Vec::new();
-    for row in rows {
-        let [facility, device, month, n, k, value] =
-            <[Value; 6]>::try_from(row).map_err(|_| corrupt("quantile row"))?;
-        let (facility, device, month) = (facility.into_text().unwrap_or_default(), device.as_int(), month.into_text());
-        let (n, k, value) = (n.as_int().unwrap_or(0), k.as_int().unwrap_or(0), value.as_real().unwrap_or(0.0));
-        let same = |q: &Quantiles| q.facility == facility && q.device_id == device && q.month == month;
-        if !out.last().is_some_and(same) {
-            out.push(Quantiles {
-                facility: facility.clone(),
-                device_id: device,
-                month: month.clone(),
-                exams: n as u64,
-                min: value,
-                q1: value,
-                median: value,
-                q3: value,
-                max: value,
-            });
-        }
-        let q = out.last_mut().ok_or_else(|| corrupt("quantile row"))?;
-        if k == (n + 3) / 4 {
-            q.q1 = value;
-        }
-        // The median: the middle value, or halfway between the middle two.
-        if k == (n + 1) / 2 {
-            q.median = value;
-        }
-        if k == (n + 2) / 2 && n % 2 == 0 {
-            q.median = (q.median + value) / 2.0;
-        }
-        if k == (3 * n + 3) / 4 {
-            q.q3 = value;
-        }
-        if k == n {
-            q.max = value;
-        }
-    }
-    Ok(out)
+    let rows = sql.fetch_all(&statement, &[Text, Int, Text, Int, Real, Real, Real, Real, Real]).await?;
+    rows.into_iter()
+        .map(|row| {
+            let [facility, device, month, n, min, q1, median, q3, max] =
+                <[Value; 9]>::try_from(row).map_err(|_| corrupt("quantile row"))?;
+            let real = |v: Value| v.as_real().ok_or_else(|| corrupt("quantile row"));
+            Ok(Quantiles {
+                facility: facility.into_text().unwrap_or_default(),
+                device_id: device.as_int(),
+                month: month.into_text(),
+                exams: n.as_int().unwrap_or(0) as u64,
+                min: real(min)?,
+                q1: real(q1)?,
+                median: real(median)?,
+                q3: real(q3)?,
+                max: real(max)?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn devices(sql: &mut dyn Sql, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError> {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use renkei_store::StoreError;
+use sqlx::database::HasStatementCache;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use crate::{ColumnType, Dialect, Sql, SqlTransaction, Statement, Value};
@@ -23,15 +24,23 @@ pub enum On<'a, D: Driver> {
     Transaction(sqlx::Transaction<'static, D::DB>),
 }
 
-fn query<DB>(statement: &Statement) -> sqlx::query::Query<'_, DB, DB::Arguments>
+/// `statement` as a sqlx query for `D`.
+///
+/// PostgreSQL types a prepared statement's parameters from the values of its first run, and
+/// sqlx caches it by text: a NULL (bound as text) there would make every later value in that
+/// place be read as text. So a PostgreSQL statement that binds NULL is prepared afresh, and
+/// only one without NULLs is kept.
+fn query<D: Driver>(statement: &Statement) -> sqlx::query::Query<'_, D::DB, <D::DB as Database>::Arguments>
 where
-    DB: Database,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    D::DB: HasStatementCache,
+    for<'t> &'t str: Encode<'t, D::DB> + Type<D::DB>,
+    for<'t> Option<&'t str>: Encode<'t, D::DB> + Type<D::DB>,
+    for<'t> i64: Encode<'t, D::DB> + Type<D::DB>,
+    for<'t> f64: Encode<'t, D::DB> + Type<D::DB>,
 {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
+    let binds_null = statement.binds.contains(&Value::Null);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()))
+        .persistent(!(D::DIALECT == Dialect::Postgres && binds_null));
     for value in &statement.binds {
         query = match value {
             Value::Null => query.bind(None::<&str>),
@@ -71,6 +80,7 @@ where
     D: Driver,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     <D::DB as Database>::Arguments: IntoArguments<D::DB>,
+    D::DB: HasStatementCache,
     for<'t> &'t str: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     for<'t> Option<&'t str>: Encode<'t, D::DB> + Type<D::DB>,
     for<'t> i64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
@@ -94,9 +104,9 @@ where
 
     async fn execute(&mut self, statement: &Statement) -> Result<u64, StoreError> {
         match self {
-            On::Pool(pool) => query(statement).execute(*pool).await,
-            On::Connection(connection) => query(statement).execute(&mut **connection).await,
-            On::Transaction(tx) => query(statement).execute(&mut **tx).await,
+            On::Pool(pool) => query::<D>(statement).execute(*pool).await,
+            On::Connection(connection) => query::<D>(statement).execute(&mut **connection).await,
+            On::Transaction(tx) => query::<D>(statement).execute(&mut **tx).await,
         }
         .map(|done| D::rows_affected(&done))
         .map_err(D::store_error)
@@ -108,9 +118,9 @@ where
         columns: &[ColumnType],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         let rows = match self {
-            On::Pool(pool) => query(statement).fetch_all(*pool).await,
-            On::Connection(connection) => query(statement).fetch_all(&mut **connection).await,
-            On::Transaction(tx) => query(statement).fetch_all(&mut **tx).await,
+            On::Pool(pool) => query::<D>(statement).fetch_all(*pool).await,
+            On::Connection(connection) => query::<D>(statement).fetch_all(&mut **connection).await,
+            On::Transaction(tx) => query::<D>(statement).fetch_all(&mut **tx).await,
         }
         .map_err(D::store_error)?;
         rows.iter().map(|row| read_row::<D>(row, columns)).collect()
@@ -123,6 +133,7 @@ where
     D: Driver,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     <D::DB as Database>::Arguments: IntoArguments<D::DB>,
+    D::DB: HasStatementCache,
     for<'t> &'t str: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,
     for<'t> Option<&'t str>: Encode<'t, D::DB> + Type<D::DB>,
     for<'t> i64: Encode<'t, D::DB> + Decode<'t, D::DB> + Type<D::DB>,

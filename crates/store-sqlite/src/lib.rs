@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/0004_mpi.sql"), compatible_from: 1 },
     Migration { version: 5, sql: include_str!("../migrations/0005_sharing.sql"), compatible_from: 1 },
     Migration { version: 6, sql: include_str!("../migrations/0006_dose.sql"), compatible_from: 1 },
+    Migration { version: 7, sql: include_str!("../migrations/0007_dose_benchmark.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.

@@ -979,23 +979,32 @@ pub async fn dose_distributions_by_facility_device_and_month(store: &dyn Store) 
         record(store, &[rdsr]).await;
         let pending = store.pending_dose(i64::MAX, 100).await.expect("pending");
         let item = pending.iter().find(|p| p.instance.sop_instance_uid.as_str() == sop).expect("queued");
+        let mut report = ct_dose(&sop, 10.0 + n as f64, *dlp, station);
+        // The first without a weight: a NULL in a place must not spoil later values there
+        // (PostgreSQL types a cached statement's parameters by its first run).
+        if n == 0 {
+            report.patient.weight_kg = None;
+        }
         write.exams.push(NewExam {
             facility: facility(facility_id),
             study_pk: item.study_pk,
-            report: ct_dose(&sop, 10.0 + n as f64, *dlp, station),
+            report,
             started_at: Some(*at),
             description: "胸部CT".into(),
         });
         write.done.push(item.instance_pk);
     }
     store.write_dose(&write).await.expect("write");
+    let listed = store.exams(&ExamFilter { limit: 10, ..ExamFilter::default() }).await.expect("exams");
+    assert_eq!(listed.iter().filter(|e| e.weight_kg == Some(60.5)).count(), 4);
 
     let all = ExamFilter { limit: 1, ..ExamFilter::default() };
     let by_facility = store.quantiles(&all, Metric::Dlp, Grouping::Facility).await.expect("quantiles");
     assert_eq!(by_facility.len(), 2);
     let east = &by_facility[0];
     assert_eq!((east.facility.as_str(), east.exams), ("east", 4), "the filter's limit does not apply");
-    assert_eq!((east.min, east.q1, east.median, east.q3, east.max), (100.0, 100.0, 250.0, 300.0, 400.0));
+    // Interpolated between the nearest ranks, as PostgreSQL's percentile_cont does.
+    assert_eq!((east.min, east.q1, east.median, east.q3, east.max), (100.0, 175.0, 250.0, 325.0, 400.0));
     let west = &by_facility[1];
     assert_eq!((west.exams, west.min, west.median, west.max), (1, 1000.0, 1000.0, 1000.0));
 

@@ -5,6 +5,7 @@
 //!   Part-10 files.
 //! - [`corpus`]: a multi-facility corpus written to a folder.
 //! - [`fill`]: synthetic index rows, recorded through the real store, for the scale benchmark.
+//! - [`exams`]: synthetic dose exams, written through the real store, for the dose benchmark view.
 //! - [`http`]: the minimal keep-alive HTTP client of the STOW-RS benchmark.
 //! - [`s3`]: a real S3-compatible server on loopback, which survives being killed.
 //!
@@ -13,6 +14,7 @@
 
 pub mod corpus;
 pub mod dose;
+pub mod exams;
 pub mod fill;
 pub mod generate;
 pub mod http;

@@ -94,6 +94,19 @@ enum Command {
         #[arg(long, conflicts_with = "index")]
         dose: bool,
     },
+    /// Write synthetic dose exams (and their studies) into an index, through the real store,
+    /// and print one JSON line with the rate: `count` exams over `facilities` facilities,
+    /// adult CT and IVR categories, three years. For the dose benchmark view.
+    FillExams {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 34)]
+        facilities: u64,
+        #[arg(long)]
+        count: u64,
+    },
     /// Record synthetic index rows (no blobs) for facility `bench`, straight through the
     /// store, and print one JSON line with the rate. For the scale benchmark.
     FillIndex {
@@ -215,6 +228,26 @@ async fn main() -> anyhow::Result<()> {
             let took = renkei_testkit::fill::fill(store.as_ref(), &facility, run, start, count).await?;
             let rate = count as f64 / took.as_secs_f64();
             println!("{{\"count\":{count},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", took.as_secs_f64());
+            Ok(())
+        }
+        Command::FillExams { data_dir, database_url, facilities, count } => {
+            let mut sqlite = None;
+            let store: Box<dyn renkei_testkit::exams::ExamSink> = match (data_dir, database_url) {
+                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?)),
+                (Some(dir), None) => {
+                    std::fs::create_dir_all(&dir)?;
+                    let opened = renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?;
+                    sqlite = Some(opened.clone());
+                    Box::new(SqlStore(opened))
+                }
+                (None, None) => bail!("say --data-dir or --database-url"),
+            };
+            let took = renkei_testkit::exams::fill_exams(store.as_ref(), facilities, count).await?;
+            if let Some(sqlite) = sqlite {
+                sqlite.close().await;
+            }
+            let rate = count as f64 / took.as_secs_f64();
+            println!("{{\"count\":{count},\"seconds\":{:.1},\"exams_per_sec\":{rate:.0}}}", took.as_secs_f64());
             Ok(())
         }
         Command::Send { address, called, calling, associations, count, size, run, index, dose } => {

@@ -59,6 +59,7 @@ print(json.dumps({"system": backend, "question": question, "cold_ms": round(cold
 PY
   done
   kill "$renkei_pid"; wait "$renkei_pid" 2>/dev/null || true
+  rm -rf "$data"
 }
 
 measure sqlite

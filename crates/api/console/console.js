@@ -34,10 +34,14 @@ const TEXT = {
     chooseOwn: "自施設の患者を選んでください。", grade: "一致度", noCandidates: "候補はありません。",
     unlink: "切り離す（別人）", withdraw: "判断を取り消す", linkRecord: "この人物に患者を名寄せ", link: "名寄せする",
     dose: "線量管理", doseKind: "種別", category: "DRL区分", metric: "指標", show: "表示", byDevice: "装置別の分布",
-    histogram: "分布（ヒストグラム）", trend: "月別の中央値", drlLevel: "DRL", median: "中央値", exams: "検査数",
+    histogram: "分布（ヒストグラム）", trend: "装置別・月別の中央値", drlLevel: "DRL", median: "中央値", exams: "検査数",
     recentExams: "最近の検査", overDrl: "DRL超過", patientHistory: "患者の線量履歴", cumulative: "累積",
     benchmark: "施設間ベンチマーク（管理者のみ）", csv: "CSV出力", alerts: "線量アラート（過去1年）", reasons: "理由",
     patientAlerts: "累積線量の超過", total: "合計", device: "装置", unmapped: "DRL区分が未設定の検査名",
+    workload: "曜日・時間帯別の検査数", doseSettings: "DRL区分の対応付け・アラート閾値", mappings: "確定済みの対応付け",
+    suggested: "候補", noCategory: "（該当なし）", confirm: "確定", confirmedBy: "確定者", thresholds: "アラート閾値",
+    weeks: "期間（週。0は1検査ごと）", threshold: "閾値", save: "保存", remove: "削除", setBy: "設定者", saved: "保存しました",
+    weekdays: ["日", "月", "火", "水", "木", "金", "土"],
     allCategories: "（すべて）", doseKinds: { ct: "CT", projection: "血管撮影・透視", mammography: "マンモグラフィ", nm: "核医学" },
     metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "投与量 (MBq)" },
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
@@ -74,10 +78,14 @@ const TEXT = {
     grade: "Match", noCandidates: "No candidates.", unlink: "Unlink (different people)", withdraw: "Withdraw the decision",
     linkRecord: "Link a patient to this person", link: "Link",
     dose: "Dose", doseKind: "Kind", category: "DRL category", metric: "Metric", show: "Show", byDevice: "By device",
-    histogram: "Distribution (histogram)", trend: "Monthly median", drlLevel: "DRL", median: "Median", exams: "Exams",
+    histogram: "Distribution (histogram)", trend: "Monthly median by device", drlLevel: "DRL", median: "Median", exams: "Exams",
     recentExams: "Recent exams", overDrl: "Over DRL", patientHistory: "Patient dose history", cumulative: "Cumulative",
     benchmark: "Benchmark across facilities (administrators)", csv: "Export CSV", alerts: "Dose alerts (past year)", reasons: "Reasons",
     patientAlerts: "Cumulative dose over threshold", total: "Total", device: "Device", unmapped: "Exam names without a DRL category",
+    workload: "Exams by weekday and hour", doseSettings: "DRL categories and alert thresholds", mappings: "Confirmed mappings",
+    suggested: "Suggested", noCategory: "(none)", confirm: "Confirm", confirmedBy: "Confirmed by", thresholds: "Alert thresholds",
+    weeks: "Window (weeks; 0 for each exam)", threshold: "Threshold", save: "Save", remove: "Remove", setBy: "Set by", saved: "Saved",
+    weekdays: ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"],
     allCategories: "(all)", doseKinds: { ct: "CT", projection: "Angiography / fluoroscopy", mammography: "Mammography", nm: "Nuclear medicine" },
     metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "Activity (MBq)" },
     fields: {}, levels: {},
@@ -664,6 +672,34 @@ function histogram(testid, values, level) {
     options: { plugins: { title: { display: Boolean(level), text: level ? `${t("drlLevel")} ${number(level)}` : "" } } } });
 }
 
+const PALETTE = ["#0b6e99", "#d9822b", "#2b9348", "#8e44ad", "#c0392b", "#5b6b7c", "#b8860b", "#16a085"];
+
+// Each device's monthly median as its own line, the DRL across them.
+function trendChart(testid, groups, level) {
+  const months = [...new Set(groups.map((g) => g.month))].sort();
+  const devices = [...new Set(groups.map((g) => g.device ?? String(g.device_id)))];
+  const datasets = devices.map((device, i) => ({
+    label: device, borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length], spanGaps: true,
+    data: months.map((m) => groups.find((g) => g.month === m && (g.device ?? String(g.device_id)) === device)?.median ?? null),
+  }));
+  if (level) datasets.push(levelLine(level, months.length));
+  return chartBox(testid, { type: "line", data: { labels: months, datasets }, options: levelOptions(level) });
+}
+
+// Workload as a punch card: a bubble per weekday and hour (Japan time), its area the exams.
+function workloadChart(testid, cells) {
+  const busiest = Math.max(1, ...cells.map((c) => c.exams));
+  const data = cells.map((c) => ({ x: c.hour, y: c.weekday, r: 2 + 12 * Math.sqrt(c.exams / busiest), exams: c.exams }));
+  return chartBox(testid, { type: "bubble", data: { datasets: [{ label: t("exams"), data, backgroundColor: "rgba(11, 110, 153, 0.6)" }] },
+    options: {
+      scales: {
+        x: { min: -1, max: 24, ticks: { stepSize: 1, callback: (h) => (h >= 0 && h <= 23 ? `${h}:00` : "") } },
+        y: { min: -1, max: 7, reverse: true, ticks: { stepSize: 1, callback: (d) => t("weekdays")[d] ?? "" } },
+      },
+      plugins: { tooltip: { callbacks: { label: (c) => `${t("weekdays")[c.raw.y]} ${c.raw.x}:00 — ${c.raw.exams}` } } },
+    } });
+}
+
 async function doseView(params) {
   const drl = await getJson("/api/dose/drl");
   const kind = params.get("kind") || "ct";
@@ -688,21 +724,22 @@ async function doseView(params) {
     location.hash = `#/dose?${new URLSearchParams({ kind: kindSelect.value, category: categorySelect.value, metric: metricSelect.value })}`;
   });
 
-  const query = new URLSearchParams({ kind, metric, ...(category ? { category } : {}) });
-  const [byDevice, byMonth, exams, alerts] = await Promise.all([
+  const scope = { kind, ...(category ? { category } : {}) };
+  const query = new URLSearchParams({ ...scope, metric });
+  const [byDevice, trend, exams, alerts, workload] = await Promise.all([
     getJson(`/api/dose/distribution?${query}&by=device`),
-    getJson(`/api/dose/distribution?${query}&by=month`),
-    getJson(`/api/dose/exams?${new URLSearchParams({ kind, ...(category ? { category } : {}), limit: "5000" })}`),
+    getJson(`/api/dose/distribution?${query}&by=device_month`),
+    getJson(`/api/dose/exams?${new URLSearchParams({ ...scope, limit: "5000" })}`),
     getJson(`/api/dose/alerts?since=${Math.floor(Date.now() / 1000) - 365 * 86400}`),
+    getJson(`/api/dose/workload?${new URLSearchParams(scope)}`),
   ]);
   const level = byDevice.level;
   const values = exams.map((e) => e[metric]).filter((v) => v !== null && v !== undefined);
   const charts = [
     boxPlot("dose-by-device", byDevice.groups, level),
     histogram("dose-histogram", values, level),
-    chartBox("dose-trend", { type: "line", data: { labels: byMonth.groups.map((g) => g.month),
-      datasets: [{ label: t("median"), data: byMonth.groups.map((g) => g.median), borderColor: "#0b6e99" },
-        ...(level ? [levelLine(level, byMonth.groups.length)] : [])] }, options: levelOptions(level) }),
+    trendChart("dose-trend", trend.groups, level),
+    workloadChart("dose-workload", workload.cells),
   ];
   const rows = exams.slice(0, 50).map((e) => element("tr", {
     class: e.drl.exceeds ? "flagged" : "", "data-testid": "dose-exam",
@@ -724,10 +761,12 @@ async function doseView(params) {
 
   const parts = [
     element("h2", { text: t("dose") }), form,
+    element("p", {}, element("a", { href: "#/dose-settings", "data-testid": "dose-settings-link", text: t("doseSettings") })),
     element("section", { class: "charts" },
       element("div", {}, element("h3", { text: t("byDevice") }), charts[0]),
       element("div", {}, element("h3", { text: t("histogram") }), charts[1]),
-      element("div", {}, element("h3", { text: t("trend") }), charts[2])),
+      element("div", {}, element("h3", { text: t("trend") }), charts[2]),
+      element("div", {}, element("h3", { text: t("workload") }), charts[3])),
     element("h3", { text: t("recentExams") }), csv,
     table("dose-exams", ["date", "patientId", "description", "category", "device", t("metrics")[metric] ?? metric, "overDrl"], rows),
     element("h3", { text: t("alerts") }),
@@ -748,6 +787,80 @@ async function doseView(params) {
   view.replaceChildren(...parts);
   renderChrome();
   for (const chart of charts) chart.draw();
+}
+
+// The dose pages' settings: exam names mapped to DRL categories (suggested here, confirmed
+// by an administrator), and a facility's alert thresholds (set by its uploader or an
+// administrator). The API says no to anyone else, and the page shows why.
+async function doseSettingsView() {
+  const [drl, protocols, rules] = await Promise.all([
+    getJson("/api/dose/drl"), getJson("/api/dose/protocols"), getJson("/api/dose/alert-rules")]);
+  const categoryName = (id) => { const c = drl.categories.find((c) => c.id === id); return c ? (language === "ja" ? c.name_ja : c.name_en) : (id ?? t("noCategory")); };
+  const operator = element("input", { "data-testid": "dose-operator", placeholder: t("operator") });
+  const message = element("p", { "data-testid": "dose-settings-message", role: "status" });
+  const post = async (path, body) => {
+    if (!operator.value.trim()) { message.className = "error"; message.textContent = t("needFields"); return false; }
+    try {
+      await api(path, "application/json", json({ ...body, by: operator.value.trim() }));
+      return true;
+    } catch (error) {
+      if (error instanceof Unauthorized) throw error;
+      message.className = "error";
+      message.textContent = error.message;
+      return false;
+    }
+  };
+
+  const unmappedRows = protocols.unmapped.map((u) => {
+    const suggested = u.suggestions.map((s) => s.category);
+    const others = drl.categories.filter((c) => c.kind === u.kind && !suggested.includes(c.id)).map((c) => c.id);
+    const select = element("select", { "data-testid": "mapping-category" },
+      ...[...suggested, ...others].map((id) => element("option", { value: id, text: `${suggested.includes(id) ? "★ " : ""}${categoryName(id)}` })),
+      element("option", { value: "", text: t("noCategory") }));
+    const confirm = administrator ? element("button", { "data-testid": "mapping-confirm", type: "button", text: t("confirm"), onclick: async () => {
+      if (await post("/api/dose/protocols", { facility: u.facility, kind: u.kind, description: u.description, category: select.value || null })) route();
+    } }) : null;
+    return element("tr", { "data-testid": "unmapped" }, element("td", { text: u.facility }), element("td", { text: t("doseKinds")[u.kind] ?? u.kind }),
+      element("td", { text: u.description }), element("td", { text: String(u.exams) }), element("td", {}, select), element("td", {}, confirm));
+  });
+  const mappingRows = protocols.mappings.map((m) => element("tr", { "data-testid": "mapping" },
+    element("td", { text: m.facility }), element("td", { text: t("doseKinds")[m.kind] ?? m.kind }), element("td", { text: m.description }),
+    element("td", { text: categoryName(m.category) }), element("td", { text: `${m.confirmed_by} ${formatTime(m.confirmed_at)}` })));
+
+  const metricSelect = element("select", { "data-testid": "rule-metric" },
+    ...Object.values(METRICS).flat().map((m) => element("option", { value: m, text: t("metrics")[m] ?? m })));
+  const weeks = element("input", { "data-testid": "rule-weeks", type: "number", min: "0", value: "0" });
+  const threshold = element("input", { "data-testid": "rule-threshold", type: "number", min: "0", step: "any" });
+  const ruleFacility = administrator ? element("input", { "data-testid": "rule-facility", placeholder: t("facility") }) : null;
+  const saveRule = (rule, value) => post("/api/dose/alert-rules",
+    { ...(rule.facility ? { facility: rule.facility } : {}), metric: rule.metric, weeks: rule.weeks, threshold: value });
+  const ruleForm = element("form", { class: "search", "data-testid": "rule-form" },
+    ruleFacility ? labelled("facility", ruleFacility) : null, labelled("metric", metricSelect), labelled("weeks", weeks),
+    labelled("threshold", threshold), element("button", { class: "primary", type: "submit", text: t("save") }));
+  ruleForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = Number(threshold.value);
+    if (!threshold.value || !(value > 0) || (ruleFacility && !ruleFacility.value.trim())) { message.className = "error"; message.textContent = t("needFields"); return; }
+    const rule = { facility: ruleFacility?.value.trim(), metric: metricSelect.value, weeks: Number(weeks.value) || 0 };
+    if (await saveRule(rule, value)) route();
+  });
+  const ruleRows = rules.map((r) => element("tr", { "data-testid": "rule" },
+    element("td", { text: r.facility }), element("td", { text: t("metrics")[r.metric] ?? r.metric }), element("td", { text: String(r.weeks) }),
+    element("td", { text: number(r.threshold) }), element("td", { text: `${r.set_by} ${formatTime(r.set_at)}` }),
+    element("td", {}, element("button", { type: "button", "data-testid": "rule-remove", text: t("remove"), onclick: async () => {
+      if (await saveRule({ facility: administrator ? r.facility : undefined, metric: r.metric, weeks: r.weeks }, null)) route();
+    } }))));
+
+  view.replaceChildren(
+    element("button", { text: t("back"), onclick: () => { location.hash = "#/dose"; } }),
+    element("h2", { text: t("doseSettings") }), labelled("operator", operator), message,
+    element("h3", { text: t("unmapped") }),
+    table("dose-unmapped", ["facility", "doseKind", "description", "exams", "category", ""], unmappedRows),
+    element("h3", { text: t("mappings") }),
+    table("dose-mappings", ["facility", "doseKind", "description", "category", "confirmedBy"], mappingRows),
+    element("h3", { text: t("thresholds") }), ruleForm,
+    table("dose-rules", ["facility", "metric", "weeks", "threshold", "setBy", ""], ruleRows));
+  renderChrome();
 }
 
 async function doseHistoryView(patientId) {
@@ -780,6 +893,7 @@ async function route() {
     if (page === "referral") return await referralView();
     if (page === "dose") return await doseView(new URLSearchParams(location.hash.split("?")[1] || ""));
     if (page === "dose-patient") return await doseHistoryView(decodeURIComponent(rest[0]));
+    if (page === "dose-settings") return await doseSettingsView();
     if (page === "person") return await personView(rest[0]);
     if (page === "study") return await studyView(rest[0]);
     if (page === "viewer") return await viewerView(rest[0], rest[1]);

@@ -242,8 +242,10 @@ pub struct DistributionQuery {
     category: Option<String>,
     /// `ctdivol`, `dlp`, `dose_rp`, `dap`, `agd` or `activity`.
     metric: String,
-    /// `facility`, `device` (default) or `month`.
+    /// `facility`, `device` (default), `month` or `device_month`.
     by: Option<String>,
+    /// One device's exams only.
+    device: Option<i64>,
     since: Option<i64>,
     until: Option<i64>,
 }
@@ -284,8 +286,11 @@ pub async fn distribution(
         None | Some("device") => Grouping::Device,
         Some("month") => Grouping::Month,
         Some("facility") => Grouping::Facility,
+        Some("device_month") => Grouping::DeviceMonth,
         Some(other) => {
-            return Err(Problem::bad_request(format!("unknown grouping {other}: device, month or facility")));
+            return Err(Problem::bad_request(format!(
+                "unknown grouping {other}: device, month, device_month or facility"
+            )));
         }
     };
     let facility = scope(&principal, query.facility.as_deref())?;
@@ -293,6 +298,7 @@ pub async fn distribution(
         facility: facility.clone(),
         kind: kind(query.kind.as_deref())?,
         category: query.category.clone(),
+        device: query.device,
         since: query.since,
         until: query.until,
         ..ExamFilter::default()
@@ -305,6 +311,37 @@ pub async fn distribution(
         "edition": drl::current().edition, "groups": distributions(&quantiles, &devices, level),
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct WorkloadQuery {
+    facility: Option<String>,
+    kind: Option<String>,
+    category: Option<String>,
+    device: Option<i64>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+/// `GET /api/dose/workload`: how many exams started in each weekday and hour (Japan time),
+/// for staffing and scheduling: a facility's own, or for an administrator any or all.
+pub async fn workload(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<WorkloadQuery>,
+) -> Result<Response, Problem> {
+    let filter = ExamFilter {
+        facility: scope(&principal, query.facility.as_deref())?,
+        kind: kind(query.kind.as_deref())?,
+        category: query.category,
+        device: query.device,
+        since: query.since,
+        until: query.until,
+        ..ExamFilter::default()
+    };
+    let cells = state.archive.dose_workload(&filter).await?;
+    let exams: u64 = cells.iter().map(|c| c.exams).sum();
+    Ok(Json(json!({ "exams": exams, "cells": cells })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dose/drl", get(dose::drl_tables))
         .route("/dose/distribution", get(dose::distribution))
         .route("/dose/benchmark", get(dose::benchmark))
+        .route("/dose/workload", get(dose::workload))
         .route("/dose/history", get(dose::history))
         .route("/dose/alerts", get(dose::alerts))
         .route("/dose/alert-rules", get(dose::alert_rules).post(dose::set_alert_rule))

@@ -527,10 +527,22 @@ pub enum Grouping {
     Device,
     /// Facility and month (in Japan).
     Month,
+    /// Facility, device and month: each device's trend.
+    DeviceMonth,
 }
 
-/// The distribution of one metric over a group of exams: nearest-rank quartiles, the
-/// median halfway between the middle two.
+/// How many exams started in one hour of one weekday (in Japan): a cell of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkloadCell {
+    /// 0 Sunday … 6 Saturday.
+    pub weekday: u8,
+    /// 0…23.
+    pub hour: u8,
+    pub exams: u64,
+}
+
+/// The distribution of one metric over a group of exams: quartiles and median interpolated
+/// between the nearest ranks (as PostgreSQL's `percentile_cont`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Quantiles {
     pub facility: String,

@@ -16,7 +16,7 @@ use renkei_dicom::walk::Node;
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
     AlertRule, DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
-    ProtocolMapping, Quantiles, ReadReport, UnmappedDescription,
+    ProtocolMapping, Quantiles, ReadReport, UnmappedDescription, WorkloadCell,
 };
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::mpi::PatientRecord;
@@ -256,6 +256,10 @@ impl Archive {
         by: Grouping,
     ) -> Result<Vec<Quantiles>, ServiceError> {
         Ok(self.dose.quantiles(filter, metric, by).await?)
+    }
+
+    pub async fn dose_workload(&self, filter: &ExamFilter) -> Result<Vec<WorkloadCell>, ServiceError> {
+        Ok(self.dose.workload(filter).await?)
     }
 
     pub async fn dose_devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, ServiceError> {

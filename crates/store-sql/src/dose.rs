@@ -4,7 +4,7 @@
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
     AlertRule, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric,
-    NewExam, PendingDose, ProtocolMapping, Quantiles, UnmappedDescription,
+    NewExam, PendingDose, ProtocolMapping, Quantiles, UnmappedDescription, WorkloadCell,
 };
 use renkei_store::StoreError;
 
@@ -300,15 +300,12 @@ pub(crate) async fn quantiles(
     by: Grouping,
 ) -> Result<Vec<Quantiles>, StoreError> {
     use ColumnType::{Int, Real, Text};
-    // The month in Japan (UTC+9) of the exam's start.
-    let month = match sql.dialect() {
-        Dialect::Sqlite => "strftime('%Y-%m', e.started_at + 32400, 'unixepoch')",
-        Dialect::Postgres => "to_char(to_timestamp(e.started_at + 32400) AT TIME ZONE 'UTC', 'YYYY-MM')",
-    };
+    let month = in_japan(sql.dialect(), "%Y-%m", "YYYY-MM");
     let (device, month) = match by {
         Grouping::Facility => ("CAST(NULL AS BIGINT)", "CAST(NULL AS TEXT)"),
         Grouping::Device => ("e.device_pk", "CAST(NULL AS TEXT)"),
-        Grouping::Month => ("CAST(NULL AS BIGINT)", month),
+        Grouping::Month => ("CAST(NULL AS BIGINT)", month.as_str()),
+        Grouping::DeviceMonth => ("e.device_pk", month.as_str()),
     };
     let column = metric_column(metric);
     // Quartiles and median by linear interpolation between the two nearest ranks, computed in
@@ -342,6 +339,40 @@ pub(crate) async fn quantiles(
                 median: real(median)?,
                 q3: real(q3)?,
                 max: real(max)?,
+            })
+        })
+        .collect()
+}
+
+/// `format` (strftime's, then PostgreSQL's `to_char`'s) of an exam's start in Japan (UTC+9).
+fn in_japan(dialect: Dialect, strftime: &str, to_char: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("strftime('{strftime}', e.started_at + 32400, 'unixepoch')"),
+        Dialect::Postgres => format!("to_char(to_timestamp(e.started_at + 32400) AT TIME ZONE 'UTC', '{to_char}')"),
+    }
+}
+
+pub(crate) async fn workload(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<WorkloadCell>, StoreError> {
+    // Weekday and hour, both in Japan. strftime's %w counts from Sunday 0, to_char's D from Sunday 1.
+    let weekday = in_japan(sql.dialect(), "%w", "D");
+    let hour = in_japan(sql.dialect(), "%H", "HH24");
+    let sunday = if sql.dialect() == Dialect::Postgres { 1 } else { 0 };
+    let (conditions, binds) = conditions(filter);
+    let text = format!(
+        "SELECT {weekday}, {hour}, COUNT(*) FROM dose_exam e WHERE e.started_at IS NOT NULL AND {conditions} \
+         GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let statement = binds.into_iter().fold(sql.statement(&text), Statement::bind);
+    let rows = sql.fetch_all(&statement, &[ColumnType::Text, ColumnType::Text, ColumnType::Int]).await?;
+    rows.into_iter()
+        .map(|row| {
+            let [weekday, hour, exams] = <[Value; 3]>::try_from(row).map_err(|_| corrupt("workload row"))?;
+            let number =
+                |v: Value| v.into_text().and_then(|t| t.parse::<u8>().ok()).ok_or_else(|| corrupt("workload row"));
+            Ok(WorkloadCell {
+                weekday: number(weekday)?.checked_sub(sunday).ok_or_else(|| corrupt("workload row"))?,
+                hour: number(hour)?,
+                exams: exams.as_int().unwrap_or(0) as u64,
             })
         })
         .collect()

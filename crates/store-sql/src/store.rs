@@ -5,7 +5,7 @@ use std::ops::Deref;
 use async_trait::async_trait;
 use renkei_domain::dose::{
     AlertRule, DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose,
-    ProtocolMapping, Quantiles, UnmappedDescription,
+    ProtocolMapping, Quantiles, UnmappedDescription, WorkloadCell,
 };
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
@@ -357,6 +357,10 @@ impl<B: SqlBackend> DoseStore for SqlStore<B> {
 
     async fn quantiles(&self, filter: &ExamFilter, metric: Metric, by: Grouping) -> Result<Vec<Quantiles>, StoreError> {
         dose::quantiles(&mut *self.0.reader(), filter, metric, by).await
+    }
+
+    async fn workload(&self, filter: &ExamFilter) -> Result<Vec<WorkloadCell>, StoreError> {
+        dose::workload(&mut *self.0.reader(), filter).await
     }
 
     async fn devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError> {

@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 use renkei_domain::dose::{
     AlertRule, DoseKind, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, PendingDose, ProtocolMapping,
-    Quantiles, UnmappedDescription,
+    Quantiles, UnmappedDescription, WorkloadCell,
 };
 use renkei_domain::model::{Facility, FacilityStats, NewInstance, Node, Principal, StoreOutcome, StoredInstance};
 use renkei_domain::mpi::{Actor, Link, MatchOutcome, MpiStats, NewLink, PatientRecord, PersonId, RecordId};
@@ -270,6 +270,9 @@ pub trait DoseStore: Send + Sync {
     /// The distribution of `metric` over the filtered exams that have it, per group (the
     /// filter's limit does not apply).
     async fn quantiles(&self, filter: &ExamFilter, metric: Metric, by: Grouping) -> Result<Vec<Quantiles>, StoreError>;
+    /// How many of the filtered exams started in each weekday and hour (in Japan), busy
+    /// cells only (the filter's limit does not apply).
+    async fn workload(&self, filter: &ExamFilter) -> Result<Vec<WorkloadCell>, StoreError>;
     /// Every device that has exams, of one facility or all.
     async fn devices(&self, facility: Option<&FacilityId>) -> Result<Vec<KnownDevice>, StoreError>;
     /// One exam's merged report.

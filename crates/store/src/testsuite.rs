@@ -1021,6 +1021,14 @@ pub async fn dose_distributions_by_facility_device_and_month(store: &dyn Store) 
     let by_month = store.quantiles(&east_only, Metric::Dlp, Grouping::Month).await.expect("quantiles");
     let months: Vec<(Option<&str>, f64)> = by_month.iter().map(|q| (q.month.as_deref(), q.median)).collect();
     assert_eq!(months, [(Some("2026-01"), 150.0), (Some("2026-02"), 350.0)]);
+    let trends = store.quantiles(&east_only, Metric::Dlp, Grouping::DeviceMonth).await.expect("quantiles");
+    let trends: Vec<(Option<i64>, Option<&str>, u64)> =
+        trends.iter().map(|q| (q.device_id, q.month.as_deref(), q.exams)).collect();
+    assert_eq!(trends, [(Some(devices[0].id), Some("2026-01"), 2), (Some(devices[1].id), Some("2026-02"), 2)]);
+    // 10:00 in Japan on Thursday 1 January and on Sunday 1 February.
+    let workload = store.workload(&east_only).await.expect("workload");
+    let cells: Vec<(u8, u8, u64)> = workload.iter().map(|c| (c.weekday, c.hour, c.exams)).collect();
+    assert_eq!(cells, [(0, 10, 2), (4, 10, 2)]);
     assert!(store.quantiles(&east_only, Metric::Dap, Grouping::Facility).await.expect("quantiles").is_empty());
     let ctdivol = store.quantiles(&east_only, Metric::Ctdivol, Grouping::Facility).await.expect("quantiles");
     assert_eq!((ctdivol[0].min, ctdivol[0].max), (10.0, 13.0));

@@ -128,6 +128,31 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert_eq!(own["level"], 67.0);
     assert_eq!(own["groups"][0]["median"], 75.0);
     assert!(own["groups"][0]["device"].as_str().is_some_and(|d| d.contains("Synthetica")), "{own}");
+    let trend = json(call("GET", &east, "/api/dose/distribution?category=ct.head&metric=ctdivol&by=device_month", ""));
+    assert_eq!(trend["groups"].as_array().map(Vec::len), Some(1));
+    assert!(trend["groups"][0]["month"].as_str().is_some_and(|m| m.len() == 7), "{trend}");
+    assert_eq!(trend["groups"][0]["device"], own["groups"][0]["device"]);
+    assert_eq!(call("GET", &east, "/api/dose/distribution?metric=dlp&by=week", "").0, 400);
+
+    // Workload: the CT exams by weekday and hour in Japan.
+    let workload = json(call("GET", &east, "/api/dose/workload?kind=ct", ""));
+    let mut expected: Vec<(i64, i64)> = ct
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["started_at"].as_i64())
+        .map(|at| (((at + 32_400) / 86_400 + 4) % 7, (at + 32_400) % 86_400 / 3600))
+        .collect();
+    expected.sort();
+    let cells = workload["cells"].as_array().expect("cells");
+    let mut got: Vec<(i64, i64)> = Vec::new();
+    for cell in cells {
+        let place = (cell["weekday"].as_i64().unwrap_or(-1), cell["hour"].as_i64().unwrap_or(-1));
+        got.extend(std::iter::repeat_n(place, cell["exams"].as_u64().unwrap_or(0) as usize));
+    }
+    assert_eq!((got, workload["exams"].as_u64()), (expected, Some(2)), "{workload}");
+    assert_eq!(call("GET", &west, "/api/dose/workload?facility=east", "").0, 403);
+
     let benchmark = "/api/dose/benchmark?category=ct.head&metric=ctdivol";
     assert_eq!(call("GET", &east, benchmark, "").0, 403);
     assert_eq!(call("GET", &west, benchmark, "").0, 403);
@@ -186,9 +211,9 @@ fn dose_objects_sent_over_c_store_become_exams() {
         &hub,
         "dose.test.mjs",
         &east,
-        &[&admin],
+        &[&admin, &uploader],
         "dose console ok",
-        &["dose.png", "dose-history.png", "dose-benchmark.png"],
+        &["dose.png", "dose-history.png", "dose-benchmark.png", "dose-settings.png"],
     );
 
     // Reindexing forgets and reads every stored dose object again, to the same exams.

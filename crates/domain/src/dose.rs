@@ -348,6 +348,40 @@ pub struct PendingDose {
     pub instance: crate::model::StoredInstance,
 }
 
+/// One CT image's dose attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageDose {
+    pub series_uid: String,
+    /// The RDSR event that made it (0008,3010), when the image says.
+    #[serde(default)]
+    pub irradiation_event_uid: String,
+    /// Protocol Name, else Series Description.
+    pub protocol: String,
+    pub ctdivol: f64,
+    /// The phantom the CTDIvol refers to, when the image says.
+    pub phantom: Option<Phantom>,
+    pub kvp: Option<f64>,
+    pub tube_current: Option<f64>,
+    /// Seconds.
+    pub exposure_time: Option<f64>,
+    pub pitch: Option<f64>,
+    pub total_collimation: Option<f64>,
+    pub acquisition_type: String,
+    /// Position along the patient axis, mm.
+    pub z: Option<f64>,
+    pub slice_thickness: Option<f64>,
+    /// Water-equivalent diameter, mm.
+    pub water_equivalent_diameter: Option<f64>,
+}
+
+/// A CT image's dose attributes, read once from the stored image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadImage {
+    pub instance_pk: i64,
+    pub study_pk: i64,
+    pub dose: ImageDose,
+}
+
 /// A report read from one stored object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadReport {
@@ -374,10 +408,22 @@ pub struct NewExam {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DoseWrite {
     pub reports: Vec<ReadReport>,
+    pub images: Vec<ReadImage>,
     /// Each replaces its study's exam of the same kind.
     pub exams: Vec<NewExam>,
     /// Pending objects now read (whatever they held).
     pub done: Vec<i64>,
+}
+
+impl DoseWrite {
+    /// Adds `other`'s writes to these.
+    pub fn append(&mut self, other: DoseWrite) {
+        let DoseWrite { reports, images, exams, done } = other;
+        self.reports.extend(reports);
+        self.images.extend(images);
+        self.exams.extend(exams);
+        self.done.extend(done);
+    }
 }
 
 /// An exam as lists, charts and exports see it.

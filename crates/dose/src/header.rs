@@ -8,7 +8,7 @@
 
 use renkei_dicom::tags::tag;
 use renkei_dicom::walk::Node;
-use renkei_domain::dose::{CtEvent, DoseKind, DoseReport, DoseSource, Event, EventData, Phantom, Totals, sum_over};
+use renkei_domain::dose::{CtEvent, DoseKind, DoseReport, DoseSource, Event, EventData, ImageDose, Totals, sum_over};
 
 use crate::extract::{device, patient_size};
 use crate::sr::Reader;
@@ -30,33 +30,11 @@ const SPIRAL_PITCH: u32 = tag(0x0018, 0x9311);
 const CTDIVOL: u32 = tag(0x0018, 0x9345);
 const CTDI_PHANTOM: u32 = tag(0x0018, 0x9346);
 const IMAGE_POSITION: u32 = tag(0x0020, 0x0032);
+const IRRADIATION_EVENT_UID: u32 = tag(0x0008, 0x3010);
 
 /// Whether an instance of this class may carry header dose attributes.
 pub fn is_ct_image(sop_class: &str) -> bool {
     sop_class == CT_IMAGE || sop_class == ENHANCED_CT_IMAGE
-}
-
-/// One CT image's dose attributes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageDose {
-    pub series_uid: String,
-    /// Protocol Name, else Series Description.
-    pub protocol: String,
-    pub ctdivol: f64,
-    /// The phantom the CTDIvol refers to, when the image says.
-    pub phantom: Option<Phantom>,
-    pub kvp: Option<f64>,
-    pub tube_current: Option<f64>,
-    /// Seconds.
-    pub exposure_time: Option<f64>,
-    pub pitch: Option<f64>,
-    pub total_collimation: Option<f64>,
-    pub acquisition_type: String,
-    /// Position along the patient axis, mm.
-    pub z: Option<f64>,
-    pub slice_thickness: Option<f64>,
-    /// Water-equivalent diameter, mm.
-    pub water_equivalent_diameter: Option<f64>,
 }
 
 /// The dose attributes of a CT image whose top level is `nodes` (`None` for other objects
@@ -73,6 +51,7 @@ pub fn image_dose(nodes: &[Node], big_endian: bool) -> Option<ImageDose> {
     let z = reader.strings(nodes, IMAGE_POSITION).get(2).and_then(|z| z.parse().ok());
     Some(ImageDose {
         series_uid: reader.string(nodes, SERIES_UID),
+        irradiation_event_uid: reader.string(nodes, IRRADIATION_EVENT_UID),
         protocol,
         ctdivol,
         phantom: crate::sr::items(nodes, CTDI_PHANTOM).first().and_then(|item| reader.phantom(item)),

@@ -1,7 +1,7 @@
 //! Size-specific dose estimates (AAPM Report 204, with Report 220's water-equivalent
 //! diameter): SSDE = f(D) × CTDIvol, where f depends on the phantom the CTDIvol refers to.
 
-use renkei_domain::dose::{Phantom, Ssde, SsdeMethod};
+use renkei_domain::dose::{DoseReport, EventData, ImageDose, Phantom, Ssde, SsdeMethod};
 
 /// The diameters the published fits cover, cm. Outside them the estimate is refused: an
 /// extrapolated factor would look precise and be wrong.
@@ -23,6 +23,25 @@ pub fn factor(phantom: Phantom, d_cm: f64) -> Option<f64> {
 pub fn from_water_equivalent_diameter(ctdivol: f64, phantom: Phantom, dw_mm: f64) -> Option<Ssde> {
     let d = dw_mm / 10.0;
     Some(Ssde { mgy: ctdivol * factor(phantom, d)?, diameter_cm: Some(d), method: SsdeMethod::WaterEquivalentDiameter })
+}
+
+/// Fills in the SSDE of a report's CT events that have none, from the images each event
+/// made (matched by Irradiation Event UID): their mean water-equivalent diameter. RDSRs
+/// rarely carry the patient's size; the images of the same scan often do.
+pub fn from_images(report: &mut DoseReport, images: &[ImageDose]) {
+    for event in &mut report.events {
+        let EventData::Ct(ct) = &mut event.data else { continue };
+        let (None, Some(ctdivol), Some(phantom)) = (ct.ssde, ct.ctdivol, ct.phantom) else { continue };
+        let diameters: Vec<f64> = images
+            .iter()
+            .filter(|image| !event.uid.is_empty() && image.irradiation_event_uid == event.uid)
+            .filter_map(|image| image.water_equivalent_diameter)
+            .collect();
+        if !diameters.is_empty() {
+            let mean = diameters.iter().sum::<f64>() / diameters.len() as f64;
+            ct.ssde = from_water_equivalent_diameter(ctdivol, phantom, mean);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,7 @@ fn objects_that_are_not_dose_reports_are_told_apart() {
         slice_z: 0.0,
         slice_thickness: 5.0,
         water_equivalent_diameter: None,
+        irradiation_event_uid: None,
         instance_number: 1,
     });
     let error = dose_report(&nodes(&image, Syntax::EXPLICIT_LE), false).unwrap_err();
@@ -274,6 +275,7 @@ fn a_ct_study_without_rdsr_gets_its_dose_from_the_images() {
                 slice_z: -100.0 - n as f64 * step,
                 slice_thickness: thickness,
                 water_equivalent_diameter: Some(250.0),
+                irradiation_event_uid: None,
                 instance_number: n + 1,
             });
             let tree = nodes(&bytes, syntax);
@@ -292,6 +294,51 @@ fn a_ct_study_without_rdsr_gets_its_dose_from_the_images() {
     assert_eq!(main.ssde.map(|s| s.method), Some(SsdeMethod::WaterEquivalentDiameter));
     assert!(close(report.totals.dlp, 55.0 + 4.0 * 3.0));
     assert!(!report.notes.is_empty());
+}
+
+#[test]
+fn an_rdsr_event_gets_its_ssde_from_the_images_it_made() {
+    let syntax = Syntax::EXPLICIT_LE;
+    let mut ct = ct_report(syntax, Codes::Current);
+    let reported = read(&ct_rdsr(&ct), syntax);
+    ct.acquisitions[0].ssde = None;
+    let mut report = read(&ct_rdsr(&ct), syntax);
+    let event = report.events[0].uid.clone();
+    // Two images of the first event say the patient's size; one of another scan says
+    // nothing of this one.
+    let images: Vec<_> = [(Some(event.as_str()), 240.0), (Some(event.as_str()), 260.0), (Some("2.25.99"), 400.0)]
+        .iter()
+        .enumerate()
+        .map(|(n, (uid, diameter))| {
+            let mut header = Header::synthetic(1, syntax);
+            header.sop_instance_uid = format!("1.2.392.7.{n}");
+            let bytes = ct_image(&CtImage {
+                header,
+                protocol: "Body".into(),
+                ctdivol: 10.0,
+                body_phantom: true,
+                slice_z: n as f64,
+                slice_thickness: 5.0,
+                water_equivalent_diameter: Some(*diameter),
+                irradiation_event_uid: uid.map(str::to_owned),
+                instance_number: n as u32 + 1,
+            });
+            header::image_dose(&nodes(&bytes, syntax), false).expect("a CT image with CTDIvol")
+        })
+        .collect();
+    assert_eq!(images[0].irradiation_event_uid, event);
+    renkei_dose::ssde::from_images(&mut report, &images);
+    let EventData::Ct(first) = &report.events[0].data else { panic!("a CT event") };
+    let ssde = first.ssde.expect("an SSDE from the images");
+    assert_eq!((ssde.method, ssde.diameter_cm), (SsdeMethod::WaterEquivalentDiameter, Some(25.0)), "their mean");
+    let expected = renkei_dose::ssde::factor(first.phantom.expect("a phantom"), 25.0).unwrap() * first.ctdivol.unwrap();
+    assert!(close(Some(ssde.mgy), expected));
+    let EventData::Ct(second) = &report.events[1].data else { panic!("a CT event") };
+    assert_eq!(second.ssde, None, "no images of it");
+    // What the device reported stands.
+    let mut kept = reported.clone();
+    renkei_dose::ssde::from_images(&mut kept, &images);
+    assert_eq!(kept, reported);
 }
 
 #[test]

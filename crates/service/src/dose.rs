@@ -16,11 +16,10 @@ use renkei_dicom::walk::Node;
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
     AlertRule, DoseKind, DoseReport, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric, NewExam, PendingDose,
-    ProtocolMapping, Quantiles, ReadReport, UnmappedDescription, WorkloadCell,
+    ProtocolMapping, Quantiles, ReadImage, ReadReport, UnmappedDescription, WorkloadCell,
 };
 use renkei_domain::model::{Principal, StoredInstance};
 use renkei_domain::mpi::PatientRecord;
-use renkei_domain::query::{Attribute, Matcher, Query, QueryKey, QueryLevel};
 use renkei_domain::tier::date_time_in_japan;
 use renkei_dose::{NotADoseReport, alerts, exam, header};
 
@@ -101,10 +100,7 @@ impl Archive {
             // it, and one transaction for the round kept ingest waiting for the write lock.
             let mut write = DoseWrite::default();
             for (study_pk, items) in studies {
-                let study = self.study_dose(study_pk, items).await?;
-                write.reports.extend(study.reports);
-                write.exams.extend(study.exams);
-                write.done.extend(study.done);
+                write.append(self.study_dose(study_pk, items).await?);
                 if write.done.len() >= WRITE_CHUNK {
                     self.write_dose(std::mem::take(&mut write), &mut run).await?;
                 }
@@ -130,11 +126,16 @@ impl Archive {
     async fn study_dose(&self, study_pk: i64, items: Vec<PendingDose>) -> Result<DoseWrite, ServiceError> {
         let facility = items[0].facility.clone();
         let mut write = DoseWrite { done: items.iter().map(|i| i.instance_pk).collect(), ..DoseWrite::default() };
-        let mut images = false;
+        // One image read now stands for the study's device and patient if its dose comes
+        // from its images.
+        let mut first_image: Option<(Vec<Node>, Syntax)> = None;
         for item in &items {
-            let class = item.instance.sop_class_uid.as_str();
-            if header::is_ct_image(class) {
-                images = true;
+            if header::is_ct_image(item.instance.sop_class_uid.as_str()) {
+                let Some((nodes, syntax)) = self.read_tree(&item.instance).await? else { continue };
+                if let Some(dose) = header::image_dose(&nodes, syntax.big_endian) {
+                    write.images.push(ReadImage { instance_pk: item.instance_pk, study_pk, dose });
+                    first_image.get_or_insert((nodes, syntax));
+                }
             } else if let Some(report) = self.read_report(&item.instance).await? {
                 write.reports.push(ReadReport { instance_pk: item.instance_pk, study_pk, report });
             }
@@ -147,20 +148,31 @@ impl Archive {
                 None => reports.push(read.report.clone()),
             }
         }
-
         let mut by_kind: BTreeMap<DoseKind, Vec<DoseReport>> = BTreeMap::new();
         for report in reports {
             by_kind.entry(report.kind).or_default().push(report);
         }
-        let ct_from_images = images && !by_kind.contains_key(&DoseKind::Ct);
-        for reports in by_kind.values() {
-            if let Some(merged) = exam::merge(reports) {
+        let ct_reported = by_kind.contains_key(&DoseKind::Ct);
+        let images = if ct_reported || first_image.is_some() {
+            let mut images = self.dose.study_images(study_pk).await?;
+            images.retain(|stored| !write.images.iter().any(|read| read.instance_pk == stored.instance_pk));
+            images.extend(write.images.iter().cloned());
+            images.into_iter().map(|read| read.dose).collect()
+        } else {
+            Vec::new()
+        };
+
+        for (kind, reports) in &by_kind {
+            if let Some(mut merged) = exam::merge(reports) {
+                if *kind == DoseKind::Ct {
+                    renkei_dose::ssde::from_images(&mut merged, &images);
+                }
                 write.exams.push(new_exam(&facility, study_pk, merged));
             }
         }
-        if ct_from_images {
-            let study_uid = items[0].instance.study_uid.clone();
-            if let Some(report) = self.dose_from_images(&facility, &study_uid).await? {
+        if let (false, Some((nodes, syntax))) = (ct_reported, first_image) {
+            let uid = format!("{}/images", items[0].instance.study_uid);
+            if let Some(report) = header::report(&uid, &nodes, syntax.big_endian, &images) {
                 write.exams.push(new_exam(&facility, study_pk, report));
             }
         }
@@ -204,35 +216,6 @@ impl Archive {
                 Ok(None)
             }
         }
-    }
-
-    /// A CT study's dose from its images' headers.
-    async fn dose_from_images(
-        &self,
-        facility: &FacilityId,
-        study_uid: &renkei_domain::Uid,
-    ) -> Result<Option<DoseReport>, ServiceError> {
-        let query = Query::new(
-            QueryLevel::Image,
-            vec![QueryKey {
-                attribute: Attribute::StudyInstanceUid,
-                matcher: Matcher::Exact(study_uid.as_str().to_owned()),
-            }],
-        );
-        let instances = self.instances.retrieve(facility, &query).await?;
-        let mut images = Vec::new();
-        let mut first: Option<(Vec<Node>, Syntax)> = None;
-        for instance in instances.iter().filter(|i| header::is_ct_image(i.sop_class_uid.as_str())) {
-            let Some((nodes, syntax)) = self.read_tree(instance).await? else { continue };
-            if let Some(dose) = header::image_dose(&nodes, syntax.big_endian) {
-                images.push(dose);
-                if first.is_none() {
-                    first = Some((nodes, syntax));
-                }
-            }
-        }
-        let Some((nodes, syntax)) = first else { return Ok(None) };
-        Ok(header::report(&format!("{study_uid}/images"), &nodes, syntax.big_endian, &images))
     }
 
     /// Forgets what was read and queues every stored dose object again; the extractor

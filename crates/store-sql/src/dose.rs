@@ -4,7 +4,7 @@
 use renkei_domain::FacilityId;
 use renkei_domain::dose::{
     AlertRule, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Exam, ExamFilter, Grouping, KnownDevice, Metric,
-    NewExam, PendingDose, ProtocolMapping, Quantiles, UnmappedDescription, WorkloadCell,
+    NewExam, PendingDose, ProtocolMapping, Quantiles, ReadImage, UnmappedDescription, WorkloadCell,
 };
 use renkei_store::StoreError;
 
@@ -54,6 +54,22 @@ pub(crate) async fn study_reports(sql: &mut dyn Sql, study_pk: i64) -> Result<Ve
     rows.into_iter().map(|mut row| report_of(row.pop().unwrap_or(Value::Null))).collect()
 }
 
+pub(crate) async fn study_images(sql: &mut dyn Sql, study_pk: i64) -> Result<Vec<ReadImage>, StoreError> {
+    let statement =
+        sql.statement("SELECT instance_pk, dose FROM dose_image WHERE study_pk = ? ORDER BY instance_pk").int(study_pk);
+    let rows = sql.fetch_all(&statement, &[ColumnType::Int, ColumnType::Text]).await?;
+    rows.into_iter()
+        .map(|row| {
+            let [instance_pk, dose] = <[Value; 2]>::try_from(row).map_err(|_| corrupt("image dose"))?;
+            Ok(ReadImage {
+                instance_pk: instance_pk.as_int().ok_or_else(|| corrupt("image dose"))?,
+                study_pk,
+                dose: serde_json::from_str(&dose.into_text().unwrap_or_default()).map_err(|_| corrupt("image dose"))?,
+            })
+        })
+        .collect()
+}
+
 /// Writes one extractor round; run it in a transaction.
 pub(crate) async fn write(tx: &mut dyn Sql, write: &DoseWrite) -> Result<(), StoreError> {
     for read in &write.reports {
@@ -67,6 +83,18 @@ pub(crate) async fn write(tx: &mut dyn Sql, write: &DoseWrite) -> Result<(), Sto
             .int(read.study_pk)
             .text(read.report.kind.as_str())
             .text(&report_json(&read.report)?);
+        tx.execute(&statement).await?;
+    }
+    for read in &write.images {
+        let dose = serde_json::to_string(&read.dose).map_err(|_| corrupt("image dose"))?;
+        let statement = tx
+            .statement(
+                "INSERT INTO dose_image (instance_pk, study_pk, dose) VALUES (?, ?, ?) \
+                 ON CONFLICT (instance_pk) DO UPDATE SET study_pk = excluded.study_pk, dose = excluded.dose",
+            )
+            .int(read.instance_pk)
+            .int(read.study_pk)
+            .text(&dose);
         tx.execute(&statement).await?;
     }
     for exam in &write.exams {
@@ -161,7 +189,7 @@ async fn write_exam(tx: &mut dyn Sql, exam: &NewExam) -> Result<(), StoreError> 
 }
 
 pub(crate) async fn requeue(tx: &mut dyn Sql, sop_classes: &[&str], now: i64) -> Result<u64, StoreError> {
-    for table in ["dose_report", "dose_exam", "dose_pending"] {
+    for table in ["dose_report", "dose_image", "dose_exam", "dose_pending"] {
         tx.execute(&tx.statement(&format!("DELETE FROM {table}"))).await?;
     }
     if sop_classes.is_empty() {

@@ -338,6 +338,10 @@ impl<B: SqlBackend> DoseStore for SqlStore<B> {
         dose::study_reports(&mut *self.0.reader(), study_pk).await
     }
 
+    async fn study_images(&self, study_pk: i64) -> Result<Vec<renkei_domain::dose::ReadImage>, StoreError> {
+        dose::study_images(&mut *self.0.reader(), study_pk).await
+    }
+
     async fn write_dose(&self, write: &DoseWrite) -> Result<(), StoreError> {
         let mut tx = self.0.transaction().await?;
         dose::write(&mut *tx, write).await?;

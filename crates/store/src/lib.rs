@@ -259,11 +259,13 @@ pub trait DoseStore: Send + Sync {
     async fn pending_dose(&self, queued_before: i64, limit: u32) -> Result<Vec<PendingDose>, StoreError>;
     /// The reports read so far from a study's objects, in the order they were stored.
     async fn study_reports(&self, study_pk: i64) -> Result<Vec<renkei_domain::dose::DoseReport>, StoreError>;
-    /// Writes one round: reports, exams (each replacing its study's exam of that kind, its
+    /// The dose attributes of a study's CT images read so far.
+    async fn study_images(&self, study_pk: i64) -> Result<Vec<renkei_domain::dose::ReadImage>, StoreError>;
+    /// Writes one round: reports, images, exams (each replacing its study's exam of that kind, its
     /// device recorded, its category looked up in the facility's mapping) and the pending
     /// objects done, in one transaction.
     async fn write_dose(&self, write: &DoseWrite) -> Result<(), StoreError>;
-    /// Forgets every report and exam and queues every stored object of `sop_classes`
+    /// Forgets every report, image and exam and queues every stored object of `sop_classes`
     /// again (`renkei dose reindex`); returns how many were queued.
     async fn requeue_dose(&self, sop_classes: &[&str], now: i64) -> Result<u64, StoreError>;
     async fn exams(&self, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError>;

@@ -15,7 +15,7 @@ use renkei_domain::sharing::{
 
 use renkei_domain::dose::{
     AlertRule, CtEvent, Device, DoseKind, DoseReport, DoseSource, DoseWrite, Event, EventData, ExamFilter, Grouping,
-    Metric, NewExam, PatientSize, ProtocolMapping, ReadReport, Totals,
+    ImageDose, Metric, NewExam, PatientSize, Phantom, ProtocolMapping, ReadImage, ReadReport, Totals,
 };
 
 use crate::{DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore};
@@ -878,14 +878,34 @@ pub async fn dose_queue_exams_devices_and_mappings(store: &dyn Store) {
         started_at: Some(1_772_330_100),
         description: "頭部単純CT".into(),
     };
+    let image_dose = ImageDose {
+        series_uid: "1.2.3.4.1".into(),
+        irradiation_event_uid: "1.2.3.4.9.1.1".into(),
+        protocol: "Head".into(),
+        ctdivol: 55.5,
+        phantom: Some(Phantom::Head16),
+        kvp: Some(120.0),
+        tube_current: None,
+        exposure_time: None,
+        pitch: None,
+        total_collimation: None,
+        acquisition_type: "Spiral Acquisition".into(),
+        z: Some(-12.5),
+        slice_thickness: Some(5.0),
+        water_equivalent_diameter: Some(155.0),
+    };
+    let read_image = ReadImage { instance_pk: pending[1].instance_pk, study_pk, dose: image_dose };
     let write = DoseWrite {
         reports: vec![ReadReport { instance_pk: pending[0].instance_pk, study_pk, report: report.clone() }],
+        images: vec![read_image.clone()],
         exams: vec![exam.clone()],
         done: pending.iter().map(|p| p.instance_pk).collect(),
     };
     store.write_dose(&write).await.expect("write");
     assert!(store.pending_dose(now + 5, 10).await.expect("pending").is_empty());
     assert_eq!(store.study_reports(study_pk).await.expect("reports"), vec![report.clone()]);
+    assert_eq!(store.study_images(study_pk).await.expect("images"), vec![read_image]);
+    assert!(store.study_images(study_pk + 1).await.expect("images").is_empty());
 
     let all = ExamFilter { limit: 10, ..ExamFilter::default() };
     let exams = store.exams(&all).await.expect("exams");
@@ -948,6 +968,7 @@ pub async fn dose_queue_exams_devices_and_mappings(store: &dyn Store) {
     // Reindexing forgets what was read and queues every dose object again.
     assert_eq!(store.requeue_dose(&["1.2.840.10008.5.1.4.1.1.88.67"], 9).await.expect("requeue"), 1);
     assert!(store.exams(&all).await.expect("exams").is_empty());
+    assert!(store.study_images(study_pk).await.expect("images").is_empty(), "images are read again too");
     assert_eq!(store.pending_dose(9, 10).await.expect("pending").len(), 1);
 }
 

@@ -496,6 +496,8 @@ pub struct CtImage {
     pub slice_z: f64,
     pub slice_thickness: f64,
     pub water_equivalent_diameter: Option<f64>,
+    /// The RDSR event that made it (0008,3010).
+    pub irradiation_event_uid: Option<String>,
     pub instance_number: u32,
 }
 
@@ -514,8 +516,11 @@ pub fn ct_image(image: &CtImage) -> Vec<u8> {
         .text(tag(0x0008, 0x1010), *b"SH", &h.station)
         .text(tag(0x0008, 0x1030), *b"LO", &h.study_description)
         .text(tag(0x0008, 0x103E), *b"LO", &image.protocol)
-        .text(tag(0x0008, 0x1090), *b"LO", &h.model)
-        .text(tag(0x0010, 0x0010), *b"PN", &h.patient.name)
+        .text(tag(0x0008, 0x1090), *b"LO", &h.model);
+    if let Some(event) = &image.irradiation_event_uid {
+        w.text(tag(0x0008, 0x3010), *b"UI", event);
+    }
+    w.text(tag(0x0010, 0x0010), *b"PN", &h.patient.name)
         .text(tag(0x0010, 0x0020), *b"LO", &h.patient.id)
         .text(tag(0x0010, 0x0030), *b"DA", &h.patient.birth_date)
         .text(tag(0x0010, 0x0040), *b"CS", &h.patient.sex)
@@ -573,7 +578,9 @@ pub struct DoseFile {
 /// Writes the end-to-end dose corpus as Part-10 files under `dir`, for facility patients
 /// `DOSE00001`… :
 /// 1. a head CT RDSR over the 2025 DRL (CTDIvol 75 mGy, DLP 1400 mGy·cm);
-/// 2. a "continued" RDSR of the same study repeating its event and adding one (Siemens);
+/// 2. a "continued" RDSR of the same study repeating its event and adding one (Siemens),
+///    and two images of its first acquisition with the patient's water-equivalent diameter
+///    (150 and 170 mm): that event's SSDE;
 /// 3. a Canon angiography RDSR in legacy codes and Canon's units (DAP 24 Gy·cm², Ka,r 300 mGy);
 /// 4. an FDG radiopharmaceutical RDSR (240 MBq);
 /// 5. a mammography RDSR (two views, AGD 1.2 and 1.5 mGy);
@@ -619,6 +626,24 @@ pub fn write_corpus(dir: &std::path::Path) -> std::io::Result<Vec<DoseFile>> {
     ct.header.sop_instance_uid = format!("{}.2", ct.header.sop_instance_uid);
     ct.acquisitions.push(head("2.25.1002", 20.0, 200.0));
     write("02-ct-continued.dcm", &ct.header.clone(), RDSR, ct_rdsr(&ct))?;
+
+    // The head CT's images of its first acquisition: they say the head's size.
+    for n in 0..2u32 {
+        let mut header = ct.header.clone();
+        header.sop_instance_uid = format!("{}.9.{n}", Header::synthetic(1, syntax).sop_instance_uid);
+        let image = CtImage {
+            header: header.clone(),
+            protocol: "頭部ルーチン".into(),
+            ctdivol: 75.0,
+            body_phantom: false,
+            slice_z: 10.0 * f64::from(n),
+            slice_thickness: 5.0,
+            water_equivalent_diameter: Some(150.0 + 20.0 * f64::from(n)),
+            irradiation_event_uid: Some("2.25.1001".into()),
+            instance_number: n + 1,
+        };
+        write(&format!("02-ct-image-{n}.dcm"), &header, CT_IMAGE, ct_image(&image))?;
+    }
 
     let fluoro = |n: u64, plane_b: bool, dap: f64, dose_rp: f64| ProjectionEvent {
         fluoroscopy: !n.is_multiple_of(2),
@@ -695,10 +720,12 @@ pub fn write_corpus(dir: &std::path::Path) -> std::io::Result<Vec<DoseFile>> {
             slice_z: -100.0 - 10.0 * n as f64,
             slice_thickness: 10.0,
             water_equivalent_diameter: Some(260.0),
+            irradiation_event_uid: None,
             instance_number: n + 1,
         };
         write(&format!("06-chest-{n}.dcm"), &header, CT_IMAGE, ct_image(&image))?;
     }
+
     Ok(files)
 }
 

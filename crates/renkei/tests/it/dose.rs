@@ -103,6 +103,16 @@ fn dose_objects_sent_over_c_store_become_exams() {
     assert_eq!(call("GET", &west, &path, "").0, 404, "another facility's exam does not exist for it");
     let detail = json(call("GET", &east, &path, ""));
     assert_eq!(detail["report"]["events"].as_array().map(Vec::len), Some(2));
+    // Its first scan's SSDE from that scan's images (their mean water-equivalent diameter,
+    // 16 cm, on the 16 cm head phantom): the RDSR does not say the patient's size.
+    let ssde = &detail["report"]["events"][0]["data"]["ssde"];
+    assert_eq!(
+        (&ssde["method"], &ssde["diameter_cm"]),
+        (&serde_json::json!("water_equivalent_diameter"), &serde_json::json!(16.0)),
+        "{detail}"
+    );
+    assert!((ssde["mgy"].as_f64().unwrap_or(0.0) - 75.68).abs() < 0.01, "{ssde}");
+    assert_eq!(detail["report"]["events"][1]["data"]["ssde"], Value::Null, "no images of the second scan");
     assert_eq!(detail["drl"]["comparisons"], serde_json::json!([]), "unmapped: nothing to compare");
 
     // An administrator confirms the suggested category; the exam is then over the 2025 level.
@@ -219,7 +229,7 @@ fn dose_objects_sent_over_c_store_become_exams() {
     // Reindexing forgets and reads every stored dose object again, to the same exams.
     drop(hub);
     let reindexed = fixture.admin(&["dose", "reindex"]);
-    assert!(reindexed.contains("queued 8 stored objects"), "{reindexed}");
+    assert!(reindexed.contains("queued 10 stored objects"), "{reindexed}");
     assert!(reindexed.contains("5 dose reports"), "{reindexed}");
     let again = exams(&fixture);
     assert_eq!(again.len(), 5);

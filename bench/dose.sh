@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dose extraction: what it costs C-STORE ingest, and how fast it reads.
 #
-#   bench/dose.sh [ROUNDS]      (default 3)
+#   bench/dose.sh [ROUNDS]      (default 15)
 #
 # Two renkei servers run side by side on the same disk, identical but for the dose
 # extractor: on (every second, settle_seconds = 0, so it reads while objects still arrive:
@@ -12,11 +12,12 @@
 #   ct:   1,000 CT slices of 256×256 in one study (no RDSR: the extractor reads the
 #         study's images for their dose).
 # The anchor is the same server with extraction off; the target is at most 5% more ingest
-# time. Then the off server is stopped and `renkei dose extract` reads everything it
+# time. Each send is followed by a 2 s pause, so that neither server's extractor is still
+# reading while the other is measured. Then the off server is stopped and `renkei dose extract` reads everything it
 # queued, timed: the extraction rate. Results are printed as Markdown and kept in bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
+rounds=${1:-15}
 source bench/lib.sh
 bench_setup dose
 
@@ -44,8 +45,8 @@ for workload in rdsr ct; do
   read -r off_pid off_port < <(start "off-$workload" 0)
   send warmup "$workload" "$on_port" $((run++)) 20; send warmup "$workload" "$off_port" $((run++)) 20
   for _ in $(seq "$rounds"); do
-    send on "$workload" "$on_port" $((run++)) 1000
-    send off "$workload" "$off_port" $((run++)) 1000
+    send on "$workload" "$on_port" $((run++)) 1000; sleep 2
+    send off "$workload" "$off_port" $((run++)) 1000; sleep 2
   done
   # Let the on server finish reading before it stops; then time the off server's backlog.
   sleep 5
@@ -61,17 +62,19 @@ done
 python3 - "$results" <<'PY' | tee "$out/dose-$stamp.md"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| workload | extractor | runs | failed | median s per 1,000 | instances/s | ingest time vs off |")
-print("|---|---|---|---|---|---|---|")
+print("| workload | extractor | runs | failed | median s per 1,000 | quartiles | instances/s | ingest time vs off |")
+print("|---|---|---|---|---|---|---|---|")
 for workload in ("rdsr", "ct"):
     medians = {}
     for system in ("off", "on"):
         runs = [r for r in rows if r.get("system") == system and r.get("workload") == workload]
-        medians[system] = statistics.median(r["seconds"] for r in runs)
+        seconds = [r["seconds"] for r in runs]
+        medians[system] = statistics.median(seconds)
+        q1, _, q3 = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else (seconds[0],) * 3
         rate = statistics.median(r["instances_per_sec"] for r in runs)
         ratio = f"{medians[system] / medians['off']:.3f}×" if system == "on" else "1 (anchor)"
         failed = sum(r["failed"] for r in runs)
-        print(f"| {workload} | {system} | {len(runs)} | {failed} | {medians[system]:.2f} | {rate:.0f} | {ratio} |")
+        print(f"| {workload} | {system} | {len(runs)} | {failed} | {medians[system]:.2f} | {q1:.2f}–{q3:.2f} | {rate:.0f} | {ratio} |")
 print()
 print("| workload | objects read by `renkei dose extract` | seconds | objects/s | exams written by the on server |")
 print("|---|---|---|---|---|")

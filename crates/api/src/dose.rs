@@ -235,19 +235,38 @@ pub async fn map_protocol(
     Ok(Json(json!({ "mapping": mapping, "exams": applied })).into_response())
 }
 
+/// Which exams a distribution or the workload counts (all of the caller's by default).
 #[derive(Deserialize)]
-pub struct DistributionQuery {
+pub struct ExamScope {
     facility: Option<String>,
     kind: Option<String>,
     category: Option<String>,
-    /// `ctdivol`, `dlp`, `dose_rp`, `dap`, `agd` or `activity`.
-    metric: String,
-    /// `facility`, `device` (default), `month` or `device_month`.
-    by: Option<String>,
     /// One device's exams only.
     device: Option<i64>,
     since: Option<i64>,
     until: Option<i64>,
+}
+
+impl ExamScope {
+    fn filter(&self, principal: &Principal) -> Result<ExamFilter, Problem> {
+        Ok(ExamFilter {
+            facility: scope(principal, self.facility.as_deref())?,
+            kind: kind(self.kind.as_deref())?,
+            category: self.category.clone(),
+            device: self.device,
+            since: self.since,
+            until: self.until,
+            ..ExamFilter::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DistributionQuery {
+    /// `ctdivol`, `dlp`, `dose_rp`, `dap`, `agd` or `activity`.
+    metric: String,
+    /// `facility`, `device` (default), `month` or `device_month`.
+    by: Option<String>,
 }
 
 fn metric(value: &str) -> Result<Metric, Problem> {
@@ -279,6 +298,7 @@ fn distributions(quantiles: &[Quantiles], devices: &[KnownDevice], level: Option
 pub async fn distribution(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Query(exams): Query<ExamScope>,
     Query(query): Query<DistributionQuery>,
 ) -> Result<Response, Problem> {
     let metric = metric(&query.metric)?;
@@ -293,34 +313,15 @@ pub async fn distribution(
             )));
         }
     };
-    let facility = scope(&principal, query.facility.as_deref())?;
-    let filter = ExamFilter {
-        facility: facility.clone(),
-        kind: kind(query.kind.as_deref())?,
-        category: query.category.clone(),
-        device: query.device,
-        since: query.since,
-        until: query.until,
-        ..ExamFilter::default()
-    };
+    let filter = exams.filter(&principal)?;
     let quantiles = state.archive.dose_quantiles(&filter, metric, by).await?;
-    let devices = state.archive.dose_devices(facility.as_ref()).await?;
-    let level = level(query.category.as_deref(), metric);
+    let devices = state.archive.dose_devices(filter.facility.as_ref()).await?;
+    let level = level(filter.category.as_deref(), metric);
     Ok(Json(json!({
-        "metric": metric, "unit": metric.unit(), "category": query.category, "level": level,
+        "metric": metric, "unit": metric.unit(), "category": filter.category, "level": level,
         "edition": drl::current().edition, "groups": distributions(&quantiles, &devices, level),
     }))
     .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct WorkloadQuery {
-    facility: Option<String>,
-    kind: Option<String>,
-    category: Option<String>,
-    device: Option<i64>,
-    since: Option<i64>,
-    until: Option<i64>,
 }
 
 /// `GET /api/dose/workload`: how many exams started in each weekday and hour (Japan time),
@@ -328,18 +329,9 @@ pub struct WorkloadQuery {
 pub async fn workload(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(query): Query<WorkloadQuery>,
+    Query(exams): Query<ExamScope>,
 ) -> Result<Response, Problem> {
-    let filter = ExamFilter {
-        facility: scope(&principal, query.facility.as_deref())?,
-        kind: kind(query.kind.as_deref())?,
-        category: query.category,
-        device: query.device,
-        since: query.since,
-        until: query.until,
-        ..ExamFilter::default()
-    };
-    let cells = state.archive.dose_workload(&filter).await?;
+    let cells = state.archive.dose_workload(&exams.filter(&principal)?).await?;
     let exams: u64 = cells.iter().map(|c| c.exams).sum();
     Ok(Json(json!({ "exams": exams, "cells": cells })).into_response())
 }

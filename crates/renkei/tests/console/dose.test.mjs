@@ -22,7 +22,9 @@ try {
   await radiographer.selectOption("[data-testid=dose-metric]", "ctdivol");
   await radiographer.click("[data-testid=dose-filter] button[type=submit]");
   await radiographer.waitForFunction(() => location.hash.includes("category=ct.head"));
-  await radiographer.waitForSelector("[data-testid=dose-exam]");
+  // The page drawn again for the category (not the first one, still in place for a moment).
+  await radiographer.waitForFunction(() => document.querySelector("[data-testid=dose-category]")?.value === "ct.head"
+    && document.querySelector("[data-testid=dose-workload][data-drawn]"));
   check((await drawn(radiographer, "dose-by-device")) >= 3, "a box per device: quartiles, median, ends");
   check((await drawn(radiographer, "dose-histogram")) > 0, "a histogram");
   check((await drawn(radiographer, "dose-trend")) > 0, "a monthly trend");

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use renkei_dimse::scu::Scu;
 use renkei_store_sql::SqlStore;
+use renkei_testkit::exams::ExamSink;
 use renkei_testkit::generate::{CT_IMAGE, Spec, ct_slice, dataset, index_instance, uid};
 
 #[derive(Parser)]
@@ -182,20 +183,8 @@ async fn main() -> anyhow::Result<()> {
             let people = renkei_testkit::fill::read_population(&text)?;
             let end = count.map_or(people.len(), |c| (from + c).min(people.len()));
             let people = &people[from.min(end)..end];
-            // SQLite is closed at the end, so that the WAL is checkpointed away rather than
-            // left for the next process's reads to wade through.
-            let mut sqlite = None;
-            let store = match (data_dir, database_url) {
-                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?))
-                    as Box<dyn PatientSink>,
-                (Some(dir), None) => {
-                    std::fs::create_dir_all(&dir)?;
-                    let opened = renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?;
-                    sqlite = Some(opened.clone());
-                    Box::new(SqlStore(opened))
-                }
-                (None, None) => bail!("say --data-dir or --database-url"),
-            };
+            let index = Index::open(data_dir, database_url).await?;
+            let store = index.store.as_ref();
             let mut facilities: Vec<&str> = people.iter().map(|p| p.facility.as_str()).collect();
             facilities.sort();
             facilities.dedup();
@@ -208,44 +197,25 @@ async fn main() -> anyhow::Result<()> {
                     store.add_facility(&facility).await?;
                 }
             }
-            let took = renkei_testkit::fill::fill_patients(store.as_instances(), people).await?;
-            if let Some(sqlite) = sqlite {
-                sqlite.close().await;
-            }
+            let took = renkei_testkit::fill::fill_patients(store, people).await?;
+            index.close().await;
             let rate = people.len() as f64 / took.as_secs_f64();
             println!("{{\"count\":{},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", people.len(), took.as_secs_f64());
             Ok(())
         }
         Command::FillIndex { data_dir, database_url, facility, run, start, count } => {
             let facility = renkei_domain::FacilityId::new(&facility)?;
-            let store: Box<dyn renkei_store::InstanceStore> = match (data_dir, database_url) {
-                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?)),
-                (Some(dir), None) => {
-                    Box::new(SqlStore(renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?))
-                }
-                (None, None) => bail!("say --data-dir or --database-url"),
-            };
-            let took = renkei_testkit::fill::fill(store.as_ref(), &facility, run, start, count).await?;
+            let index = Index::open(data_dir, database_url).await?;
+            let took = renkei_testkit::fill::fill(index.store.as_ref(), &facility, run, start, count).await?;
+            index.close().await;
             let rate = count as f64 / took.as_secs_f64();
             println!("{{\"count\":{count},\"seconds\":{:.1},\"rows_per_sec\":{rate:.0}}}", took.as_secs_f64());
             Ok(())
         }
         Command::FillExams { data_dir, database_url, facilities, count } => {
-            let mut sqlite = None;
-            let store: Box<dyn renkei_testkit::exams::ExamSink> = match (data_dir, database_url) {
-                (_, Some(url)) => Box::new(SqlStore(renkei_store_postgres::PostgresStore::open(&url, 4).await?)),
-                (Some(dir), None) => {
-                    std::fs::create_dir_all(&dir)?;
-                    let opened = renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?;
-                    sqlite = Some(opened.clone());
-                    Box::new(SqlStore(opened))
-                }
-                (None, None) => bail!("say --data-dir or --database-url"),
-            };
-            let took = renkei_testkit::exams::fill_exams(store.as_ref(), facilities, count).await?;
-            if let Some(sqlite) = sqlite {
-                sqlite.close().await;
-            }
+            let index = Index::open(data_dir, database_url).await?;
+            let took = renkei_testkit::exams::fill_exams(index.store.as_ref(), facilities, count).await?;
+            index.close().await;
             let rate = count as f64 / took.as_secs_f64();
             println!("{{\"count\":{count},\"seconds\":{:.1},\"exams_per_sec\":{rate:.0}}}", took.as_secs_f64());
             Ok(())
@@ -465,13 +435,33 @@ fn link_population(
     Ok(())
 }
 
-/// A store that can take facilities and patients.
-trait PatientSink: renkei_store::FacilityStore + renkei_store::InstanceStore {
-    fn as_instances(&self) -> &dyn renkei_store::InstanceStore;
+/// The index a fill writes to: PostgreSQL when a URL is given, else SQLite in the data
+/// directory. SQLite is closed at the end, so that its WAL is checkpointed away rather than
+/// left for the next process's reads to wade through.
+struct Index {
+    store: Box<dyn ExamSink>,
+    sqlite: Option<renkei_store_sqlite::SqliteStore>,
 }
 
-impl<T: renkei_store::FacilityStore + renkei_store::InstanceStore> PatientSink for T {
-    fn as_instances(&self) -> &dyn renkei_store::InstanceStore {
-        self
+impl Index {
+    async fn open(data_dir: Option<PathBuf>, database_url: Option<String>) -> anyhow::Result<Index> {
+        match (data_dir, database_url) {
+            (_, Some(url)) => {
+                let store = renkei_store_postgres::PostgresStore::open(&url, 4).await?;
+                Ok(Index { store: Box::new(SqlStore(store)), sqlite: None })
+            }
+            (Some(dir), None) => {
+                std::fs::create_dir_all(&dir)?;
+                let store = renkei_store_sqlite::SqliteStore::open(&dir.join("index.sqlite")).await?;
+                Ok(Index { store: Box::new(SqlStore(store.clone())), sqlite: Some(store) })
+            }
+            (None, None) => bail!("say --data-dir or --database-url"),
+        }
+    }
+
+    async fn close(self) {
+        if let Some(sqlite) = self.sqlite {
+            sqlite.close().await;
+        }
     }
 }

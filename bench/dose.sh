@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
 # Dose extraction: what it costs C-STORE ingest, and how fast it reads.
 #
-#   bench/dose.sh [ROUNDS]      (default 15)
+#   bench/dose.sh [ROUNDS] [PACE]      (defaults 15 and shipped)
 #
 # Two renkei servers run side by side on the same disk, identical but for the dose
-# extractor: on (every second, settle_seconds = 0, so it reads while objects still arrive:
-# the worst case) and off (extract_every_ms = 0; ingest still queues every dose object, in
-# its transaction). The same synthetic objects go to each, alternating, with
-# renkei-testkit's Rust SCU (one association, each C-STORE waiting for its response):
+# extractor: on, and off (extract_every_ms = 0; ingest still queues every dose object, in
+# its transaction). PACE is the on server's:
+#   shipped: the defaults ([dose] settle_seconds = 5, ingest_quiet_ms = 1000,
+#            max_wait_seconds = 60): it reads once this node has stored nothing for a second;
+#   eager:   settle_seconds = 0, ingest_quiet_ms = 0: it reads every second while objects
+#            still arrive, the worst case (a stream that never pauses for a minute).
+# The same synthetic objects go to each, alternating, with renkei-testkit's Rust SCU (one
+# association, each C-STORE waiting for its response):
 #   rdsr: 1,000 CT RDSRs (three acquisitions each, one study each);
-#   ct:   1,000 CT slices of 256×256 in one study (no RDSR: the extractor reads the
-#         study's images for their dose).
+#   ct:   1,000 CT slices of 256×256 in one study (no RDSR: the extractor reads each image
+#         once for its dose).
 # The anchor is the same server with extraction off; the target is at most 5% more ingest
-# time. Each send is followed by a 2 s pause, so that neither server's extractor is still
-# reading while the other is measured. Then the off server is stopped and `renkei dose extract` reads everything it
-# queued, timed: the extraction rate. Results are printed as Markdown and kept in bench/out/.
+# time. Each send is followed by a 2 s pause, as between a modality's studies, and so that
+# neither server's extractor is still reading while the other is measured. Then the off
+# server is stopped and `renkei dose extract` reads everything it queued, timed: the
+# extraction rate. Results are printed as Markdown and kept in bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-15}
+pace=${2:-shipped}
+case "$pace" in
+  shipped) on_pace='' ;;
+  eager) on_pace='settle_seconds = 0\ningest_quiet_ms = 0\n' ;;
+  *) echo "PACE is shipped or eager" >&2; exit 2 ;;
+esac
 source bench/lib.sh
 bench_setup dose
 
-start() { # name extract_every_ms
+start() { # name extract_every_ms [pace lines]
   local dir="$work/$1"
   mkdir -p "$dir"
-  printf '[dose]\nextract_every_ms = %s\nsettle_seconds = 0\n' "$2" > "$dir/renkei.toml"
+  printf "[dose]\nextract_every_ms = %s\n${3:-}" "$2" > "$dir/renkei.toml"
   "$bin/renkei" --data-dir "$dir/data" facility add bench --name Bench --ae BENCH >/dev/null
   local port; port=$(free_port)
   "$bin/renkei" --config "$dir/renkei.toml" --data-dir "$dir/data" serve --http-listen 127.0.0.1:0 \
@@ -41,7 +52,7 @@ send() { # label workload port run count
 
 run=5000
 for workload in rdsr ct; do
-  read -r on_pid on_port < <(start "on-$workload" 1000)
+  read -r on_pid on_port < <(start "on-$workload" 1000 "$on_pace")
   read -r off_pid off_port < <(start "off-$workload" 0)
   send warmup "$workload" "$on_port" $((run++)) 20; send warmup "$workload" "$off_port" $((run++)) 20
   for _ in $(seq "$rounds"); do
@@ -59,9 +70,11 @@ for workload in rdsr ct; do
   echo "{\"system\":\"extract\",\"workload\":\"$workload\",\"read\":$read_count,\"seconds\":$seconds,\"summary\":\"$summary\",\"exams_on\":$exams}" >> "$results"
 done
 
-python3 - "$results" <<'PY' | tee "$out/dose-$stamp.md"
+python3 - "$results" "$pace" "$rounds" <<'PY' | tee "$out/dose-$stamp.md"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"The on server's pace: {sys.argv[2]}; {sys.argv[3]} rounds.")
+print()
 print("| workload | extractor | runs | failed | median s per 1,000 | quartiles | instances/s | ingest time vs off |")
 print("|---|---|---|---|---|---|---|---|")
 for workload in ("rdsr", "ct"):

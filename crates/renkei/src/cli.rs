@@ -576,12 +576,13 @@ async fn import(archive: Arc<Archive>, args: ImportArgs) -> anyhow::Result<()> {
 
 async fn dose(archive: Arc<Archive>, command: DoseCommand) -> anyhow::Result<()> {
     let extract = |archive: Arc<Archive>| async move {
-        match archive.extract_dose(std::time::Duration::ZERO).await? {
+        match archive.extract_dose(renkei_service::ExtractorPace::NOW).await? {
             renkei_service::ExtractorRun::Done(run) => {
                 println!("read {} dose objects: {} dose reports, {} exams written", run.read, run.reports, run.exams);
                 Ok(())
             }
             renkei_service::ExtractorRun::Busy => bail!("another node is reading dose objects now; try again shortly"),
+            renkei_service::ExtractorRun::Deferred => bail!("this node is storing objects; try again shortly"),
         }
     };
     match command {

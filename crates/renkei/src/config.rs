@@ -41,17 +41,26 @@ pub struct DoseConfig {
     /// How long a stored object waits before it is read, in seconds: a CT study arriving
     /// slice by slice is then read a few times rather than once per slice.
     pub settle_seconds: u64,
+    /// While this node has indexed an object within this many milliseconds, the extractor
+    /// waits, so that it never slows a modality's C-STORE (0: read alongside ingest)…
+    pub ingest_quiet_ms: u64,
+    /// …but for no longer than this many seconds.
+    pub max_wait_seconds: u64,
 }
 
 impl Default for DoseConfig {
     fn default() -> Self {
-        Self { extract_every_ms: 1000, settle_seconds: 5 }
+        Self { extract_every_ms: 1000, settle_seconds: 5, ingest_quiet_ms: 1000, max_wait_seconds: 60 }
     }
 }
 
 impl DoseConfig {
-    pub fn settle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.settle_seconds)
+    pub fn pace(&self) -> renkei_service::ExtractorPace {
+        renkei_service::ExtractorPace {
+            settle: std::time::Duration::from_secs(self.settle_seconds),
+            quiet: std::time::Duration::from_millis(self.ingest_quiet_ms),
+            max_wait: std::time::Duration::from_secs(self.max_wait_seconds),
+        }
     }
 }
 

@@ -103,7 +103,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let extractor = (config.dose.extract_every_ms > 0).then(|| {
         let every = Duration::from_millis(config.dose.extract_every_ms);
-        tokio::spawn(extract_dose_periodically(opened.archive.clone(), every, config.dose.settle(), shutdown.clone()))
+        tokio::spawn(extract_dose_periodically(opened.archive.clone(), every, config.dose.pace(), shutdown.clone()))
     });
 
     tracing::info!(http = %http_addr, dicom = %dicom_addr, ae_title = %config.ae_title, "renkei ready");
@@ -198,11 +198,11 @@ async fn match_periodically(archive: Arc<Archive>, every: Duration, shutdown: Ca
 async fn extract_dose_periodically(
     archive: Arc<Archive>,
     every: Duration,
-    settle: Duration,
+    pace: renkei_service::ExtractorPace,
     shutdown: CancellationToken,
 ) {
     periodically(every, shutdown, || async {
-        match archive.extract_dose(settle).await {
+        match archive.extract_dose(pace).await {
             Ok(renkei_service::ExtractorRun::Done(run)) if run.read > 0 => {
                 tracing::info!(read = run.read, reports = run.reports, exams = run.exams, "dose objects read");
             }

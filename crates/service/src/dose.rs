@@ -9,7 +9,7 @@
 //! is read a few times rather than once per slice.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use renkei_dicom::Syntax;
 use renkei_dicom::walk::Node;
@@ -67,15 +67,68 @@ pub enum ExtractorRun {
     Done(DoseRun),
     /// Another node holds the lease.
     Busy,
+    /// This node is ingesting: the extractor stands aside (see [`ExtractorPace`]).
+    Deferred,
+}
+
+/// When the extractor reads: an object once it has waited `settle` (a CT study arriving
+/// slice by slice is then read a few times, not once per slice); and not while this node
+/// indexed an object within `quiet`, unless it has stood aside for `max_wait` already.
+/// Reading dose then never competes with a modality's C-STORE for the index's write lock
+/// and the CPU, and under an endless stream it still runs once per `max_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractorPace {
+    pub settle: Duration,
+    pub quiet: Duration,
+    pub max_wait: Duration,
+}
+
+impl ExtractorPace {
+    /// Everything queued, now (`renkei dose extract`).
+    pub const NOW: ExtractorPace =
+        ExtractorPace { settle: Duration::ZERO, quiet: Duration::ZERO, max_wait: Duration::ZERO };
+}
+
+/// When this node last indexed an object, and since when the extractor has stood aside.
+#[derive(Debug, Default)]
+pub(crate) struct IngestActivity {
+    last_indexed: std::sync::Mutex<Option<Instant>>,
+    aside_since: std::sync::Mutex<Option<Instant>>,
+}
+
+impl IngestActivity {
+    pub(crate) fn indexed(&self) {
+        *self.last_indexed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether the extractor should stand aside now.
+    fn stand_aside(&self, pace: ExtractorPace) -> bool {
+        let now = Instant::now();
+        let ingesting = self
+            .last_indexed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|last| now.duration_since(last) < pace.quiet);
+        let mut aside = self.aside_since.lock().unwrap_or_else(|e| e.into_inner());
+        if ingesting && now.duration_since(*aside.get_or_insert(now)) < pace.max_wait {
+            return true;
+        }
+        *aside = None;
+        false
+    }
 }
 
 impl Archive {
-    /// Reads every settled object in the dose queue, unless another node is doing so.
-    pub async fn extract_dose(&self, settle: Duration) -> Result<ExtractorRun, ServiceError> {
+    /// Reads every settled object in the dose queue, unless another node is doing so or
+    /// this one is busy ingesting.
+    pub async fn extract_dose(&self, pace: ExtractorPace) -> Result<ExtractorRun, ServiceError> {
+        if self.ingest_activity.stand_aside(pace) {
+            return Ok(ExtractorRun::Deferred);
+        }
         if !self.tiers.try_lease(LEASE, &self.node, now_unix(), LEASE_SECONDS).await? {
             return Ok(ExtractorRun::Busy);
         }
-        let outcome = self.extract_rounds(settle).await;
+        let outcome = self.extract_rounds(pace.settle).await;
         release_lease(&*self.tiers, LEASE, &self.node).await;
         outcome.map(ExtractorRun::Done)
     }
@@ -368,4 +421,29 @@ fn new_exam(facility: &FacilityId, study_pk: i64, report: DoseReport) -> NewExam
         .to_owned();
     let started_at = date_time_in_japan(&report.started);
     NewExam { facility: facility.clone(), study_pk, report, started_at, description }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extractor_stands_aside_while_this_node_ingests_but_not_forever() {
+        let pace = |quiet_ms, max_wait_ms| ExtractorPace {
+            settle: Duration::ZERO,
+            quiet: Duration::from_millis(quiet_ms),
+            max_wait: Duration::from_millis(max_wait_ms),
+        };
+        let activity = IngestActivity::default();
+        assert!(!activity.stand_aside(pace(1000, 60_000)), "nothing stored yet");
+        activity.indexed();
+        assert!(activity.stand_aside(pace(1000, 60_000)), "just stored");
+        assert!(!activity.stand_aside(ExtractorPace::NOW));
+        assert!(!activity.stand_aside(pace(1000, 0)), "waited long enough");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(activity.stand_aside(pace(1000, 20)), "standing aside afresh");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!activity.stand_aside(pace(1000, 20)), "for no longer than max_wait");
+        assert!(!activity.stand_aside(pace(10, 60_000)), "quiet again");
+    }
 }

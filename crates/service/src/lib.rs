@@ -37,7 +37,7 @@ use renkei_store::{
     DoseStore, FacilityStore, InstanceStore, MpiStore, SharingStore, StoreError, TierStore, TokenStore,
 };
 
-pub use dose::{DoseAlerts, DoseRun, ExtractorRun};
+pub use dose::{DoseAlerts, DoseRun, ExtractorPace, ExtractorRun};
 pub use import::{ImportOutcome, Part10Prefix, part10_prefix, read_part10_header};
 pub use mpi::{Decision, MatchReport, MatcherRun, PatientMatch, PersonView, RebuildReport, ReviewTask, thresholds};
 pub use renkei_matching::Record as Demographics;
@@ -153,6 +153,8 @@ pub struct Archive {
     /// Shared studies whose access this node recorded lately.
     audited: tiers::RecentlySeen,
     mpi_model: mpi::ModelCache,
+    /// When this node last indexed an object, for the dose extractor's pace.
+    ingest_activity: dose::IngestActivity,
     /// The hub's own matching thresholds, over whatever model is in use.
     mpi_thresholds: Option<renkei_matching::model::Thresholds>,
 }
@@ -233,6 +235,7 @@ impl Archive {
             retrieved,
             audited,
             mpi_model: Default::default(),
+            ingest_activity: Default::default(),
             mpi_thresholds: None,
         }
     }
@@ -438,6 +441,7 @@ impl Archive {
             .prefetch
             .then(|| (record.facility.clone(), record.study_uid.clone(), record.attributes.patient_id.clone()));
         let outcome = self.committer.commit(record).await?;
+        self.ingest_activity.indexed();
         if let (Some((facility, study, Some(patient))), StoreOutcome::Created) = (prior_of, outcome) {
             self.prefetch_priors(facility, study, patient);
         }

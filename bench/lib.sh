@@ -13,7 +13,8 @@ bench_setup() {
   out=bench/out; mkdir -p "$out"
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   results="$out/$1-$stamp.jsonl"
-  trap 'bash "$anchor" stop "$work/orthanc" >/dev/null 2>&1 || true; kill "${renkei_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+  # (`kill 0` would signal this whole process group, the trap's own shell included.)
+  trap 'bash "$anchor" stop "$work/orthanc" >/dev/null 2>&1 || true; [ -z "${renkei_pid:-}" ] || kill "$renkei_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -365,10 +365,9 @@ impl Archive {
         let recent: Vec<Exam> = exams.iter().filter(|e| e.started_at.is_some_and(|t| t >= since)).cloned().collect();
         let flagged = alerts::exam_alerts(&recent, &rules);
         let patients = alerts::patient_alerts(&exams, &rules).into_iter().filter(|a| a.to >= since).collect();
-        let exams = flagged
-            .into_iter()
-            .filter_map(|(id, reasons)| Some((recent.iter().find(|e| e.id == id)?.clone(), reasons)))
-            .collect();
+        let by_id: std::collections::HashMap<i64, &Exam> = recent.iter().map(|e| (e.id, e)).collect();
+        let exams =
+            flagged.into_iter().filter_map(|(id, reasons)| Some(((*by_id.get(&id)?).clone(), reasons))).collect();
         Ok(DoseAlerts { exams, patients, rules })
     }
 

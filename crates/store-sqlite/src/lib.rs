@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../migrations/0006_dose.sql"), compatible_from: 1 },
     Migration { version: 7, sql: include_str!("../migrations/0007_dose_benchmark.sql"), compatible_from: 1 },
     Migration { version: 8, sql: include_str!("../migrations/0008_dose_image.sql"), compatible_from: 1 },
+    Migration { version: 9, sql: include_str!("../migrations/0009_dose_exam_lists.sql"), compatible_from: 1 },
 ];
 
 /// The SQLite index.

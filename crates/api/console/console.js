@@ -42,6 +42,7 @@ const TEXT = {
     suggested: "候補", noCategory: "（該当なし）", confirm: "確定", confirmedBy: "確定者", thresholds: "アラート閾値",
     weeks: "期間（週。0は1検査ごと）", threshold: "閾値", save: "保存", remove: "削除", setBy: "設定者", saved: "保存しました",
     weekdays: ["日", "月", "火", "水", "木", "金", "土"],
+    alertsPartial: "検査が多いため、新しい20万件のみ確認しました（それより前の検査のアラートは表示されていません）。",
     allCategories: "（すべて）", doseKinds: { ct: "CT", projection: "血管撮影・透視", mammography: "マンモグラフィ", nm: "核医学" },
     metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "投与量 (MBq)" },
     fields: { "family name": "姓", "given name": "名", "birth date": "生年月日", "sex": "性別" },
@@ -86,6 +87,7 @@ const TEXT = {
     suggested: "Suggested", noCategory: "(none)", confirm: "Confirm", confirmedBy: "Confirmed by", thresholds: "Alert thresholds",
     weeks: "Window (weeks; 0 for each exam)", threshold: "Threshold", save: "Save", remove: "Remove", setBy: "Set by", saved: "Saved",
     weekdays: ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"],
+    alertsPartial: "Too many exams in the period: only the newest 200,000 were checked; alerts on older ones are not shown.",
     allCategories: "(all)", doseKinds: { ct: "CT", projection: "Angiography / fluoroscopy", mammography: "Mammography", nm: "Nuclear medicine" },
     metrics: { ctdivol: "CTDIvol (mGy)", dlp: "DLP (mGy·cm)", dose_rp: "Ka,r (mGy)", dap: "PKA (Gy·cm²)", agd: "AGD (mGy)", activity: "Activity (MBq)" },
     fields: {}, levels: {},
@@ -770,6 +772,7 @@ async function doseView(params) {
     element("h3", { text: t("recentExams") }), csv,
     table("dose-exams", ["date", "patientId", "description", "category", "device", t("metrics")[metric] ?? metric, "overDrl"], rows),
     element("h3", { text: t("alerts") }),
+    alerts.complete ? null : element("p", { class: "muted", "data-testid": "dose-alerts-partial", text: t("alertsPartial") }),
     table("dose-alerts", ["date", "patientId", "description", "reasons"], alertRows),
     table("dose-patient-alerts", ["patientId", "metric", "total"], patientRows),
   ];

@@ -452,9 +452,8 @@ pub async fn alerts(
             value
         })
         .collect();
-    Ok(Json(
-        json!({ "since": since, "until": until, "exams": exams, "patients": found.patients, "rules": found.rules }),
-    )
+    Ok(Json(json!({ "since": since, "until": until, "exams": exams, "patients": found.patients, "rules": found.rules,
+                "complete": found.complete }))
     .into_response())
 }
 

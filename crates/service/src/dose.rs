@@ -45,6 +45,9 @@ pub struct DoseAlerts {
     pub exams: Vec<(Exam, Vec<alerts::Reason>)>,
     pub patients: Vec<alerts::PatientAlert>,
     pub rules: Vec<AlertRule>,
+    /// Whether every exam of the period was checked (else only the newest
+    /// `ALERT_SCAN_LIMIT`).
+    pub complete: bool,
 }
 
 /// The most exams a history lists (decades of a heavily imaged patient fit).
@@ -362,13 +365,14 @@ impl Archive {
             ..ExamFilter::default()
         };
         let exams = self.dose.exams(&filter).await?;
+        let complete = exams.len() < ALERT_SCAN_LIMIT as usize;
         let recent: Vec<Exam> = exams.iter().filter(|e| e.started_at.is_some_and(|t| t >= since)).cloned().collect();
         let flagged = alerts::exam_alerts(&recent, &rules);
         let patients = alerts::patient_alerts(&exams, &rules).into_iter().filter(|a| a.to >= since).collect();
         let by_id: std::collections::HashMap<i64, &Exam> = recent.iter().map(|e| (e.id, e)).collect();
         let exams =
             flagged.into_iter().filter_map(|(id, reasons)| Some(((*by_id.get(&id)?).clone(), reasons))).collect();
-        Ok(DoseAlerts { exams, patients, rules })
+        Ok(DoseAlerts { exams, patients, rules, complete })
     }
 
     /// One exam and its merged report, if it is `facility`'s (any facility's for `None`).

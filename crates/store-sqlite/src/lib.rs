@@ -121,8 +121,25 @@ impl SqliteStore {
     }
 }
 
+/// Empties the WAL, waiting at most 200 ms for readers: writers wait while it does, so
+/// a long read must not hold ingest back (it is tried again a second later).
+async fn restart_wal(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::query("PRAGMA busy_timeout = 200").execute(&mut *connection).await?;
+    let restarted = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *connection).await;
+    sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *connection).await?;
+    restarted.map(drop)
+}
+
+/// WAL frames (pages) past which the WAL is restarted: 64 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
 /// Copies committed WAL frames into the database file every second, without waiting for
-/// readers or writers (`PASSIVE`), until the store closes.
+/// readers or writers (`PASSIVE`), until the store closes. Under writes that never pause,
+/// a passive checkpoint never catches up with the last frame, so SQLite never starts the
+/// WAL over and the file grows without end (a million dose exams left 10 GB of WAL and a
+/// full disk). Once the WAL passes `WAL_RESTART_FRAMES`, a `TRUNCATE` checkpoint holds
+/// writers back for the few frames left, then empties it.
 async fn checkpoint_every_second(pool: SqlitePool, closing: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -130,8 +147,15 @@ async fn checkpoint_every_second(pool: SqlitePool, closing: std::sync::Arc<std::
         if pool.is_closed() || closing.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            tracing::debug!(%error, "checkpoint skipped");
+        // The second column is the WAL's length in frames.
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
+            Ok(row) if row.get::<i64, _>(1) > WAL_RESTART_FRAMES => {
+                if let Err(error) = restart_wal(&pool).await {
+                    tracing::debug!(%error, "WAL restart skipped");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "checkpoint skipped"),
         }
     }
 }
@@ -255,6 +279,18 @@ mod conformance {
         store.close().await;
         let reopened = SqlStore(SqliteStore::open(&path).await.expect("reopen"));
         assert_eq!(reopened.facilities().await.expect("list"), vec![facility]);
+    }
+
+    /// Writes that never pause would grow the WAL without end; restarting empties it.
+    #[tokio::test]
+    async fn a_restarted_wal_is_empty() {
+        let (store, dir) = fresh().await;
+        let wal = dir.path().join("index.sqlite-wal");
+        sqlx::query("CREATE TABLE filler (x BLOB)").execute(&store.pool).await.expect("create");
+        sqlx::query("INSERT INTO filler VALUES (randomblob(1000000))").execute(&store.pool).await.expect("insert");
+        assert!(std::fs::metadata(&wal).expect("wal").len() > 1_000_000);
+        super::restart_wal(&store.pool).await.expect("restart");
+        assert_eq!(std::fs::metadata(&wal).expect("wal").len(), 0);
     }
 }
 

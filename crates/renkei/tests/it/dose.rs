@@ -188,6 +188,7 @@ fn dose_objects_sent_over_c_store_become_exams() {
     // threshold and a 12-week cumulative one, which flag it and its patient too.
     let since = "since=1735657200";
     let alerts = json(call("GET", &east, &format!("/api/dose/alerts?{since}"), ""));
+    assert_eq!(alerts["complete"], true, "every exam of the period checked");
     let flagged = alerts["exams"].as_array().expect("exams");
     assert_eq!(flagged.len(), 1, "{alerts}");
     assert_eq!(flagged[0]["reasons"][0]["kind"], "drl");

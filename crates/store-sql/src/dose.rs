@@ -266,7 +266,17 @@ fn exam(row: Vec<Value>) -> Result<Exam, StoreError> {
 }
 
 /// The conditions of an exam filter on `dose_exam e`, and their values.
-fn conditions(filter: &ExamFilter) -> (String, Vec<Value>) {
+/// How a filter's period is matched: through the time indexes (lists, newest first), or
+/// not (distributions and the workload, which read the covering category index; a period
+/// through `(category, started_at)` would send them to every exam's row for its metric).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Indexed,
+    Scanned,
+}
+
+fn conditions(filter: &ExamFilter, period: Period) -> (String, Vec<Value>) {
+    let started_at = if period == Period::Indexed { "e.started_at" } else { "+e.started_at" };
     let mut conditions = vec!["1 = 1".to_owned()];
     let mut binds = Vec::new();
     if let Some(facility) = &filter.facility {
@@ -290,18 +300,18 @@ fn conditions(filter: &ExamFilter) -> (String, Vec<Value>) {
         binds.push(Value::Int(device));
     }
     if let Some(since) = filter.since {
-        conditions.push("e.started_at >= ?".into());
+        conditions.push(format!("{started_at} >= ?"));
         binds.push(Value::Int(since));
     }
     if let Some(until) = filter.until {
-        conditions.push("e.started_at < ?".into());
+        conditions.push(format!("{started_at} < ?"));
         binds.push(Value::Int(until));
     }
     (conditions.join(" AND "), binds)
 }
 
 pub(crate) async fn exams(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<Exam>, StoreError> {
-    let (conditions, mut binds) = conditions(filter);
+    let (conditions, mut binds) = conditions(filter, Period::Indexed);
     let text =
         format!("SELECT {EXAM} FROM {EXAM_FROM} WHERE {conditions} ORDER BY e.started_at DESC, e.pk DESC LIMIT ?");
     binds.push(Value::Int(i64::from(filter.limit)));
@@ -345,7 +355,7 @@ pub(crate) async fn quantiles(
         Dialect::Postgres => format!("percentile_cont({p}) WITHIN GROUP (ORDER BY {column})"),
     };
     let (q1, median, q3) = (percentile("0.25"), percentile("0.5"), percentile("0.75"));
-    let (conditions, binds) = conditions(filter);
+    let (conditions, binds) = conditions(filter, Period::Scanned);
     let text = format!(
         "SELECT e.facility_id, {device}, {month}, COUNT(*), MIN({column}), {q1}, {median}, {q3}, MAX({column}) \
          FROM dose_exam e WHERE {column} IS NOT NULL AND {conditions} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
@@ -385,7 +395,7 @@ pub(crate) async fn workload(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<V
     let weekday = in_japan(sql.dialect(), "%w", "D");
     let hour = in_japan(sql.dialect(), "%H", "HH24");
     let sunday = if sql.dialect() == Dialect::Postgres { 1 } else { 0 };
-    let (conditions, binds) = conditions(filter);
+    let (conditions, binds) = conditions(filter, Period::Scanned);
     let text = format!(
         "SELECT {weekday}, {hour}, COUNT(*) FROM dose_exam e WHERE e.started_at IS NOT NULL AND {conditions} \
          GROUP BY 1, 2 ORDER BY 1, 2"

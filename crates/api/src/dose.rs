@@ -47,6 +47,8 @@ fn kind(value: Option<&str>) -> Result<Option<DoseKind>, Problem> {
     value.map(parse_kind).transpose()
 }
 
+/// Which exams a list, a distribution or the workload covers (all of the caller's by
+/// default); `limit` bounds lists only.
 #[derive(Deserialize)]
 pub struct ExamQuery {
     facility: Option<String>,
@@ -235,32 +237,6 @@ pub async fn map_protocol(
     Ok(Json(json!({ "mapping": mapping, "exams": applied })).into_response())
 }
 
-/// Which exams a distribution or the workload counts (all of the caller's by default).
-#[derive(Deserialize)]
-pub struct ExamScope {
-    facility: Option<String>,
-    kind: Option<String>,
-    category: Option<String>,
-    /// One device's exams only.
-    device: Option<i64>,
-    since: Option<i64>,
-    until: Option<i64>,
-}
-
-impl ExamScope {
-    fn filter(&self, principal: &Principal) -> Result<ExamFilter, Problem> {
-        Ok(ExamFilter {
-            facility: scope(principal, self.facility.as_deref())?,
-            kind: kind(self.kind.as_deref())?,
-            category: self.category.clone(),
-            device: self.device,
-            since: self.since,
-            until: self.until,
-            ..ExamFilter::default()
-        })
-    }
-}
-
 #[derive(Deserialize)]
 pub struct DistributionQuery {
     /// `ctdivol`, `dlp`, `dose_rp`, `dap`, `agd` or `activity`.
@@ -298,7 +274,7 @@ fn distributions(quantiles: &[Quantiles], devices: &[KnownDevice], level: Option
 pub async fn distribution(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(exams): Query<ExamScope>,
+    Query(exams): Query<ExamQuery>,
     Query(query): Query<DistributionQuery>,
 ) -> Result<Response, Problem> {
     let metric = metric(&query.metric)?;
@@ -329,7 +305,7 @@ pub async fn distribution(
 pub async fn workload(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(exams): Query<ExamScope>,
+    Query(exams): Query<ExamQuery>,
 ) -> Result<Response, Problem> {
     let cells = state.archive.dose_workload(&exams.filter(&principal)?).await?;
     let exams: u64 = cells.iter().map(|c| c.exams).sum();

@@ -338,7 +338,8 @@ pub(crate) async fn quantiles(
     by: Grouping,
 ) -> Result<Vec<Quantiles>, StoreError> {
     use ColumnType::{Int, Real, Text};
-    let month = in_japan(sql.dialect(), "%Y-%m", "YYYY-MM");
+    let dialect = sql.dialect();
+    let month = in_japan(dialect, "%Y-%m", "YYYY-MM");
     let (device, month) = match by {
         Grouping::Facility => ("CAST(NULL AS BIGINT)", "CAST(NULL AS TEXT)"),
         Grouping::Device => ("e.device_pk", "CAST(NULL AS TEXT)"),
@@ -349,7 +350,6 @@ pub(crate) async fn quantiles(
     // Quartiles and median by linear interpolation between the two nearest ranks, computed in
     // the database: only one row per group leaves it. SQLite's are its percentile functions
     // (built in with SQLITE_ENABLE_PERCENTILE, see .cargo/config.toml).
-    let dialect = sql.dialect();
     let percentile = |p: &str| match dialect {
         Dialect::Sqlite => format!("percentile_cont({column}, {p})"),
         Dialect::Postgres => format!("percentile_cont({p}) WITHIN GROUP (ORDER BY {column})"),
@@ -392,9 +392,10 @@ fn in_japan(dialect: Dialect, strftime: &str, to_char: &str) -> String {
 
 pub(crate) async fn workload(sql: &mut dyn Sql, filter: &ExamFilter) -> Result<Vec<WorkloadCell>, StoreError> {
     // Weekday and hour, both in Japan. strftime's %w counts from Sunday 0, to_char's D from Sunday 1.
-    let weekday = in_japan(sql.dialect(), "%w", "D");
-    let hour = in_japan(sql.dialect(), "%H", "HH24");
-    let sunday = if sql.dialect() == Dialect::Postgres { 1 } else { 0 };
+    let dialect = sql.dialect();
+    let weekday = in_japan(dialect, "%w", "D");
+    let hour = in_japan(dialect, "%H", "HH24");
+    let sunday = if dialect == Dialect::Postgres { 1 } else { 0 };
     let (conditions, binds) = conditions(filter, Period::Scanned);
     let text = format!(
         "SELECT {weekday}, {hour}, COUNT(*) FROM dose_exam e WHERE e.started_at IS NOT NULL AND {conditions} \
